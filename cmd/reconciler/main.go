@@ -1,0 +1,358 @@
+// Command reconciler keeps the containers on a node equal to the YAML
+// manifests in a directory. See the README for the manifest format and the
+// subcommands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/warren/reconciler/pkg/desired"
+	"github.com/warren/reconciler/pkg/observed"
+	"github.com/warren/reconciler/pkg/reconcile"
+	"github.com/warren/reconciler/pkg/runtime"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the command ran and found a problem (invalid manifests, daemon error)
+	exitUsage   = 2 // bad flags or arguments
+)
+
+const usage = `reconciler keeps the containers on this node equal to the manifests in a directory.
+
+Usage:
+  reconciler run      [flags]          run the daemon
+  reconciler validate PATH...          check manifest files or directories; exit 1 on errors
+  reconciler plan     [flags]          print what run would do now, without doing it
+  reconciler version                   print the version
+
+Run 'reconciler COMMAND -h' for the flags of a command.
+`
+
+func main() {
+	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func runMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "plan":
+		return cmdPlan(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "reconciler", version)
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "reconciler: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}
+
+// common holds the flags that run and plan share.
+type common struct {
+	manifests  string
+	images     string
+	address    string
+	managed    string
+	namespace  string
+	stateDir   string
+	containerd string
+	logFormat  string
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.manifests, "manifests", "/etc/reconciler/manifests", "directory of *.yaml/*.yml task manifests")
+	fs.StringVar(&c.images, "images", "", "directory of image archives (*.tar) imported when an image is missing (default: MANIFESTS/images)")
+	fs.StringVar(&c.address, "address", "/run/containerd/containerd.sock", "containerd socket")
+	fs.StringVar(&c.managed, "managed-containerd", "auto", "auto: start a private containerd under the state dir when --address does not answer; always; never")
+	fs.StringVar(&c.namespace, "namespace", runtime.DefaultNamespace, "containerd namespace of the managed containers")
+	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/reconciler", "state directory: task logs and the private containerd")
+	fs.StringVar(&c.containerd, "containerd-bin", "containerd", "containerd binary for the private daemon")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+}
+
+func (c *common) check() error {
+	switch c.managed {
+	case "auto", "always", "never":
+	default:
+		return fmt.Errorf("--managed-containerd must be auto, always or never, got %q", c.managed)
+	}
+	switch c.logFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("--log-format must be text or json, got %q", c.logFormat)
+	}
+	if c.images == "" {
+		c.images = filepath.Join(c.manifests, "images")
+	}
+	return nil
+}
+
+func (c *common) logger(w io.Writer) logr.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if c.logFormat == "json" {
+		return logr.FromSlogHandler(slog.NewJSONHandler(w, opts))
+	}
+	return logr.FromSlogHandler(slog.NewTextHandler(w, opts))
+}
+
+func (c *common) managedDir() string { return filepath.Join(c.stateDir, "containerd") }
+
+// connect returns a runtime on the configured containerd. With start, a
+// private containerd is started when allowed and needed; the returned Managed
+// is then non-nil and the caller stops it.
+func (c *common) connect(ctx context.Context, log logr.Logger, start bool) (*runtime.Runtime, *runtime.Managed, error) {
+	opts := []runtime.Option{
+		runtime.WithNamespace(c.namespace),
+		runtime.WithImagesDir(c.images),
+		runtime.WithLogDir(filepath.Join(c.stateDir, "logs")),
+		runtime.WithLogger(log),
+	}
+	if c.managed != "always" {
+		rt, err := runtime.New(ctx, c.address, opts...)
+		if err == nil || c.managed == "never" {
+			return rt, nil, err
+		}
+		log.Info("containerd not reachable, using a private one", "address", c.address, "reason", err.Error())
+	}
+	if !start {
+		rt, err := runtime.New(ctx, runtime.PathsFor(c.managedDir()).Socket, opts...)
+		return rt, nil, err
+	}
+	m, err := runtime.StartManaged(ctx, c.managedDir(), c.containerd, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	rt, err := runtime.New(ctx, m.Address(), opts...)
+	if err != nil {
+		_ = m.Stop(context.WithoutCancel(ctx))
+		return nil, nil, err
+	}
+	return rt, m, nil
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	workers := fs.Int("workers", 4, "tasks worked on at once")
+	resync := fs.Duration("resync", 30*time.Second, "period of the full re-read of the directory and re-list of containerd")
+	debounce := fs.Duration("debounce", 20*time.Millisecond, "quiet time after a file event before the directory is read")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if err := c.check(); err != nil {
+		fmt.Fprintln(stderr, "reconciler run:", err)
+		return exitUsage
+	}
+	log := c.logger(stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	if err := run(ctx, &c, *workers, *resync, *debounce, log); err != nil {
+		log.Error(err, "reconciler stopped")
+		return exitFailure
+	}
+	return exitOK
+}
+
+func run(ctx context.Context, c *common, workers int, resync, debounce time.Duration, log logr.Logger) error {
+	if err := os.MkdirAll(c.stateDir, 0o700); err != nil {
+		return fmt.Errorf("create state directory: %w", err)
+	}
+	rt, managed, err := c.connect(ctx, log, true)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	if managed != nil {
+		defer func() {
+			// Containers outlive the daemon: their shims keep running and
+			// the next start reconnects to them.
+			_ = managed.Stop(context.WithoutCancel(ctx))
+		}()
+	}
+	log.Info("reconciler started", "version", version, "manifests", c.manifests, "namespace", c.namespace)
+
+	ctrl := reconcile.New(rt, reconcile.Config{Workers: workers, Resync: resync, Log: log.WithName("controller")})
+	loader := desired.NewLoader(c.manifests)
+	watcher := desired.NewWatcher(c.manifests, debounce, log.WithName("watcher"))
+	load := func() {
+		s := loader.Load()
+		if s.Err != nil {
+			log.Error(s.Err, "manifests directory unreadable; keeping every task as it is")
+		}
+		for file, err := range s.Broken {
+			log.Error(err, "manifest file invalid; its tasks keep their last known good spec", "file", file)
+		}
+		ctrl.SetDesired(s)
+	}
+
+	load() // before the first pass, so that readiness means "desired state applied"
+	go func() {
+		select {
+		case <-ctrl.Ready():
+			log.Info("initial sync done")
+		case <-ctx.Done():
+		}
+	}()
+	errc := make(chan error, 2)
+	go func() { errc <- watcher.Run(ctx, load) }()
+	go func() {
+		// The resync re-reads the directory too: a lost file event delays
+		// convergence by one period at most.
+		t := time.NewTicker(resync)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				errc <- nil
+				return
+			case <-t.C:
+				load()
+			}
+		}
+	}()
+	err = ctrl.Run(ctx)
+	for range 2 {
+		if werr := <-errc; werr != nil && !errors.Is(werr, context.Canceled) && err == nil {
+			err = werr
+		}
+	}
+	log.Info("reconciler stopping; containers keep running")
+	return err
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: reconciler validate PATH...\n\nChecks manifest files and directories; prints every error with file and line; exits 1 if any.")
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	code, tasks := exitOK, 0
+	for _, p := range fs.Args() {
+		fi, err := os.Stat(p)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", p, err)
+			code = exitFailure
+			continue
+		}
+		if fi.IsDir() {
+			s := desired.NewLoader(p).Load()
+			if s.Err != nil {
+				fmt.Fprintln(stderr, s.Err)
+				code = exitFailure
+				continue
+			}
+			for _, err := range sortedErrors(s.Broken) {
+				fmt.Fprintln(stderr, err)
+				code = exitFailure
+			}
+			tasks += len(s.Tasks)
+			continue
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", p, err)
+			code = exitFailure
+			continue
+		}
+		ts, err := desired.Parse(p, data)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			code = exitFailure
+			continue
+		}
+		tasks += len(ts)
+	}
+	if code == exitOK {
+		fmt.Fprintf(stdout, "ok: %d task(s)\n", tasks)
+	}
+	return code
+}
+
+func cmdPlan(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if err := c.check(); err != nil {
+		fmt.Fprintln(stderr, "reconciler plan:", err)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	want := desired.NewLoader(c.manifests).Load()
+	if want.Err != nil {
+		fmt.Fprintln(stderr, "warning:", want.Err, "(nothing would be deleted)")
+	}
+	for _, err := range sortedErrors(want.Broken) {
+		fmt.Fprintln(stderr, "warning:", err)
+	}
+	var have observed.State
+	rt, _, err := c.connect(ctx, logr.Discard(), false)
+	if err != nil {
+		fmt.Fprintf(stderr, "warning: containerd not reachable (%v): planning against an empty node\n", err)
+	} else {
+		defer rt.Close()
+		have, err = observed.Observe(ctx, rt, "")
+		if err != nil {
+			fmt.Fprintln(stderr, "reconciler plan:", err)
+			return exitFailure
+		}
+	}
+	fmt.Fprint(stdout, reconcile.Describe(reconcile.Plan(want, have, time.Now())))
+	for _, u := range have.Unmanaged {
+		fmt.Fprintf(stdout, "# unmanaged, left alone: %s (%s)\n", u.ID, u.Reason)
+	}
+	return exitOK
+}
+
+func sortedErrors(m map[string]error) []error {
+	files := make([]string, 0, len(m))
+	for f := range m {
+		files = append(files, f)
+	}
+	slices.Sort(files)
+	out := make([]error, 0, len(files))
+	for _, f := range files {
+		out = append(out, m[f])
+	}
+	return out
+}

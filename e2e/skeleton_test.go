@@ -1,0 +1,268 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	eventtypes "github.com/containerd/containerd/api/events"
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/typeurl/v2"
+
+	"github.com/warren/reconciler/e2e/imagebuild"
+	"github.com/warren/reconciler/pkg/observed"
+)
+
+const converge = 20 * time.Second
+
+// freePort returns a TCP port on 127.0.0.1 that nothing listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func httpGet(url string) (string, error) {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b)), err
+}
+
+// TestFileLifecycle drops a manifest, edits it, and deletes it, checking each
+// step in containerd: a running task; a new container with the old one, its
+// task and its snapshot gone; nothing left.
+func TestFileLifecycle(t *testing.T) {
+	n := newNode(t, "e2e-life")
+	dir := t.TempDir()
+	startReconciler(t, n.ns, dir)
+	port := freePort(t)
+
+	writeFile(t, dir, "web.yaml", manifest("web", map[string]string{"LISTEN": fmt.Sprintf("127.0.0.1:%d", port), "MESSAGE": "one"}, ""))
+	var first ctr
+	waitFor(t, converge, "web running", func() (ok bool) { first, ok = n.running("web"); return ok })
+	if first.Labels[observed.LabelManagedBy] != observed.ManagedByValue || first.Labels[observed.LabelSource] != "web.yaml" {
+		t.Errorf("labels of %s = %v", first.ID, first.Labels)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	waitFor(t, converge, "web to answer on "+url, func() bool { body, _ := httpGet(url); return body == "one" })
+
+	// Edit: env changed -> a new container replaces the old one.
+	writeFile(t, dir, "web.yaml", manifest("web", map[string]string{"LISTEN": fmt.Sprintf("127.0.0.1:%d", port), "MESSAGE": "two"}, ""))
+	var second ctr
+	waitFor(t, converge, "web replaced", func() (ok bool) {
+		second, ok = n.running("web")
+		return ok && second.ID != first.ID
+	})
+	waitFor(t, converge, "web to answer two", func() bool { body, _ := httpGet(url); return body == "two" })
+	if n.taskExists(first.ID) {
+		t.Errorf("task of old container %s still exists", first.ID)
+	}
+	if n.snapshotExists(first.ID) {
+		t.Errorf("snapshot of old container %s still exists", first.ID)
+	}
+	if _, err := n.client.LoadContainer(context.Background(), first.ID); err == nil {
+		t.Errorf("old container %s still exists", first.ID)
+	}
+
+	// Delete: everything of the task goes.
+	if err := os.Remove(dir + "/web.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, converge, "web removed", func() bool { return len(n.containers("web")) == 0 })
+	if n.taskExists(second.ID) || n.snapshotExists(second.ID) {
+		t.Errorf("task or snapshot of %s left behind", second.ID)
+	}
+}
+
+// TestGracePeriodThenKill deletes the manifest of a task that ignores SIGTERM:
+// it must be killed by SIGKILL once its grace period is over, not before and
+// not much after.
+func TestGracePeriodThenKill(t *testing.T) {
+	n := newNode(t, "e2e-grace")
+	dir := t.TempDir()
+	startReconciler(t, n.ns, dir)
+	const grace = 2 * time.Second
+	writeFile(t, dir, "stubborn.yaml", manifest("stubborn", map[string]string{"IGNORE_SIGTERM": "true"},
+		fmt.Sprintf("  stopGracePeriod: %s\n", grace)))
+	var c ctr
+	waitFor(t, converge, "stubborn running", func() (ok bool) { c, ok = n.running("stubborn"); return ok })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, errs := n.client.Subscribe(ctx, `topic=="/tasks/exit"`, fmt.Sprintf(`namespace==%q`, n.ns))
+	removed := time.Now()
+	if err := os.Remove(dir + "/stubborn.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	var exit *eventtypes.TaskExit
+	timeout := time.After(converge)
+	for exit == nil {
+		select {
+		case env := <-events:
+			v, err := typeurl.UnmarshalAny(env.Event)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e, ok := v.(*eventtypes.TaskExit); ok && e.ContainerID == c.ID {
+				exit = e
+			}
+		case err := <-errs:
+			t.Fatalf("events: %v", err)
+		case <-timeout:
+			t.Fatal("no exit event for the stubborn task")
+		}
+	}
+	took := exit.ExitedAt.AsTime().Sub(removed)
+	t.Logf("file removed -> task exited: %s (grace %s), exit status %d", took, grace, exit.ExitStatus)
+	if took < grace {
+		t.Errorf("task exited %s after the file was removed, before its grace period %s", took, grace)
+	}
+	if took > grace+1500*time.Millisecond {
+		t.Errorf("task exited %s after the file was removed, much later than its grace period %s", took, grace)
+	}
+	if exit.ExitStatus != 128+uint32(syscall.SIGKILL) {
+		t.Errorf("exit status %d, want %d (SIGKILL)", exit.ExitStatus, 128+int(syscall.SIGKILL))
+	}
+	waitFor(t, converge, "stubborn removed", func() bool { return len(n.containers("stubborn")) == 0 })
+}
+
+// TestRestartAdopts kills the reconciler with SIGKILL and starts it again: the
+// running container must be neither restarted nor duplicated.
+func TestRestartAdopts(t *testing.T) {
+	n := newNode(t, "e2e-restart")
+	dir := t.TempDir()
+	d := startReconciler(t, n.ns, dir)
+	writeFile(t, dir, "steady.yaml", manifest("steady", nil, ""))
+	var before ctr
+	waitFor(t, converge, "steady running", func() (ok bool) { before, ok = n.running("steady"); return ok })
+	d.kill()
+
+	d2 := startReconciler(t, n.ns, dir)
+	// Two resync periods (1s each) after the first full pass: the new process
+	// had every chance to act.
+	time.Sleep(2500 * time.Millisecond)
+	after := n.containers("steady")
+	if len(after) != 1 || after[0].ID != before.ID || after[0].Pid != before.Pid || after[0].Status != containerd.Running {
+		t.Errorf("after restart: %+v, want only %s with pid %d running", after, before.ID, before.Pid)
+	}
+	if strings.Contains(d2.output(), "creating container") || strings.Contains(d2.output(), "stopping container") {
+		t.Errorf("restarted reconciler acted on an unchanged task:\n%s", d2.output())
+	}
+}
+
+// TestUnmanagedUntouched creates containers in the namespace that the
+// reconciler does not own (one unlabelled, one whose labels were tampered
+// with); however the manifests change, they are never touched.
+func TestUnmanagedUntouched(t *testing.T) {
+	n := newNode(t, "e2e-foreign")
+	ctx := context.Background()
+	f, err := os.Open(env.archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.client.Import(ctx, f)
+	f.Close()
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	img, err := n.client.GetImage(ctx, imagebuild.DefaultRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := img.Unpack(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	foreign := map[string]map[string]string{
+		"hand-made": nil,
+		// Claims ownership, but the ID does not match the labels.
+		"tampered": {observed.LabelManagedBy: observed.ManagedByValue, observed.LabelTask: "app", observed.LabelSpecHash: "000000000000"},
+	}
+	pids := map[string]uint32{}
+	for id, labels := range foreign {
+		c, err := n.client.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
+			containerd.WithNewSpec(oci.WithImageConfig(img)), containerd.WithContainerLabels(labels))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk, err := c.NewTask(ctx, cio.NullIO)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tk.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pids[id] = tk.Pid()
+	}
+
+	dir := t.TempDir()
+	d := startReconciler(t, n.ns, dir)
+	writeFile(t, dir, "app.yaml", manifest("app", nil, ""))
+	waitFor(t, converge, "app running", func() bool {
+		for _, c := range n.containers("app") {
+			if c.ID != "tampered" && c.Status == containerd.Running {
+				return true
+			}
+		}
+		return false
+	})
+	if err := os.Remove(dir + "/app.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, converge, "app removed", func() bool {
+		for _, c := range n.containers("app") {
+			if c.ID != "tampered" {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(1500 * time.Millisecond) // one more resync
+	all := n.containers("")
+	got := map[string]ctr{}
+	for _, c := range all {
+		got[c.ID] = c
+	}
+	for id, pid := range pids {
+		c, ok := got[id]
+		if !ok || c.Status != containerd.Running || c.Pid != pid {
+			t.Errorf("unmanaged container %s was touched: %+v (pid before %d)", id, c, pid)
+		}
+	}
+	if !strings.Contains(d.output(), "leaving unmanaged container alone") {
+		t.Errorf("unmanaged containers not reported:\n%s", d.output())
+	}
+}
+
+// TestBrokenFileKeepsTask overwrites a running task's file with invalid
+// content: the task keeps running (last known good) until the file is valid.
+func TestBrokenFileKeepsTask(t *testing.T) {
+	n := newNode(t, "e2e-broken")
+	dir := t.TempDir()
+	startReconciler(t, n.ns, dir)
+	writeFile(t, dir, "keep.yaml", manifest("keep", nil, ""))
+	var before ctr
+	waitFor(t, converge, "keep running", func() (ok bool) { before, ok = n.running("keep"); return ok })
+	writeFile(t, dir, "keep.yaml", "apiVersion: warren/v1\nkind: Task\nmetadata: {name: keep}\nspec: {imagee: oops}\n")
+	time.Sleep(2500 * time.Millisecond) // the event and two resyncs
+	if after, ok := n.running("keep"); !ok || after.ID != before.ID || after.Pid != before.Pid {
+		t.Fatalf("a broken file changed the running task: %+v, before %+v", n.containers("keep"), before)
+	}
+}

@@ -1,0 +1,31 @@
+// Package desired is the desired-state side of the reconciler: what the
+// manifests directory asks for.
+//
+// It holds the manifest types ([Task], [Spec]), strict parsing ([Parse]),
+// defaults, validation, the spec hash ([Task.Hash]), loading a directory into
+// a [State] ([Loader]) and the watcher that says when to load again
+// ([Watcher]).
+//
+// What it must never do:
+//
+//   - import containerd or anything of pkg/runtime: it knows nothing of what
+//     runs on the node. It is the only package that imports YAML and fsnotify.
+//   - turn a transient problem into deletions. A file that fails to read, parse
+//     or validate keeps the tasks of its last successful load (last known good,
+//     DESIGN invariant 4) and is reported in [State.Broken]; a directory that is
+//     missing or unreadable is reported in [State.Err] with no tasks at all, and
+//     callers must then delete nothing. Only a valid change removes a task.
+//   - panic on any input, or read unbounded input (files are capped at
+//     [MaxFileSize]).
+//
+// File selection. Only entries directly in the directory are read;
+// subdirectories are not descended into, so a directory can hold helpers (a
+// git checkout's .git, an images/ folder, drafts/) without them becoming
+// tasks, and the set of files is obvious from one `ls`. An entry is read when
+// its name ends in ".yaml" or ".yml" and [Ignored] does not reject it
+// (dotfiles, editor backups and swap files, emacs "#autosave#" files). It must
+// be a regular file or a symlink to one; any other kind of entry with a
+// manifest name is reported as broken. Files are read in name order; a task
+// name defined in two files belongs to the file that sorts first and the later
+// file is broken.
+package desired

@@ -1,0 +1,375 @@
+package desired
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	yaml3 "go.yaml.in/yaml/v3"
+	"sigs.k8s.io/yaml"
+)
+
+// MaxFileSize is the largest manifest file, in bytes, that is read. A larger
+// file is an error and is not parsed.
+const MaxFileSize = 1 << 20
+
+// Parse reads every document of one file. file is used, by its base name, in
+// error messages and as Task.Source.
+//
+// It returns the valid tasks with defaults applied, or a non-nil error that
+// lists every problem of the file (an [errors.Join] of *[Error]). When err is
+// non-nil the file is broken, tasks is nil, and the file's tasks must be
+// treated as absent (or as last known good, see [Loader]).
+func Parse(file string, data []byte) ([]Task, error) {
+	pts, err := parseFile(baseName(file), data)
+	if err != nil {
+		return nil, err
+	}
+	tasks := make([]Task, len(pts))
+	for i, pt := range pts {
+		tasks[i] = pt.task
+	}
+	return tasks, nil
+}
+
+func baseName(file string) string {
+	if file == "" {
+		return ""
+	}
+	return filepath.Base(file)
+}
+
+// parsedTask is a valid task and where it was found.
+type parsedTask struct {
+	task     Task
+	doc      int
+	nameLine int
+}
+
+func parseFile(name string, data []byte) ([]parsedTask, error) {
+	if len(data) > MaxFileSize {
+		return nil, &Error{File: name, Msg: fmt.Sprintf("file is larger than %d bytes", MaxFileSize)}
+	}
+	var (
+		errs  []*Error
+		out   []parsedTask
+		names = map[string]parsedTask{}
+	)
+	for i, d := range splitDocuments(data) {
+		pt, derrs := parseDocument(name, i, d)
+		errs = append(errs, derrs...)
+		if pt == nil {
+			continue
+		}
+		if n := pt.task.Metadata.Name; n != "" {
+			if first, dup := names[n]; dup {
+				errs = append(errs, &Error{File: name, Line: pt.nameLine, Doc: i, Field: "metadata.name",
+					Msg: fmt.Sprintf("duplicate task name %q, first defined at line %d", n, first.nameLine)})
+				continue
+			}
+			names[n] = *pt
+		}
+		if len(derrs) == 0 {
+			out = append(out, *pt)
+		}
+	}
+	if err := joinErrors(errs); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// document is the text of one YAML document and the file line it starts on.
+type document struct {
+	line int // 1-based file line of the document's first line
+	text []byte
+}
+
+// splitDocuments splits data on separator lines ("---", optionally followed
+// by blanks and a comment) and drops documents that hold only blanks and
+// comments.
+func splitDocuments(data []byte) []document {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // UTF-8 byte order mark
+	var (
+		docs  []document
+		start = 0 // offset of the current document
+		first = 1 // its first line
+		line  = 1
+	)
+	for off := 0; off < len(data); line++ {
+		end := bytes.IndexByte(data[off:], '\n')
+		next := len(data)
+		if end >= 0 {
+			next = off + end + 1
+		}
+		if isSeparator(data[off:next]) {
+			docs = append(docs, document{line: first, text: data[start:off]})
+			start, first = next, line+1
+		}
+		off = next
+	}
+	docs = append(docs, document{line: first, text: data[start:]})
+	out := docs[:0]
+	for _, d := range docs {
+		if !isBlank(d.text) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func isSeparator(line []byte) bool {
+	rest, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r\n"), []byte("---"))
+	if !ok {
+		return false
+	}
+	rest = bytes.TrimLeft(rest, " \t")
+	return len(rest) == 0 || rest[0] == '#'
+}
+
+func isBlank(text []byte) bool {
+	for l := range bytes.Lines(text) {
+		l = bytes.TrimSpace(l)
+		if len(l) > 0 && l[0] != '#' {
+			return false
+		}
+	}
+	return true
+}
+
+// docState collects what is learned about one document: its problems and
+// the file line of every field path seen.
+type docState struct {
+	file  string
+	doc   int
+	start int            // file line of the document's first line
+	top   int            // file line of the document's top node
+	lines map[string]int // field path -> line within the document
+	errs  []*Error
+	bad   []string // field paths with a type error, nulled in the tree
+	nodes int      // nodes visited, bounded against alias bombs
+}
+
+// fileLine turns a line within the document into a line of the file.
+func (ds *docState) fileLine(docLine int) int {
+	if docLine <= 0 {
+		return ds.top
+	}
+	return ds.start + docLine - 1
+}
+
+// lineOf returns the file line of field, or of its nearest parent that was
+// seen, or of the document.
+func (ds *docState) lineOf(field string) int {
+	for p := field; p != ""; p = parentPath(p) {
+		if l, ok := ds.lines[p]; ok {
+			return ds.fileLine(l)
+		}
+	}
+	return ds.top
+}
+
+// errorAt records a problem at a line within the document.
+func (ds *docState) errorAt(docLine int, field, msg string) {
+	ds.errs = append(ds.errs, &Error{File: ds.file, Line: ds.fileLine(docLine), Doc: ds.doc, Field: field, Msg: msg})
+}
+
+// errorField records a problem about a field, at the field's line.
+func (ds *docState) errorField(field, msg string) {
+	ds.errs = append(ds.errs, &Error{File: ds.file, Line: ds.lineOf(field), Doc: ds.doc, Field: field, Msg: msg})
+}
+
+// parentPath returns "spec.env[1]" for "spec.env[1].name", "spec.env" for
+// "spec.env[1]", and "" for "spec".
+func parentPath(p string) string {
+	if strings.HasSuffix(p, "]") {
+		if i := strings.LastIndexByte(p, '['); i >= 0 {
+			return p[:i]
+		}
+	}
+	if i := strings.LastIndexByte(p, '.'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// parseDocument decodes and validates one document. It returns the task
+// (with defaults) when the document could be decoded at all, so that names
+// can still be checked for duplicates, and every problem found.
+func parseDocument(file string, idx int, d document) (*parsedTask, []*Error) {
+	ds := &docState{file: file, doc: idx, start: d.line, top: d.line, lines: map[string]int{}}
+
+	// The node tree gives lines and the schema check; sigs.k8s.io/yaml
+	// below does the decoding.
+	dec := yaml3.NewDecoder(bytes.NewReader(d.text))
+	var root yaml3.Node
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		ds.yamlError(err)
+		return nil, ds.errs
+	}
+	if len(root.Content) == 0 {
+		return nil, nil
+	}
+	top := root.Content[0]
+	ds.top = ds.fileLine(top.Line)
+	var extra yaml3.Node
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		ds.errorAt(extra.Line, "", `unexpected second document; separate documents with a line that is only "---"`)
+		return nil, ds.errs
+	case !errors.Is(err, io.EOF):
+		ds.yamlError(err)
+		return nil, ds.errs
+	}
+
+	top = ds.deref(top)
+	if top == nil || top.Kind != yaml3.MappingNode {
+		ds.errorAt(0, "", "document must be a mapping with apiVersion, kind, metadata and spec, got "+nodeWord(top))
+		return nil, ds.errs
+	}
+	if !ds.checkHeader(top) {
+		return nil, ds.errs
+	}
+	ds.walk(top, taskType, "", 0)
+	schemaOK := len(ds.errs) == 0
+
+	var t Task
+	if err := yaml.UnmarshalStrict(d.text, &t); err != nil {
+		if schemaOK {
+			// The schema check missed something the decoder caught;
+			// report the decoder's words.
+			ds.decodeError(err)
+		}
+		// Decode leniently what is left once the values of the wrong
+		// type are nulled, so that validation can still report
+		// everything else that is wrong.
+		t = Task{}
+		pruned, err := yaml3.Marshal(&root)
+		if err != nil || yaml.Unmarshal(pruned, &t) != nil {
+			return nil, ds.errs
+		}
+	}
+	for _, fe := range validateBody(&t) {
+		if !ds.reported(fe.field) {
+			ds.errorField(fe.field, fe.msg)
+		}
+	}
+	t.Source = file
+	t.Spec = t.Spec.withDefaults()
+	return &parsedTask{task: t, doc: idx, nameLine: ds.lineOf("metadata.name")}, ds.errs
+}
+
+// checkHeader checks apiVersion and kind from the node tree, before anything
+// else: with a wrong kind, the rest of the schema is not ours to judge.
+func (ds *docState) checkHeader(top *yaml3.Node) bool {
+	var apiVersion, kind string
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		k, v := top.Content[i], ds.deref(top.Content[i+1])
+		if k.Kind != yaml3.ScalarNode || (k.Value != "apiVersion" && k.Value != "kind") {
+			continue
+		}
+		ds.lines[k.Value] = k.Line
+		if v != nil && v.Kind == yaml3.ScalarNode && v.Tag != "!!null" {
+			if k.Value == "apiVersion" {
+				apiVersion = v.Value
+			} else {
+				kind = v.Value
+			}
+		}
+	}
+	fes := validateHeader(apiVersion, kind)
+	for _, fe := range fes {
+		ds.errorField(fe.field, fe.msg)
+	}
+	return len(fes) == 0
+}
+
+var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// yamlParserProblems are the messages of go-yaml's parser (as opposed to its
+// scanner). go-yaml reports their line 0-based, and none at all on the
+// first line; scanner errors have the right 1-based line.
+var yamlParserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
+// yamlError records a YAML syntax error, turning its document line into a
+// file line.
+func (ds *docState) yamlError(err error) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		if n, convErr := strconv.Atoi(m[1]); convErr == nil {
+			line, msg = n, m[2]
+		}
+	}
+	if yamlParserProblems[msg] {
+		line++
+	}
+	ds.errorAt(line, "", "invalid yaml: "+msg)
+}
+
+var (
+	unknownFieldRE = regexp.MustCompile(`unknown field "([^"]*)"`)
+	unmarshalRE    = regexp.MustCompile(`line (\d+): (.*)`)
+)
+
+// decodeError records an error of sigs.k8s.io/yaml, keeping its message but
+// giving it a field and a line when the message says which.
+func (ds *docState) decodeError(err error) {
+	msg := err.Error()
+	for _, p := range []string{"error converting YAML to JSON: ", "error unmarshaling JSON: ", "while decoding JSON: "} {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	if ute, ok := errors.AsType[*jsonTypeError](err); ok && ute.Field != "" {
+		ds.errorField(ute.Field, fmt.Sprintf("cannot decode a %s into %s", ute.Value, ute.Type))
+		return
+	}
+	if m := unknownFieldRE.FindStringSubmatch(msg); m != nil {
+		field := m[1]
+		var seen []string
+		for p := range ds.lines {
+			if p == field || strings.HasSuffix(p, "."+field) {
+				seen = append(seen, p)
+			}
+		}
+		if len(seen) > 0 {
+			field = slices.Min(seen)
+		}
+		ds.errorField(field, "unknown field "+strconv.Quote(m[1]))
+		return
+	}
+	if m := unmarshalRE.FindStringSubmatch(msg); m != nil {
+		if n, convErr := strconv.Atoi(m[1]); convErr == nil {
+			ds.errorAt(n, "", m[2])
+			return
+		}
+	}
+	ds.errorAt(0, "", strings.ReplaceAll(msg, "\n", " "))
+}

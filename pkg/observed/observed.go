@@ -1,0 +1,188 @@
+package observed
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/warren/reconciler/pkg/desired"
+)
+
+// Label keys the reconciler writes on every container it creates.
+const (
+	LabelManagedBy = "io.warren.managed-by" // value ManagedByValue: the ownership label
+	LabelTask      = "io.warren.task"       // metadata.name of the task
+	LabelSpecHash  = "io.warren.spec-hash"  // desired.Task.Hash() of the spec it was created from
+	LabelSource    = "io.warren.source"     // manifest file base name
+	LabelStopSig   = "io.warren.stop-signal"
+	LabelStopGrace = "io.warren.stop-grace" // Go duration string
+
+	ManagedByValue = "reconciler"
+)
+
+// Status is the state of a container's task, as containerd reports it.
+type Status string
+
+// Task statuses. NoTask means the container exists but has no task (never
+// started, or its task was deleted).
+const (
+	NoTask  Status = "none"
+	Created Status = "created"
+	Running Status = "running"
+	Stopped Status = "stopped"
+	Paused  Status = "paused"
+	Unknown Status = "unknown"
+)
+
+// Raw is a container as the runtime lists it, before any label is interpreted.
+type Raw struct {
+	ID        string
+	Labels    map[string]string
+	Image     string
+	CreatedAt time.Time
+	Status    Status
+	Pid       uint32
+	ExitCode  uint32
+	ExitedAt  time.Time
+}
+
+// Container is a container the reconciler owns, with its labels decoded.
+type Container struct {
+	Raw
+	Task      string
+	SpecHash  string
+	Source    string
+	StopSig   string
+	StopGrace time.Duration
+}
+
+// Unmanaged is a container in the namespace that the reconciler does not own.
+type Unmanaged struct {
+	ID     string
+	Reason string // why it is not managed: no ownership label, or which label is inconsistent
+}
+
+// State is everything observed at one moment.
+type State struct {
+	Containers []Container // sorted by task, then ID
+	Unmanaged  []Unmanaged
+}
+
+// ForTask returns the owned containers of one task.
+func (s State) ForTask(name string) []Container {
+	var out []Container
+	for _, c := range s.Containers {
+		if c.Task == name {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Lister lists the containers of the namespace with their task status. An empty
+// task name lists all of them; otherwise only those labelled with that task.
+type Lister interface {
+	List(ctx context.Context, task string) ([]Raw, error)
+}
+
+// Observe lists through l and classifies the result.
+func Observe(ctx context.Context, l Lister, task string) (State, error) {
+	raws, err := l.List(ctx, task)
+	if err != nil {
+		return State{}, fmt.Errorf("list containers: %w", err)
+	}
+	return Classify(raws), nil
+}
+
+// Classify splits raw containers into owned and unmanaged ones.
+func Classify(raws []Raw) State {
+	var s State
+	for _, r := range raws {
+		c, reason := decode(r)
+		if reason != "" {
+			s.Unmanaged = append(s.Unmanaged, Unmanaged{ID: r.ID, Reason: reason})
+			continue
+		}
+		s.Containers = append(s.Containers, c)
+	}
+	sort.Slice(s.Containers, func(i, j int) bool {
+		a, b := s.Containers[i], s.Containers[j]
+		if a.Task != b.Task {
+			return a.Task < b.Task
+		}
+		return a.ID < b.ID
+	})
+	sort.Slice(s.Unmanaged, func(i, j int) bool { return s.Unmanaged[i].ID < s.Unmanaged[j].ID })
+	return s
+}
+
+// ContainerID is the identity of a task's container (DESIGN invariant 2): the
+// task name and the spec hash, so a changed spec is a new container and creating
+// the same spec twice names the same container.
+func ContainerID(task, specHash string) string {
+	return task + "-" + specHash
+}
+
+func decode(r Raw) (Container, string) {
+	if r.Labels[LabelManagedBy] != ManagedByValue {
+		return Container{}, "no ownership label"
+	}
+	c := Container{
+		Raw:      r,
+		Task:     r.Labels[LabelTask],
+		SpecHash: r.Labels[LabelSpecHash],
+		Source:   r.Labels[LabelSource],
+		StopSig:  r.Labels[LabelStopSig],
+	}
+	if c.Task == "" || c.SpecHash == "" {
+		return Container{}, "ownership label without task and spec-hash labels"
+	}
+	if r.ID != ContainerID(c.Task, c.SpecHash) {
+		return Container{}, fmt.Sprintf("id does not match labels %s=%s %s=%s", LabelTask, c.Task, LabelSpecHash, c.SpecHash)
+	}
+	c.StopGrace = desired.DefaultStopGracePeriod
+	if g := r.Labels[LabelStopGrace]; g != "" {
+		d, err := time.ParseDuration(g)
+		if err != nil || d < 0 {
+			return Container{}, fmt.Sprintf("bad %s label %q", LabelStopGrace, g)
+		}
+		c.StopGrace = d
+	}
+	return c, ""
+}
+
+// Labels returns the labels for a new container of task name with spec hash.
+func Labels(task, specHash, source, stopSig string, stopGrace time.Duration) map[string]string {
+	return map[string]string{
+		LabelManagedBy: ManagedByValue,
+		LabelTask:      task,
+		LabelSpecHash:  specHash,
+		LabelSource:    source,
+		LabelStopSig:   stopSig,
+		LabelStopGrace: stopGrace.String(),
+	}
+}
+
+// ParseStatus maps containerd's lower-case status words to Status.
+func ParseStatus(s string) Status {
+	switch st := Status(strings.ToLower(s)); st {
+	case Created, Running, Stopped, Paused:
+		return st
+	case "pausing":
+		return Paused
+	case "":
+		return NoTask
+	}
+	return Unknown
+}
+
+// String is for logs and tables: the status, with the exit code when stopped.
+func (c Container) String() string {
+	if c.Status == Stopped {
+		return c.ID + " (exited " + strconv.Itoa(int(c.ExitCode)) + ")"
+	}
+	return c.ID + " (" + string(c.Status) + ")"
+}

@@ -1,0 +1,288 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/go-logr/logr"
+
+	"github.com/warren/reconciler/pkg/desired"
+	"github.com/warren/reconciler/pkg/observed"
+)
+
+// Runtime is what the controller needs from a container runtime. Not found is
+// success for Stop and Delete; Create of an existing container is success.
+type Runtime interface {
+	observed.Lister
+	Create(ctx context.Context, id string, t desired.Task, labels map[string]string) error
+	Start(ctx context.Context, id string) error
+	Stop(ctx context.Context, id, signal string, grace time.Duration) error
+	Delete(ctx context.Context, id string) error
+}
+
+// Config configures a Controller. Zero values take the documented defaults.
+type Config struct {
+	Workers int           // concurrent task keys worked on; default 4
+	Resync  time.Duration // full re-list and re-plan period; default 30s
+	Log     logr.Logger
+	Now     func() time.Time // default time.Now
+
+	// RetryInitial and RetryMax bound the per-task retry backoff after a
+	// failed action; defaults 500ms and 1m.
+	RetryInitial, RetryMax time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.Resync <= 0 {
+		c.Resync = 30 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.RetryInitial <= 0 {
+		c.RetryInitial = 500 * time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = time.Minute
+	}
+	if c.Log.GetSink() == nil {
+		c.Log = logr.Discard()
+	}
+}
+
+// Controller keeps the runtime equal to the desired state it is given.
+type Controller struct {
+	rt  Runtime
+	cfg Config
+	q   *queue
+
+	mu        sync.Mutex
+	want      desired.State
+	retries   map[string]*backoff.ExponentialBackOff
+	unmanaged map[string]string // last reported unmanaged containers, id -> reason
+
+	// The first full pass: every key the first resync queued has been
+	// worked once (successfully or not). ready is closed then.
+	firstPass map[string]bool // nil until the first resync has listed
+	ready     chan struct{}
+	readyOnce sync.Once
+}
+
+// New returns a controller; it starts nothing until Run.
+func New(rt Runtime, cfg Config) *Controller {
+	cfg.defaults()
+	return &Controller{
+		rt:        rt,
+		cfg:       cfg,
+		q:         newQueue(),
+		want:      desired.State{Tasks: map[string]desired.Task{}},
+		retries:   map[string]*backoff.ExponentialBackOff{},
+		unmanaged: map[string]string{},
+		ready:     make(chan struct{}),
+	}
+}
+
+// Ready is closed once the first full pass is done: the node was listed and
+// every task on either side was worked on once.
+func (c *Controller) Ready() <-chan struct{} { return c.ready }
+
+// SetDesired replaces the desired state and queues every task whose entry
+// changed. A state whose directory could not be read keeps the previous tasks
+// (so they are still kept running) and forbids deletions until the directory
+// reads again.
+func (c *Controller) SetDesired(s desired.State) {
+	c.mu.Lock()
+	old := c.want
+	if s.Err != nil {
+		s.Tasks, s.Broken = old.Tasks, old.Broken
+	}
+	if s.Tasks == nil {
+		s.Tasks = map[string]desired.Task{}
+	}
+	c.want = s
+	c.mu.Unlock()
+
+	for name, t := range s.Tasks {
+		if o, ok := old.Tasks[name]; !ok || o.Hash() != t.Hash() || o.Source != t.Source {
+			c.q.Add(name)
+		}
+	}
+	for name := range old.Tasks {
+		if _, ok := s.Tasks[name]; !ok {
+			c.q.Add(name)
+		}
+	}
+	if len(s.Broken) != len(old.Broken) || (s.Err == nil) != (old.Err == nil) {
+		// Which containers are protected by a broken file changed: a resync
+		// looks at every task.
+		c.q.Add(resyncKey)
+	}
+}
+
+// resyncKey is the queue key of a full pass: list everything once, queue
+// every task seen on either side.
+const resyncKey = "\x00resync"
+
+// Run works the queue until ctx is done. It lists the node at start and every
+// Resync period.
+func (c *Controller) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range c.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c.work(ctx) {
+			}
+		}()
+	}
+	c.q.Add(resyncKey)
+	tick := time.NewTicker(c.cfg.Resync)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			c.q.ShutDown()
+			wg.Wait()
+			return nil
+		case <-tick.C:
+			c.q.Add(resyncKey)
+		}
+	}
+}
+
+func (c *Controller) work(ctx context.Context) bool {
+	key, ok := c.q.Get()
+	if !ok {
+		return false
+	}
+	defer c.q.Done(key)
+	if ctx.Err() != nil {
+		return false
+	}
+	var err error
+	if key == resyncKey {
+		err = c.resync(ctx)
+	} else {
+		err = c.sync(ctx, key)
+	}
+	c.mu.Lock()
+	if c.firstPass != nil && key != resyncKey {
+		delete(c.firstPass, key)
+		c.maybeReadyLocked()
+	}
+	b := c.retries[key]
+	if err == nil {
+		delete(c.retries, key)
+		c.mu.Unlock()
+		return true
+	}
+	if b == nil {
+		b = backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(c.cfg.RetryInitial),
+			backoff.WithMaxInterval(c.cfg.RetryMax),
+			backoff.WithMaxElapsedTime(0))
+		c.retries[key] = b
+	}
+	delay := b.NextBackOff()
+	c.mu.Unlock()
+	if ctx.Err() == nil {
+		c.cfg.Log.Error(err, "sync failed, will retry", "task", key, "retryIn", delay)
+		c.q.AddAfter(key, delay)
+	}
+	return true
+}
+
+// resync lists the whole namespace once and queues every task on either side.
+func (c *Controller) resync(ctx context.Context) error {
+	have, err := observed.Observe(ctx, c.rt, "")
+	if err != nil {
+		return err
+	}
+	c.reportUnmanaged(have.Unmanaged)
+	keys := map[string]bool{}
+	c.mu.Lock()
+	for name := range c.want.Tasks {
+		keys[name] = true
+	}
+	for _, ct := range have.Containers {
+		keys[ct.Task] = true
+	}
+	if c.firstPass == nil {
+		c.firstPass = make(map[string]bool, len(keys))
+		for k := range keys {
+			c.firstPass[k] = true
+		}
+		c.maybeReadyLocked()
+	}
+	c.mu.Unlock()
+	for k := range keys {
+		c.q.Add(k)
+	}
+	return nil
+}
+
+func (c *Controller) maybeReadyLocked() {
+	if len(c.firstPass) == 0 {
+		c.readyOnce.Do(func() { close(c.ready) })
+	}
+}
+
+func (c *Controller) reportUnmanaged(list []observed.Unmanaged) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := make(map[string]string, len(list))
+	for _, u := range list {
+		seen[u.ID] = u.Reason
+		if c.unmanaged[u.ID] != u.Reason {
+			c.cfg.Log.Info("leaving unmanaged container alone", "container", u.ID, "reason", u.Reason)
+		}
+	}
+	c.unmanaged = seen
+}
+
+// sync re-reads both states for one task, plans, and applies the plan.
+func (c *Controller) sync(ctx context.Context, name string) error {
+	c.mu.Lock()
+	want := desired.State{Broken: c.want.Broken, Err: c.want.Err, Tasks: map[string]desired.Task{}}
+	if t, ok := c.want.Tasks[name]; ok {
+		want.Tasks[name] = t
+	}
+	c.mu.Unlock()
+	have, err := observed.Observe(ctx, c.rt, name)
+	if err != nil {
+		return err
+	}
+	for _, a := range Plan(want, have, c.cfg.Now()) {
+		if err := c.apply(ctx, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Controller) apply(ctx context.Context, a Action) error {
+	log := c.cfg.Log.WithValues("task", a.Task, "container", a.ContainerID, "reason", a.Reason)
+	switch a.Op {
+	case OpCreate:
+		t := a.Desired
+		log.Info("creating container", "image", t.Spec.Image)
+		labels := observed.Labels(t.Metadata.Name, t.Hash(), t.Source, t.Spec.StopSignal, t.Spec.StopGrace())
+		return c.rt.Create(ctx, a.ContainerID, *t, labels)
+	case OpStart:
+		log.Info("starting task")
+		return c.rt.Start(ctx, a.ContainerID)
+	case OpStop:
+		log.Info("stopping container", "signal", a.StopSignal, "grace", a.StopGrace)
+		return c.rt.Stop(ctx, a.ContainerID, a.StopSignal, a.StopGrace)
+	case OpDelete:
+		log.Info("deleting container")
+		return c.rt.Delete(ctx, a.ContainerID)
+	}
+	return fmt.Errorf("unknown action %q", a.Op)
+}

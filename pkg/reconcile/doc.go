@@ -1,0 +1,16 @@
+// Package reconcile decides and acts: Plan compares the desired state (the
+// manifests) with the observed state (containerd) and returns the actions that
+// make them equal; the Controller around it runs a keyed work queue whose
+// workers re-read both states for one task, plan, and apply the actions through
+// a small Runtime interface.
+//
+// Plan is pure: no context, no I/O, no clock other than the one passed in.
+// The controller is level-triggered (DESIGN invariant 7): file events and the
+// periodic resync only enqueue task names; a worker always reads fresh state.
+//
+// This package must never import containerd, and never act on a container it
+// does not own (observed.State.Unmanaged is only ever reported). It must never
+// delete anything when the desired state is unknown (the manifests directory is
+// missing or unreadable) or when the task's source file is present but broken
+// (DESIGN invariant 4: last known good).
+package reconcile

@@ -1,0 +1,114 @@
+package reconcile
+
+import (
+	"sync"
+	"time"
+)
+
+// queue is a keyed work queue in the manner of client-go's workqueue: a key
+// added while it waits is queued once; a key added while a worker holds it is
+// queued again only after that worker is Done, so one key is never worked by
+// two workers at once.
+type queue struct {
+	mu         sync.Mutex
+	cond       *sync.Cond
+	order      []string
+	dirty      map[string]bool
+	processing map[string]bool
+	timers     map[string]*time.Timer
+	shutdown   bool
+}
+
+func newQueue() *queue {
+	q := &queue{dirty: map[string]bool{}, processing: map[string]bool{}, timers: map[string]*time.Timer{}}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+// Add queues key now.
+func (q *queue) Add(key string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.addLocked(key)
+}
+
+func (q *queue) addLocked(key string) {
+	if q.shutdown || q.dirty[key] {
+		return
+	}
+	q.dirty[key] = true
+	if q.processing[key] {
+		return // re-queued by Done
+	}
+	q.order = append(q.order, key)
+	q.cond.Signal()
+}
+
+// AddAfter queues key after d, unless it is queued sooner. A later AddAfter for
+// the same key replaces an earlier pending one.
+func (q *queue) AddAfter(key string, d time.Duration) {
+	if d <= 0 {
+		q.Add(key)
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.shutdown {
+		return
+	}
+	if t, ok := q.timers[key]; ok {
+		t.Stop()
+	}
+	q.timers[key] = time.AfterFunc(d, func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		delete(q.timers, key)
+		q.addLocked(key)
+	})
+}
+
+// Get blocks until a key is available or the queue shuts down (ok false).
+func (q *queue) Get() (key string, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.order) == 0 && !q.shutdown {
+		q.cond.Wait()
+	}
+	if len(q.order) == 0 {
+		return "", false
+	}
+	key, q.order = q.order[0], q.order[1:]
+	q.processing[key] = true
+	delete(q.dirty, key)
+	return key, true
+}
+
+// Done marks key finished; if it was added meanwhile it is queued again.
+func (q *queue) Done(key string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.processing, key)
+	if q.dirty[key] {
+		q.order = append(q.order, key)
+		q.cond.Signal()
+	}
+}
+
+// Len is the number of keys waiting (not those being worked).
+func (q *queue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.order)
+}
+
+// ShutDown wakes all waiting Gets; pending AddAfter timers are dropped.
+func (q *queue) ShutDown() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.shutdown = true
+	for k, t := range q.timers {
+		t.Stop()
+		delete(q.timers, k)
+	}
+	q.cond.Broadcast()
+}
