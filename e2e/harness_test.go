@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
+	"github.com/go-logr/logr"
 
 	"github.com/warren/reconciler/pkg/observed"
 )
@@ -249,4 +251,16 @@ func manifest(name string, env map[string]string, extra string) string {
 	}
 	b.WriteString(extra)
 	return b.String()
+}
+
+func discard() logr.Logger { return logr.Discard() }
+
+// socketAnswers reports whether something accepts connections on a unix socket.
+func socketAnswers(path string) bool {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }

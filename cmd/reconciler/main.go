@@ -140,8 +140,10 @@ func (c *common) connect(ctx context.Context, log logr.Logger, start bool) (*run
 		}
 		log.Info("containerd not reachable, using a private one", "address", c.address, "reason", err.Error())
 	}
+	paths := runtime.PathsFor(c.managedDir())
+	opts = append(opts, runtime.WithRuncRoot(paths.RuncRoot))
 	if !start {
-		rt, err := runtime.New(ctx, runtime.PathsFor(c.managedDir()).Socket, opts...)
+		rt, err := runtime.New(ctx, paths.Socket, opts...)
 		return rt, nil, err
 	}
 	m, err := runtime.StartManaged(ctx, c.managedDir(), c.containerd, log)

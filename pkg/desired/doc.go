@@ -24,8 +24,9 @@
 // tasks, and the set of files is obvious from one `ls`. An entry is read when
 // its name ends in ".yaml" or ".yml" and [Ignored] does not reject it
 // (dotfiles, editor backups and swap files, emacs "#autosave#" files). It must
-// be a regular file or a symlink to one; any other kind of entry with a
-// manifest name is reported as broken. Files are read in name order; a task
+// be a regular file or a symlink to one: a directory, or a symlink to one, is
+// skipped, and any other kind of entry with a manifest name (a FIFO, a socket,
+// a dangling symlink) is reported as broken. Files are read in name order; a task
 // name defined in two files belongs to the file that sorts first and the later
 // file is broken.
 package desired

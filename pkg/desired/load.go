@@ -143,7 +143,7 @@ func readFile(path, name string) ([]parsedTask, error) {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, &Error{File: name, Msg: "not a regular file (" + strings.TrimSpace(fi.Mode().Type().String()) + ")"}
+		return nil, &Error{File: name, Msg: "not a regular file but " + fileKind(fi.Mode())}
 	}
 	if fi.Size() > MaxFileSize {
 		return nil, tooLarge(name)
@@ -156,6 +156,21 @@ func readFile(path, name string) ([]parsedTask, error) {
 		return nil, tooLarge(name)
 	}
 	return parseFile(name, data)
+}
+
+// fileKind names the kind of a file that is not a regular one.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "an irregular file"
 }
 
 func tooLarge(name string) error {

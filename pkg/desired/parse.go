@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -100,19 +101,16 @@ func splitDocuments(data []byte) []document {
 		docs  []document
 		start = 0 // offset of the current document
 		first = 1 // its first line
-		line  = 1
+		line  = 0
+		off   = 0
 	)
-	for off := 0; off < len(data); line++ {
-		end := bytes.IndexByte(data[off:], '\n')
-		next := len(data)
-		if end >= 0 {
-			next = off + end + 1
-		}
-		if isSeparator(data[off:next]) {
+	for l := range yamlLines(data) {
+		line++
+		if isSeparator(l) {
 			docs = append(docs, document{line: first, text: data[start:off]})
-			start, first = next, line+1
+			start, first = off+len(l), line+1
 		}
-		off = next
+		off += len(l)
 	}
 	docs = append(docs, document{line: first, text: data[start:]})
 	out := docs[:0]
@@ -124,17 +122,56 @@ func splitDocuments(data []byte) []document {
 	return out
 }
 
+// yamlLines yields the lines of data, each with its line break, splitting
+// where YAML's scanner counts a new line: at LF, CRLF, a lone CR, NEL, LS
+// and PS. Lines must be counted alike, or error lines would be off.
+func yamlLines(data []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for len(data) > 0 {
+			n := len(data)
+			for i := 0; i < len(data); i++ {
+				if w := lineBreak(data[i:]); w > 0 {
+					n = i + w
+					break
+				}
+			}
+			if !yield(data[:n]) {
+				return
+			}
+			data = data[n:]
+		}
+	}
+}
+
+// lineBreak returns the length of the line break at the start of b, or 0.
+func lineBreak(b []byte) int {
+	switch {
+	case b[0] == '\n':
+		return 1
+	case b[0] == '\r':
+		if len(b) > 1 && b[1] == '\n' {
+			return 2
+		}
+		return 1
+	case bytes.HasPrefix(b, []byte("\u0085")): // NEL
+		return 2
+	case bytes.HasPrefix(b, []byte("\u2028")), bytes.HasPrefix(b, []byte("\u2029")): // LS, PS
+		return 3
+	}
+	return 0
+}
+
 func isSeparator(line []byte) bool {
-	rest, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r\n"), []byte("---"))
+	rest, ok := bytes.CutPrefix(line, []byte("---"))
 	if !ok {
 		return false
 	}
 	rest = bytes.TrimLeft(rest, " \t")
-	return len(rest) == 0 || rest[0] == '#'
+	return len(rest) == 0 || rest[0] == '#' || lineBreak(rest) == len(rest)
 }
 
 func isBlank(text []byte) bool {
-	for l := range bytes.Lines(text) {
+	for l := range yamlLines(text) {
 		l = bytes.TrimSpace(l)
 		if len(l) > 0 && l[0] != '#' {
 			return false
@@ -146,14 +183,15 @@ func isBlank(text []byte) bool {
 // docState collects what is learned about one document: its problems and
 // the file line of every field path seen.
 type docState struct {
-	file  string
-	doc   int
-	start int            // file line of the document's first line
-	top   int            // file line of the document's top node
-	lines map[string]int // field path -> line within the document
-	errs  []*Error
-	bad   []string // field paths with a type error, nulled in the tree
-	nodes int      // nodes visited, bounded against alias bombs
+	file     string
+	doc      int
+	start    int            // file line of the document's first line
+	top      int            // file line of the document's top node
+	lastLine int            // number of lines in the document
+	lines    map[string]int // field path -> line within the document
+	errs     []*Error
+	bad      []string // field paths with a type error, nulled in the tree
+	nodes    int      // nodes visited, bounded against alias bombs
 }
 
 // fileLine turns a line within the document into a line of the file.
@@ -175,14 +213,28 @@ func (ds *docState) lineOf(field string) int {
 	return ds.top
 }
 
+// maxErrors bounds the problems reported per document.
+const maxErrors = 100
+
 // errorAt records a problem at a line within the document.
 func (ds *docState) errorAt(docLine int, field, msg string) {
-	ds.errs = append(ds.errs, &Error{File: ds.file, Line: ds.fileLine(docLine), Doc: ds.doc, Field: field, Msg: msg})
+	ds.add(&Error{File: ds.file, Line: ds.fileLine(docLine), Doc: ds.doc, Field: field, Msg: msg})
 }
 
 // errorField records a problem about a field, at the field's line.
 func (ds *docState) errorField(field, msg string) {
-	ds.errs = append(ds.errs, &Error{File: ds.file, Line: ds.lineOf(field), Doc: ds.doc, Field: field, Msg: msg})
+	ds.add(&Error{File: ds.file, Line: ds.lineOf(field), Doc: ds.doc, Field: field, Msg: msg})
+}
+
+func (ds *docState) add(e *Error) {
+	switch n := len(ds.errs); {
+	case n < maxErrors:
+		ds.errs = append(ds.errs, e)
+	case n == maxErrors:
+		// At the document's last line, so that it sorts last.
+		ds.errs = append(ds.errs, &Error{File: ds.file, Line: ds.fileLine(max(ds.lastLine, 1)), Doc: ds.doc,
+			Msg: fmt.Sprintf("too many problems, only the first %d are shown", maxErrors)})
+	}
 }
 
 // parentPath returns "spec.env[1]" for "spec.env[1].name", "spec.env" for
@@ -211,6 +263,9 @@ func joinPath(path, key string) string {
 // can still be checked for duplicates, and every problem found.
 func parseDocument(file string, idx int, d document) (*parsedTask, []*Error) {
 	ds := &docState{file: file, doc: idx, start: d.line, top: d.line, lines: map[string]int{}}
+	for range yamlLines(d.text) {
+		ds.lastLine++
+	}
 
 	// The node tree gives lines and the schema check; sigs.k8s.io/yaml
 	// below does the decoding.
@@ -260,8 +315,7 @@ func parseDocument(file string, idx int, d document) (*parsedTask, []*Error) {
 		// type are nulled, so that validation can still report
 		// everything else that is wrong.
 		t = Task{}
-		pruned, err := yaml3.Marshal(&root)
-		if err != nil || yaml.Unmarshal(pruned, &t) != nil {
+		if !decodePruned(&root, &t) {
 			return nil, ds.errs
 		}
 	}
@@ -273,6 +327,19 @@ func parseDocument(file string, idx int, d document) (*parsedTask, []*Error) {
 	t.Source = file
 	t.Spec = t.Spec.withDefaults()
 	return &parsedTask{task: t, doc: idx, nameLine: ds.lineOf("metadata.name")}, ds.errs
+}
+
+// decodePruned re-encodes the node tree and decodes it leniently. The errors
+// that matter were reported already; any failure, a panic of the encoder
+// included, just means there is nothing more to validate.
+func decodePruned(root *yaml3.Node, t *Task) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	pruned, err := yaml3.Marshal(root)
+	return err == nil && yaml.Unmarshal(pruned, t) == nil
 }
 
 // checkHeader checks apiVersion and kind from the node tree, before anything
@@ -332,6 +399,8 @@ func (ds *docState) yamlError(err error) {
 	if yamlParserProblems[msg] {
 		line++
 	}
+	// An error at the end of the stream is on the line after the last one.
+	line = min(line, ds.lastLine)
 	ds.errorAt(line, "", "invalid yaml: "+msg)
 }
 

@@ -65,6 +65,9 @@ func NewWatcher(dir string, debounce time.Duration, log logr.Logger) *Watcher {
 // missing, permission) it logs that once and polls every second, comparing
 // a fingerprint of the directory.
 func (w *Watcher) Run(ctx context.Context, changed func()) error {
+	if ctx.Err() != nil {
+		return nil
+	}
 	r := &watchRun{w: w}
 	defer r.close()
 	if fsw, err := w.newFS(); err != nil {

@@ -266,8 +266,20 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 	return nil
 }
 
+// actionTimeout bounds an action that shutdown does not interrupt.
+const actionTimeout = 5 * time.Minute
+
 func (c *Controller) apply(ctx context.Context, a Action) error {
 	log := c.cfg.Log.WithValues("task", a.Task, "container", a.ContainerID, "reason", a.Reason)
+	if a.Op != OpStop {
+		// Create, start and delete are short and must not be cut in half by
+		// shutdown (a start cancelled after the process began would look
+		// failed). A stop can wait out a long grace period: shutdown
+		// interrupts it, and the next start of the reconciler resumes it.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), actionTimeout)
+		defer cancel()
+	}
 	switch a.Op {
 	case OpCreate:
 		t := a.Desired

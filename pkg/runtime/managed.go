@@ -33,17 +33,19 @@ type Managed struct {
 // ManagedPaths are the files of a managed daemon under dir.
 type ManagedPaths struct {
 	Root, State, Socket, Config, Log, PidFile string
+	RuncRoot                                  string // runc state of this daemon's containers (see WithRuncRoot)
 }
 
 // PathsFor returns where a managed containerd keeps its files under dir.
 func PathsFor(dir string) ManagedPaths {
 	return ManagedPaths{
-		Root:    filepath.Join(dir, "root"),
-		State:   filepath.Join(dir, "state"),
-		Socket:  filepath.Join(dir, "containerd.sock"),
-		Config:  filepath.Join(dir, "config.toml"),
-		Log:     filepath.Join(dir, "containerd.log"),
-		PidFile: filepath.Join(dir, "containerd.pid"),
+		Root:     filepath.Join(dir, "root"),
+		State:    filepath.Join(dir, "state"),
+		Socket:   filepath.Join(dir, "containerd.sock"),
+		Config:   filepath.Join(dir, "config.toml"),
+		Log:      filepath.Join(dir, "containerd.log"),
+		PidFile:  filepath.Join(dir, "containerd.pid"),
+		RuncRoot: filepath.Join(dir, "state", "runc"),
 	}
 }
 
@@ -235,6 +237,6 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 `, p.Root, p.State, p.Socket, p.Socket+".ttrpc", filepath.Join(p.Root, "opt"))
 }
 
-// ErrNoContainerd is returned by Connect when no daemon is reachable and
-// starting one is not allowed.
+// ErrNoContainerd is returned by New when nothing accepts connections on the
+// socket.
 var ErrNoContainerd = errors.New("no containerd reachable")

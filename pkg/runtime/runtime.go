@@ -13,9 +13,11 @@ import (
 	"time"
 
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
+	"github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/distribution/reference"
@@ -39,6 +41,7 @@ type Runtime struct {
 	snapshotter string
 	imagesDir   string
 	logDir      string
+	runcRoot    string
 	log         logr.Logger
 
 	importMu sync.Mutex
@@ -58,6 +61,11 @@ func WithImagesDir(dir string) Option { return func(r *Runtime) { r.imagesDir = 
 // WithLogDir sets where task stdout/stderr files are written.
 func WithLogDir(dir string) Option { return func(r *Runtime) { r.logDir = dir } }
 
+// WithRuncRoot sets runc's state directory for new containers (default: the
+// shim's, /run/containerd/runc). A private containerd needs its own, or two
+// daemons with the same namespace and container IDs would share runc state.
+func WithRuncRoot(dir string) Option { return func(r *Runtime) { r.runcRoot = dir } }
+
 // WithSnapshotter sets the snapshotter (default: containerd's default).
 func WithSnapshotter(name string) Option { return func(r *Runtime) { r.snapshotter = name } }
 
@@ -70,11 +78,16 @@ func New(ctx context.Context, address string, opts ...Option) (*Runtime, error) 
 	for _, o := range opts {
 		o(r)
 	}
+	if !socketServes(address) {
+		return nil, fmt.Errorf("connect to containerd at %s: %w", address, ErrNoContainerd)
+	}
 	c, err := containerd.New(address, containerd.WithDefaultNamespace(r.ns), containerd.WithTimeout(10*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("connect to containerd at %s: %w", address, err)
 	}
-	if ok, err := c.IsServing(ctx); err != nil || !ok {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if ok, err := c.IsServing(sctx); err != nil || !ok {
 		c.Close()
 		return nil, fmt.Errorf("connect to containerd at %s: not serving: %w", address, err)
 	}
@@ -261,6 +274,9 @@ func (r *Runtime) Create(ctx context.Context, id string, t desired.Task, labels 
 		containerd.WithNewSpec(specOpts(img, imgSpec.Config.Entrypoint, imgSpec.Config.Cmd, t.Spec)...),
 		containerd.WithContainerLabels(labels),
 	}
+	if r.runcRoot != "" {
+		opts = append(opts, containerd.WithRuntime(plugins.RuntimeRuncV2, &options.Options{Root: r.runcRoot}))
+	}
 	_, err = r.client.NewContainer(ctx, id, opts...)
 	if errdefs.IsAlreadyExists(err) {
 		if _, lerr := r.client.LoadContainer(ctx, id); lerr == nil {
@@ -367,7 +383,14 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 		return fmt.Errorf("start container %s: create task: %w", id, err)
 	}
 	if err := t.Start(ctx); err != nil {
-		_, _ = t.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+		// The call can fail after the process started (a cancelled or
+		// timed-out call): a running task is kept, only a task that never
+		// ran is removed so that the next Start begins clean.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if st, serr := t.Status(cctx); serr == nil && st.Status == containerd.Created {
+			_, _ = t.Delete(cctx, containerd.WithProcessKill)
+		}
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
 	return nil

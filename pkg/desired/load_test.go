@@ -1,0 +1,276 @@
+package desired
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func manifest(name, image string) string {
+	return "apiVersion: warren/v1\nkind: Task\nmetadata: {name: " + name + "}\nspec: {image: " + image + "}\n"
+}
+
+func writeFile(t *testing.T, dir, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// summary is a State in a form easy to compare: task -> image@source, and
+// the broken file names.
+func summary(st State) (map[string]string, []string) {
+	tasks := map[string]string{}
+	for name, task := range st.Tasks {
+		tasks[name] = task.Spec.Image + "@" + task.Source
+	}
+	var broken []string
+	for f := range st.Broken {
+		broken = append(broken, f)
+	}
+	slices.Sort(broken)
+	return tasks, broken
+}
+
+func checkState(t *testing.T, st State, wantTasks map[string]string, wantBroken ...string) {
+	t.Helper()
+	if st.Err != nil {
+		t.Fatalf("State.Err = %v", st.Err)
+	}
+	tasks, broken := summary(st)
+	if !mapsEqual(tasks, wantTasks) || !slices.Equal(broken, wantBroken) {
+		t.Errorf("state:\n got tasks %v broken %v\nwant tasks %v broken %v", tasks, broken, wantTasks, wantBroken)
+	}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestLoaderLastKnownGood(t *testing.T) {
+	dir := t.TempDir()
+	l := NewLoader(dir)
+	writeFile(t, dir, "web.yaml", manifest("web", "nginx:1"))
+	writeFile(t, dir, "db.yaml", manifest("db", "postgres:16"))
+	checkState(t, l.Load(), map[string]string{"web": "nginx:1@web.yaml", "db": "postgres:16@db.yaml"})
+
+	// Broken: the old task stays, the file is reported.
+	writeFile(t, dir, "web.yaml", strings.Replace(manifest("web", "nginx:2"), "kind: Task", "kind: Tsak", 1))
+	st := l.Load()
+	checkState(t, st, map[string]string{"web": "nginx:1@web.yaml", "db": "postgres:16@db.yaml"}, "web.yaml")
+	if got, want := st.Broken["web.yaml"].Error(), `web.yaml:2: kind: must be "Task", got "Tsak"`; got != want {
+		t.Errorf("Broken[web.yaml] = %q, want %q", got, want)
+	}
+	if es := Errors(st.Broken["web.yaml"]); len(es) != 1 || es[0].Field != "kind" {
+		t.Errorf("Broken[web.yaml] should hold one *Error about kind, got %v", es)
+	}
+
+	// Still broken on the next load: still the old task.
+	checkState(t, l.Load(), map[string]string{"web": "nginx:1@web.yaml", "db": "postgres:16@db.yaml"}, "web.yaml")
+
+	// Fixed: the new task.
+	writeFile(t, dir, "web.yaml", manifest("web", "nginx:2"))
+	checkState(t, l.Load(), map[string]string{"web": "nginx:2@web.yaml", "db": "postgres:16@db.yaml"})
+
+	// Emptied validly: a valid change removes the task.
+	writeFile(t, dir, "web.yaml", "# nothing here\n")
+	checkState(t, l.Load(), map[string]string{"db": "postgres:16@db.yaml"})
+
+	// Deleted: gone, and its last-good is forgotten.
+	writeFile(t, dir, "web.yaml", manifest("web", "nginx:3"))
+	checkState(t, l.Load(), map[string]string{"web": "nginx:3@web.yaml", "db": "postgres:16@db.yaml"})
+	if err := os.Remove(filepath.Join(dir, "web.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	checkState(t, l.Load(), map[string]string{"db": "postgres:16@db.yaml"})
+	writeFile(t, dir, "web.yaml", "kind: [\n")
+	checkState(t, l.Load(), map[string]string{"db": "postgres:16@db.yaml"}, "web.yaml")
+}
+
+func TestLoaderBrokenFromTheStart(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", manifest("web", "Not A Ref"))
+	checkState(t, NewLoader(dir).Load(), map[string]string{}, "web.yaml")
+}
+
+func TestLoaderStateIsACopy(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", "apiVersion: warren/v1\nkind: Task\nmetadata: {name: web}\nspec: {image: nginx, command: [a]}\n")
+	l := NewLoader(dir)
+	st := l.Load()
+	st.Tasks["web"].Spec.Command[0] = "changed"
+	writeFile(t, dir, "web.yaml", "broken: [\n")
+	if got := l.Load().Tasks["web"].Spec.Command[0]; got != "a" {
+		t.Errorf("last-good task was changed through a State: command %q", got)
+	}
+}
+
+func TestLoaderDuplicateAcrossFiles(t *testing.T) {
+	dir := t.TempDir()
+	l := NewLoader(dir)
+	writeFile(t, dir, "a.yaml", manifest("web", "nginx:a"))
+	writeFile(t, dir, "b.yaml", manifest("db", "postgres")+"---\n"+manifest("web", "nginx:b"))
+	st := l.Load()
+	checkState(t, st, map[string]string{"web": "nginx:a@a.yaml"}, "b.yaml")
+	if got, want := st.Broken["b.yaml"].Error(), `b.yaml:8: metadata.name: task "web" is already defined in a.yaml`; got != want {
+		t.Errorf("Broken[b.yaml] = %q, want %q", got, want)
+	}
+
+	// b.yaml was never good; once the conflict is gone it is.
+	writeFile(t, dir, "b.yaml", manifest("db", "postgres"))
+	checkState(t, l.Load(), map[string]string{"web": "nginx:a@a.yaml", "db": "postgres@b.yaml"})
+
+	// Now b.yaml conflicts again: it keeps its last-good db task.
+	writeFile(t, dir, "b.yaml", manifest("db", "postgres:2")+"---\n"+manifest("web", "nginx:b"))
+	checkState(t, l.Load(), map[string]string{"web": "nginx:a@a.yaml", "db": "postgres@b.yaml"}, "b.yaml")
+
+	// A broken earlier file keeps its name: its last-good task still
+	// owns it, and the later file that defines it is the broken one.
+	writeFile(t, dir, "b.yaml", manifest("db", "postgres:2"))
+	writeFile(t, dir, "a.yaml", "broken: [\n")
+	writeFile(t, dir, "c.yaml", manifest("web", "nginx:c"))
+	checkState(t, l.Load(), map[string]string{"web": "nginx:a@a.yaml", "db": "postgres:2@b.yaml"}, "a.yaml", "c.yaml")
+}
+
+func TestLoaderDirectoryErrors(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing")
+	st := NewLoader(missing).Load()
+	if st.Err == nil || !errors.Is(st.Err, fs.ErrNotExist) || !strings.Contains(st.Err.Error(), missing) {
+		t.Errorf("missing dir: Err = %v, want a not-exist error naming %s", st.Err, missing)
+	}
+	if st.Tasks != nil || st.Broken != nil {
+		t.Errorf("missing dir: Tasks and Broken must be nil, got %v %v", st.Tasks, st.Broken)
+	}
+
+	file := filepath.Join(dir, "file")
+	writeFile(t, dir, "file", "")
+	if st := NewLoader(file).Load(); st.Err == nil || st.Err.Error() != "read manifests directory "+file+": not a directory" {
+		t.Errorf("not a dir: Err = %v", st.Err)
+	}
+
+	// The directory going away and coming back keeps last-good.
+	mdir := filepath.Join(dir, "m")
+	if err := os.Mkdir(mdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, mdir, "web.yaml", manifest("web", "nginx"))
+	l := NewLoader(mdir)
+	checkState(t, l.Load(), map[string]string{"web": "nginx@web.yaml"})
+	if err := os.Rename(mdir, mdir+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if st := l.Load(); st.Err == nil {
+		t.Fatal("Load of a removed directory: Err is nil")
+	}
+	if err := os.Rename(mdir+".old", mdir); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, mdir, "web.yaml", "broken: [\n")
+	checkState(t, l.Load(), map[string]string{"web": "nginx@web.yaml"}, "web.yaml")
+}
+
+func TestLoaderFileSelection(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "a.yaml", manifest("a", "busybox"))
+	writeFile(t, dir, "b.yml", manifest("b", "busybox"))
+	writeFile(t, dir, "c.json", manifest("c", "busybox"))
+	writeFile(t, dir, ".d.yaml", manifest("d", "busybox"))
+	writeFile(t, dir, "e.yaml~", manifest("e", "busybox"))
+	writeFile(t, dir, "f.yaml.swp", manifest("f", "busybox"))
+	if err := os.Mkdir(filepath.Join(dir, "sub.yaml"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "sub.yaml"), "g.yaml", manifest("g", "busybox"))
+	// A symlink to a regular file is read; one to a directory is not; a
+	// dangling one and a FIFO are broken.
+	other := t.TempDir()
+	writeFile(t, other, "h.yaml", manifest("h", "busybox"))
+	for name, target := range map[string]string{"h.yaml": filepath.Join(other, "h.yaml"), "i.yaml": other, "j.yaml": filepath.Join(other, "missing")} {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "k.yaml"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := NewLoader(dir).Load()
+	checkState(t, st, map[string]string{"a": "busybox@a.yaml", "b": "busybox@b.yml", "h": "busybox@h.yaml"}, "j.yaml", "k.yaml")
+	if got, want := st.Broken["k.yaml"].Error(), "k.yaml: not a regular file but a named pipe"; got != want {
+		t.Errorf("Broken[k.yaml] = %q, want %q", got, want)
+	}
+	if !errors.Is(st.Broken["j.yaml"], fs.ErrNotExist) {
+		t.Errorf("Broken[j.yaml] = %v, want a not-exist error", st.Broken["j.yaml"])
+	}
+}
+
+func TestLoaderTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "big.yaml", manifest("big", "busybox")+strings.Repeat("#", MaxFileSize))
+	st := NewLoader(dir).Load()
+	if got, want := st.Broken["big.yaml"].Error(), "big.yaml: file is larger than 1048576 bytes"; got != want {
+		t.Errorf("Broken[big.yaml] = %q, want %q", got, want)
+	}
+}
+
+func TestLoaderUnreadableFile(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads files whatever their mode")
+	}
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", manifest("web", "nginx"))
+	l := NewLoader(dir)
+	checkState(t, l.Load(), map[string]string{"web": "nginx@web.yaml"})
+	if err := os.Chmod(filepath.Join(dir, "web.yaml"), 0); err != nil {
+		t.Fatal(err)
+	}
+	st := l.Load()
+	checkState(t, st, map[string]string{"web": "nginx@web.yaml"}, "web.yaml")
+	if !errors.Is(st.Broken["web.yaml"], fs.ErrPermission) {
+		t.Errorf("Broken[web.yaml] = %v, want a permission error", st.Broken["web.yaml"])
+	}
+}
+
+func TestIgnored(t *testing.T) {
+	tests := []struct {
+		name    string
+		ignored bool
+	}{
+		{"web.yaml", false},
+		{"web.yml", false},
+		{"web.prod.yaml", false},
+		{"web-bak.yaml", false},
+		{"web.json", true},
+		{"web", true},
+		{"web.YAML", true},
+		{".web.yaml", true},
+		{".#web.yaml", true},
+		{"#web.yaml#", true},
+		{"web.yaml~", true},
+		{"web.yaml.swp", true},
+		{"web.yaml.swx", true},
+		{"web.yaml.bak", true},
+		{"web.yaml.tmp", true},
+		{"web.yaml-bak", true},
+		{".yaml", true},
+		{"", true},
+	}
+	for _, tt := range tests {
+		if got := Ignored(tt.name); got != tt.ignored {
+			t.Errorf("Ignored(%q) = %v, want %v", tt.name, got, tt.ignored)
+		}
+	}
+}

@@ -1,0 +1,112 @@
+package observed
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func owned(task, hash string) Raw {
+	return Raw{ID: ContainerID(task, hash), Labels: Labels(task, hash, task+".yaml", "SIGTERM", 5*time.Second), Status: Running}
+}
+
+func TestClassify(t *testing.T) {
+	base := owned("web", "0123456789ab")
+	tests := []struct {
+		name   string
+		mutate func(r *Raw)
+		reason string // "" when the container is owned
+	}{
+		{name: "owned", mutate: func(r *Raw) {}},
+		{name: "no labels", mutate: func(r *Raw) { r.Labels = nil }, reason: "no ownership label"},
+		{name: "other owner", mutate: func(r *Raw) { r.Labels[LabelManagedBy] = "someone-else" }, reason: "no ownership label"},
+		{name: "no task label", mutate: func(r *Raw) { delete(r.Labels, LabelTask) }, reason: "ownership label without task and spec-hash labels"},
+		{name: "no hash label", mutate: func(r *Raw) { delete(r.Labels, LabelSpecHash) }, reason: "ownership label without task and spec-hash labels"},
+		{name: "id does not match", mutate: func(r *Raw) { r.ID = "web-ffffffffffff" }, reason: "id does not match labels io.warren.task=web io.warren.spec-hash=0123456789ab"},
+		{name: "task label tampered", mutate: func(r *Raw) { r.Labels[LabelTask] = "db" }, reason: "id does not match labels io.warren.task=db io.warren.spec-hash=0123456789ab"},
+		{name: "bad grace", mutate: func(r *Raw) { r.Labels[LabelStopGrace] = "soon" }, reason: `bad io.warren.stop-grace label "soon"`},
+		{name: "negative grace", mutate: func(r *Raw) { r.Labels[LabelStopGrace] = "-1s" }, reason: `bad io.warren.stop-grace label "-1s"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := base
+			r.Labels = map[string]string{}
+			for k, v := range base.Labels {
+				r.Labels[k] = v
+			}
+			tc.mutate(&r)
+			s := Classify([]Raw{r})
+			if tc.reason == "" {
+				if len(s.Containers) != 1 || len(s.Unmanaged) != 0 {
+					t.Fatalf("Classify = %+v, want one owned container", s)
+				}
+				c := s.Containers[0]
+				if c.Task != "web" || c.SpecHash != "0123456789ab" || c.Source != "web.yaml" || c.StopSig != "SIGTERM" || c.StopGrace != 5*time.Second {
+					t.Errorf("decoded %+v", c)
+				}
+				return
+			}
+			want := []Unmanaged{{ID: r.ID, Reason: tc.reason}}
+			if len(s.Containers) != 0 || !reflect.DeepEqual(s.Unmanaged, want) {
+				t.Errorf("Classify = %+v, want unmanaged %+v", s, want)
+			}
+		})
+	}
+}
+
+func TestClassifyDefaultGrace(t *testing.T) {
+	r := owned("web", "0123456789ab")
+	delete(r.Labels, LabelStopGrace)
+	s := Classify([]Raw{r})
+	if len(s.Containers) != 1 || s.Containers[0].StopGrace != 30*time.Second {
+		t.Fatalf("without a grace label the grace is %v, want the 30s default", s.Containers)
+	}
+}
+
+func TestClassifySortsAndForTask(t *testing.T) {
+	s := Classify([]Raw{owned("web", "bbbbbbbbbbbb"), owned("db", "aaaaaaaaaaaa"), owned("web", "aaaaaaaaaaaa")})
+	var ids []string
+	for _, c := range s.Containers {
+		ids = append(ids, c.ID)
+	}
+	want := []string{"db-aaaaaaaaaaaa", "web-aaaaaaaaaaaa", "web-bbbbbbbbbbbb"}
+	if !reflect.DeepEqual(ids, want) {
+		t.Errorf("order %v, want %v", ids, want)
+	}
+	if got := s.ForTask("web"); len(got) != 2 {
+		t.Errorf("ForTask(web) = %v", got)
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	for in, want := range map[string]Status{
+		"running": Running, "RUNNING": Running, "created": Created, "stopped": Stopped,
+		"paused": Paused, "pausing": Paused, "": NoTask, "weird": Unknown,
+	} {
+		if got := ParseStatus(in); got != want {
+			t.Errorf("ParseStatus(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+type listerFunc func(ctx context.Context, task string) ([]Raw, error)
+
+func (f listerFunc) List(ctx context.Context, task string) ([]Raw, error) { return f(ctx, task) }
+
+func TestObserve(t *testing.T) {
+	var asked string
+	s, err := Observe(t.Context(), listerFunc(func(_ context.Context, task string) ([]Raw, error) {
+		asked = task
+		return []Raw{owned("web", "0123456789ab"), {ID: "foreign"}}, nil
+	}), "web")
+	if err != nil || asked != "web" || len(s.Containers) != 1 || len(s.Unmanaged) != 1 {
+		t.Fatalf("Observe = %+v, %v (asked %q)", s, err, asked)
+	}
+	boom := errors.New("boom")
+	_, err = Observe(t.Context(), listerFunc(func(context.Context, string) ([]Raw, error) { return nil, boom }), "")
+	if !errors.Is(err, boom) || err.Error() != "list containers: boom" {
+		t.Fatalf("Observe error = %v, want wrapped boom", err)
+	}
+}

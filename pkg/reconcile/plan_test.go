@@ -1,0 +1,184 @@
+package reconcile
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/warren/reconciler/pkg/desired"
+	"github.com/warren/reconciler/pkg/observed"
+)
+
+func task(name, image string, env ...desired.EnvVar) desired.Task {
+	return desired.Task{
+		APIVersion: desired.APIVersion, Kind: desired.KindTask,
+		Metadata: desired.Metadata{Name: name},
+		Spec:     desired.Spec{Image: image, Env: env},
+		Source:   name + ".yaml",
+	}
+}
+
+func container(t desired.Task, status observed.Status) observed.Container {
+	h := t.Hash()
+	return observed.Container{
+		Raw:       observed.Raw{ID: observed.ContainerID(t.Metadata.Name, h), Status: status},
+		Task:      t.Metadata.Name,
+		SpecHash:  h,
+		Source:    t.Source,
+		StopSig:   "SIGTERM",
+		StopGrace: 30 * time.Second,
+	}
+}
+
+// step is an action reduced to what the tables compare.
+type step struct {
+	Op Op
+	ID string
+}
+
+func steps(as []Action) []step {
+	var out []step
+	for _, a := range as {
+		out = append(out, step{a.Op, a.ContainerID})
+	}
+	return out
+}
+
+func TestPlan(t *testing.T) {
+	web := task("web", "nginx:1.27")
+	webV2 := task("web", "nginx:1.27", desired.EnvVar{Name: "MODE", Value: "two"})
+	db := task("db", "postgres:16")
+	idWeb := observed.ContainerID("web", web.Hash())
+	idWebV2 := observed.ContainerID("web", webV2.Hash())
+	idDB := observed.ContainerID("db", db.Hash())
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+	tests := []struct {
+		name string
+		want desired.State
+		have []observed.Container
+		exp  []step
+	}{
+		{
+			name: "empty",
+			want: desired.State{},
+		},
+		{
+			name: "missing task is created and started",
+			want: desired.State{Tasks: map[string]desired.Task{"web": web}},
+			exp:  []step{{OpCreate, idWeb}, {OpStart, idWeb}},
+		},
+		{
+			name: "running task with the desired hash is left alone",
+			want: desired.State{Tasks: map[string]desired.Task{"web": web}},
+			have: []observed.Container{container(web, observed.Running)},
+		},
+		{
+			name: "paused task is left alone",
+			want: desired.State{Tasks: map[string]desired.Task{"web": web}},
+			have: []observed.Container{container(web, observed.Paused)},
+		},
+		{
+			name: "exited task is started again",
+			want: desired.State{Tasks: map[string]desired.Task{"web": web}},
+			have: []observed.Container{container(web, observed.Stopped)},
+			exp:  []step{{OpStart, idWeb}},
+		},
+		{
+			name: "container without task is started",
+			want: desired.State{Tasks: map[string]desired.Task{"web": web}},
+			have: []observed.Container{container(web, observed.NoTask)},
+			exp:  []step{{OpStart, idWeb}},
+		},
+		{
+			name: "changed spec: old stopped and deleted before the new is created",
+			want: desired.State{Tasks: map[string]desired.Task{"web": webV2}},
+			have: []observed.Container{container(web, observed.Running)},
+			exp:  []step{{OpStop, idWeb}, {OpDelete, idWeb}, {OpCreate, idWebV2}, {OpStart, idWebV2}},
+		},
+		{
+			name: "after a crash mid-update both exist: the old one goes",
+			want: desired.State{Tasks: map[string]desired.Task{"web": webV2}},
+			have: []observed.Container{container(web, observed.Running), container(webV2, observed.Running)},
+			exp:  []step{{OpStop, idWeb}, {OpDelete, idWeb}},
+		},
+		{
+			name: "stopped old container is deleted without a stop",
+			want: desired.State{Tasks: map[string]desired.Task{"web": webV2}},
+			have: []observed.Container{container(web, observed.Stopped), container(webV2, observed.Running)},
+			exp:  []step{{OpDelete, idWeb}},
+		},
+		{
+			name: "undesired task is stopped and deleted",
+			want: desired.State{Tasks: map[string]desired.Task{}},
+			have: []observed.Container{container(web, observed.Running)},
+			exp:  []step{{OpStop, idWeb}, {OpDelete, idWeb}},
+		},
+		{
+			name: "undesired task from a broken file is kept",
+			want: desired.State{Tasks: map[string]desired.Task{}, Broken: map[string]error{"web.yaml": errors.New("bad")}},
+			have: []observed.Container{container(web, observed.Running)},
+		},
+		{
+			name: "unreadable directory deletes nothing",
+			want: desired.State{Err: errors.New("missing")},
+			have: []observed.Container{container(web, observed.Running), container(db, observed.Running)},
+		},
+		{
+			name: "unreadable directory still restarts what it knew",
+			want: desired.State{Tasks: map[string]desired.Task{"web": web}, Err: errors.New("missing")},
+			have: []observed.Container{container(web, observed.Stopped), container(db, observed.Running)},
+			exp:  []step{{OpStart, idWeb}},
+		},
+		{
+			name: "tasks are planned in name order",
+			want: desired.State{Tasks: map[string]desired.Task{"web": web, "db": db}},
+			exp:  []step{{OpCreate, idDB}, {OpStart, idDB}, {OpCreate, idWeb}, {OpStart, idWeb}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := steps(Plan(tc.want, observed.State{Containers: tc.have}, now))
+			if !reflect.DeepEqual(got, tc.exp) {
+				t.Errorf("Plan:\n got %v\nwant %v", got, tc.exp)
+			}
+		})
+	}
+}
+
+func TestPlanStopUsesContainerLabels(t *testing.T) {
+	old := task("web", "nginx:1.27")
+	c := container(old, observed.Running)
+	c.StopSig, c.StopGrace = "SIGQUIT", 3*time.Second
+	as := Plan(desired.State{Tasks: map[string]desired.Task{}}, observed.State{Containers: []observed.Container{c}}, time.Time{})
+	if len(as) == 0 || as[0].Op != OpStop || as[0].StopSignal != "SIGQUIT" || as[0].StopGrace != 3*time.Second {
+		t.Fatalf("stop action = %+v, want SIGQUIT with 3s grace from the container's labels", as)
+	}
+}
+
+func TestPlanCreateCarriesTask(t *testing.T) {
+	web := task("web", "nginx:1.27")
+	as := Plan(desired.State{Tasks: map[string]desired.Task{"web": web}}, observed.State{}, time.Time{})
+	if len(as) != 2 || as[0].Desired == nil || as[0].Desired.Hash() != web.Hash() {
+		t.Fatalf("create action = %+v, want the desired task", as)
+	}
+}
+
+func TestPlanIgnoresUnmanaged(t *testing.T) {
+	have := observed.State{Unmanaged: []observed.Unmanaged{{ID: "web-000000000000", Reason: "no ownership label"}}}
+	if as := Plan(desired.State{Tasks: map[string]desired.Task{}}, have, time.Time{}); len(as) != 0 {
+		t.Fatalf("Plan acted on an unmanaged container: %v", as)
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	if got := Describe(nil); got != "nothing to do\n" {
+		t.Errorf("Describe(nil) = %q", got)
+	}
+	got := Describe([]Action{{Op: OpCreate, Task: "web", ContainerID: "web-abc", Reason: "not present"}})
+	want := "create web                      web-abc                                  not present\n"
+	if got != want {
+		t.Errorf("Describe = %q, want %q", got, want)
+	}
+}
