@@ -55,11 +55,12 @@ func TestEmbeddedContainerd(t *testing.T) {
 				c.Close()
 			}
 			_ = m.Stop(context.Background())
-			t.Logf("state in %s", state)
 		}
-		if !t.Failed() {
-			os.RemoveAll(state)
+		if t.Failed() {
+			t.Logf("state kept in %s", state)
+			return
 		}
+		os.RemoveAll(state)
 	})
 
 	writeFile(t, manifests, "embedded.yaml", manifest("embedded", nil, ""))

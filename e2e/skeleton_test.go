@@ -19,6 +19,7 @@ import (
 	"github.com/containerd/typeurl/v2"
 
 	"github.com/warren/reconciler/e2e/imagebuild"
+	"github.com/warren/reconciler/pkg/desired"
 	"github.com/warren/reconciler/pkg/observed"
 )
 
@@ -195,6 +196,17 @@ func TestUnmanagedUntouched(t *testing.T) {
 		// Claims ownership, but the ID does not match the labels.
 		"tampered": {observed.LabelManagedBy: observed.ManagedByValue, observed.LabelTask: "app", observed.LabelSpecHash: "000000000000"},
 	}
+	// Sits on the ID the task "blocked" will want, with no task: the
+	// reconciler must neither start it nor delete it.
+	blockedTasks, err := desired.Parse("blocked.yaml", []byte(manifest("blocked", nil, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	squatter := observed.ContainerID("blocked", blockedTasks[0].Hash())
+	if _, err := n.client.NewContainer(ctx, squatter, containerd.WithImage(img), containerd.WithNewSnapshot(squatter, img),
+		containerd.WithNewSpec(oci.WithImageConfig(img))); err != nil {
+		t.Fatal(err)
+	}
 	pids := map[string]uint32{}
 	for id, labels := range foreign {
 		c, err := n.client.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
@@ -215,6 +227,7 @@ func TestUnmanagedUntouched(t *testing.T) {
 	dir := t.TempDir()
 	d := startReconciler(t, n.ns, dir)
 	writeFile(t, dir, "app.yaml", manifest("app", nil, ""))
+	writeFile(t, dir, "blocked.yaml", manifest("blocked", nil, ""))
 	waitFor(t, converge, "app running", func() bool {
 		for _, c := range n.containers("app") {
 			if c.ID != "tampered" && c.Status == containerd.Running {
@@ -245,6 +258,12 @@ func TestUnmanagedUntouched(t *testing.T) {
 		if !ok || c.Status != containerd.Running || c.Pid != pid {
 			t.Errorf("unmanaged container %s was touched: %+v (pid before %d)", id, c, pid)
 		}
+	}
+	if c, ok := got[squatter]; !ok || c.Status != "" {
+		t.Errorf("container %s squatting on a task's ID was touched: %+v", squatter, c)
+	}
+	if !strings.Contains(d.output(), "container id taken by an unmanaged container") {
+		t.Errorf("the blocked task was not reported:\n%s", d.output())
 	}
 	if !strings.Contains(d.output(), "leaving unmanaged container alone") {
 		t.Errorf("unmanaged containers not reported:\n%s", d.output())

@@ -83,18 +83,26 @@ func (s State) ForTask(name string) []Container {
 }
 
 // Lister lists the containers of the namespace with their task status. An empty
-// task name lists all of them; otherwise only those labelled with that task.
+// task name lists all of them; otherwise those labelled with that task and
+// those whose ID starts with the task name and a dash (so that a container
+// squatting on the task's IDs is seen too). Callers filter with ForTask.
 type Lister interface {
 	List(ctx context.Context, task string) ([]Raw, error)
 }
 
-// Observe lists through l and classifies the result.
+// Observe lists through l and classifies the result. With a task name, the
+// owned containers are only that task's; the unmanaged ones are those that
+// could collide with its IDs.
 func Observe(ctx context.Context, l Lister, task string) (State, error) {
 	raws, err := l.List(ctx, task)
 	if err != nil {
 		return State{}, fmt.Errorf("list containers: %w", err)
 	}
-	return Classify(raws), nil
+	s := Classify(raws)
+	if task != "" {
+		s.Containers = s.ForTask(task)
+	}
+	return s, nil
 }
 
 // Classify splits raw containers into owned and unmanaged ones.

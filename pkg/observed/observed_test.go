@@ -110,3 +110,20 @@ func TestObserve(t *testing.T) {
 		t.Fatalf("Observe error = %v, want wrapped boom", err)
 	}
 }
+
+func TestObserveOneTaskKeepsOnlyItsContainers(t *testing.T) {
+	// A lister asked for "web" also returns "web-api" (its IDs share the
+	// prefix): Observe must not hand them to a sync of "web".
+	s, err := Observe(t.Context(), listerFunc(func(context.Context, string) ([]Raw, error) {
+		return []Raw{owned("web", "0123456789ab"), owned("web-api", "0123456789ab"), {ID: "web-ffffffffffff"}}, nil
+	}), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Containers) != 1 || s.Containers[0].Task != "web" {
+		t.Errorf("containers %+v, want only web's", s.Containers)
+	}
+	if len(s.Unmanaged) != 1 || s.Unmanaged[0].ID != "web-ffffffffffff" {
+		t.Errorf("unmanaged %+v, want the squatter", s.Unmanaged)
+	}
+}

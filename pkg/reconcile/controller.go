@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -118,11 +119,23 @@ func (c *Controller) SetDesired(s desired.State) {
 			c.q.Add(name)
 		}
 	}
-	if len(s.Broken) != len(old.Broken) || (s.Err == nil) != (old.Err == nil) {
+	if !sameKeys(s.Broken, old.Broken) || (s.Err == nil) != (old.Err == nil) {
 		// Which containers are protected by a broken file changed: a resync
 		// looks at every task.
 		c.q.Add(resyncKey)
 	}
+}
+
+func sameKeys(a, b map[string]error) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // resyncKey is the queue key of a full pass: list everything once, queue
@@ -295,6 +308,8 @@ func (c *Controller) apply(ctx context.Context, a Action) error {
 	case OpDelete:
 		log.Info("deleting container")
 		return c.rt.Delete(ctx, a.ContainerID)
+	case OpBlocked:
+		return errors.New(a.Reason)
 	}
 	return fmt.Errorf("unknown action %q", a.Op)
 }

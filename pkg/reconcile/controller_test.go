@@ -284,7 +284,6 @@ func TestControllerKeepsTasksOfBrokenFile(t *testing.T) {
 // another broken, as one git pull can do), the containers the fixed file
 // protected must be looked at again.
 func TestControllerBrokenFileSwapRechecksProtectedContainers(t *testing.T) {
-	t.Skip("BUG: SetDesired compares len(Broken) only; {a.yaml} -> {b.yaml} queues no resync, so the container of a.yaml lingers until the next periodic resync")
 	rt := newFakeRuntime()
 	x := parseTask(t, "a.yaml", "x")
 	rt.put(ownedBy(x, observed.Running))
@@ -354,7 +353,6 @@ func TestControllerNeverTouchesUnmanaged(t *testing.T) {
 // container must not be adopted: Create of an existing id succeeds, so
 // nothing but the ownership check stands between it and Start/Stop.
 func TestControllerNeverTouchesUnmanagedWithDesiredID(t *testing.T) {
-	t.Skip("BUG: Plan only sees owned containers; an unmanaged container squatting on observed.ContainerID(name, hash) gets Create (no-op: exists) then Start from the controller")
 	rt := newFakeRuntime()
 	web := parseTask(t, "web.yaml", "web")
 	squatter := observed.Raw{ID: idOf(web), Labels: map[string]string{"app": "someone-else"}, Status: observed.Stopped}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -85,7 +86,7 @@ func (f *fakeRuntime) List(ctx context.Context, task string) ([]observed.Raw, er
 	defer f.mu.Unlock()
 	var out []observed.Raw
 	for _, r := range f.containers {
-		if task != "" && r.Labels[observed.LabelTask] != task {
+		if task != "" && r.Labels[observed.LabelTask] != task && !strings.HasPrefix(r.ID, task+"-") {
 			continue
 		}
 		r.Labels = maps.Clone(r.Labels)

@@ -19,6 +19,11 @@ const (
 	OpDelete Op = "delete" // task, container, snapshot
 	OpCreate Op = "create" // container with a new snapshot (image made available first)
 	OpStart  Op = "start"  // a new task in an existing container
+
+	// OpBlocked changes nothing: the task's container ID is held by a
+	// container the reconciler does not own. Applying it fails, so the task
+	// is retried with backoff until the operator removes that container.
+	OpBlocked Op = "blocked"
 )
 
 // Action is one step towards the desired state.
@@ -60,6 +65,10 @@ func Plan(want desired.State, have observed.State, now time.Time) []Action {
 		sorted = append(sorted, n)
 	}
 	sort.Strings(sorted)
+	foreign := make(map[string]string, len(have.Unmanaged))
+	for _, u := range have.Unmanaged {
+		foreign[u.ID] = u.Reason
+	}
 
 	var actions []Action
 	for _, name := range sorted {
@@ -68,13 +77,13 @@ func Plan(want desired.State, have observed.State, now time.Time) []Action {
 		if ok {
 			tp = &t
 		}
-		actions = append(actions, planTask(name, tp, byTask[name], want, now)...)
+		actions = append(actions, planTask(name, tp, byTask[name], want, foreign, now)...)
 	}
 	return actions
 }
 
 // planTask plans one task. t is nil when the task is not desired.
-func planTask(name string, t *desired.Task, have []observed.Container, want desired.State, now time.Time) []Action {
+func planTask(name string, t *desired.Task, have []observed.Container, want desired.State, foreign map[string]string, now time.Time) []Action {
 	var actions []Action
 	if t == nil {
 		if want.Err != nil {
@@ -102,6 +111,9 @@ func planTask(name string, t *desired.Task, have []observed.Container, want desi
 		actions = append(actions, remove(c, "spec changed (hash "+c.SpecHash+" -> "+t.Hash()+")")...)
 	}
 	switch {
+	case current == nil && foreign[id] != "":
+		actions = append(actions, Action{Op: OpBlocked, Task: name, ContainerID: id,
+			Reason: "container id taken by an unmanaged container (" + foreign[id] + "); remove it to let the task run"})
 	case current == nil:
 		actions = append(actions,
 			Action{Op: OpCreate, Task: name, ContainerID: id, Desired: t, Reason: "not present"},

@@ -182,3 +182,13 @@ func TestDescribe(t *testing.T) {
 		t.Errorf("Describe = %q, want %q", got, want)
 	}
 }
+
+func TestPlanBlockedByUnmanagedID(t *testing.T) {
+	web := task("web", "nginx:1.27")
+	id := observed.ContainerID("web", web.Hash())
+	have := observed.State{Unmanaged: []observed.Unmanaged{{ID: id, Reason: "no ownership label"}}}
+	as := Plan(desired.State{Tasks: map[string]desired.Task{"web": web}}, have, time.Time{})
+	if got := steps(as); !reflect.DeepEqual(got, []step{{OpBlocked, id}}) {
+		t.Fatalf("Plan = %v, want only a blocked action", got)
+	}
+}

@@ -59,12 +59,19 @@ func (q *queue) AddAfter(key string, d time.Duration) {
 	if t, ok := q.timers[key]; ok {
 		t.Stop()
 	}
-	q.timers[key] = time.AfterFunc(d, func() {
+	// The callback takes q.mu, so it cannot look at q.timers before t is
+	// stored; a callback whose timer was replaced meanwhile does nothing.
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
 		q.mu.Lock()
 		defer q.mu.Unlock()
+		if q.timers[key] != t {
+			return
+		}
 		delete(q.timers, key)
 		q.addLocked(key)
 	})
+	q.timers[key] = t
 }
 
 // Get blocks until a key is available or the queue shuts down (ok false).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -119,9 +120,11 @@ func (r *Runtime) LogPath(id string) string {
 // if task is not empty) with their task status, in two calls to containerd
 // whatever their number.
 func (r *Runtime) List(ctx context.Context, task string) ([]observed.Raw, error) {
-	var filters []string
+	var filters []string // containerd ORs the filters it is given
 	if task != "" {
-		filters = append(filters, fmt.Sprintf("labels.%q==%s", observed.LabelTask, task))
+		filters = append(filters,
+			fmt.Sprintf("labels.%q==%s", observed.LabelTask, task),
+			fmt.Sprintf("id~=^%s-", regexp.QuoteMeta(task)))
 	}
 	recs, err := r.client.ContainerService().List(ctx, filters...)
 	if err != nil {
