@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const good = "apiVersion: warren/v1\nkind: Task\nmetadata: {name: web}\nspec: {image: nginx}\n"
+
+func TestCommands(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "web.yaml"), []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(badDir, "bad.yaml"), []byte("apiVersion: warren/v1\nkind: Task\nmetadata: {name: Bad}\nspec: {image: nginx}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string // substring expected on stdout
+		stderr string // substring expected on stderr
+	}{
+		{name: "no command", args: nil, code: exitUsage, stderr: "Usage:"},
+		{name: "unknown command", args: []string{"frobnicate"}, code: exitUsage, stderr: `unknown command "frobnicate"`},
+		{name: "help", args: []string{"help"}, code: exitOK, stdout: "reconciler validate PATH"},
+		{name: "version", args: []string{"version"}, code: exitOK, stdout: "reconciler dev"},
+		{name: "validate dir", args: []string{"validate", dir}, code: exitOK, stdout: "ok: 1 task(s)"},
+		{name: "validate file", args: []string{"validate", filepath.Join(dir, "web.yaml")}, code: exitOK, stdout: "ok: 1 task(s)"},
+		{name: "validate bad dir", args: []string{"validate", badDir}, code: exitFailure, stderr: "bad.yaml:3: metadata.name: must be a DNS-1123 label"},
+		{name: "validate bad file", args: []string{"validate", filepath.Join(badDir, "bad.yaml")}, code: exitFailure, stderr: "bad.yaml:3: metadata.name"},
+		{name: "validate missing", args: []string{"validate", filepath.Join(dir, "nope")}, code: exitFailure, stderr: "no such file or directory"},
+		{name: "validate no args", args: []string{"validate"}, code: exitUsage, stderr: "Usage: reconciler validate"},
+		{name: "run bad managed", args: []string{"run", "--managed-containerd", "sometimes"}, code: exitUsage, stderr: "--managed-containerd must be auto, always or never"},
+		{name: "run bad log format", args: []string{"run", "--log-format", "xml"}, code: exitUsage, stderr: "--log-format must be text or json"},
+		{name: "run unknown flag", args: []string{"run", "--frob"}, code: exitUsage, stderr: "flag provided but not defined"},
+		{name: "plan bad managed", args: []string{"plan", "--managed-containerd", "x"}, code: exitUsage, stderr: "--managed-containerd must be"},
+		{
+			name: "plan without containerd",
+			args: []string{"plan", "--manifests", dir, "--address", filepath.Join(dir, "none.sock"), "--managed-containerd", "never"},
+			code: exitOK, stdout: "create web", stderr: "planning against an empty node",
+		},
+		{
+			name: "plan with a broken file warns",
+			args: []string{"plan", "--manifests", badDir, "--address", filepath.Join(dir, "none.sock"), "--managed-containerd", "never"},
+			code: exitOK, stdout: "nothing to do", stderr: "warning: bad.yaml:3",
+		},
+		{
+			name: "plan with a missing directory deletes nothing",
+			args: []string{"plan", "--manifests", filepath.Join(dir, "gone"), "--address", filepath.Join(dir, "none.sock"), "--managed-containerd", "never"},
+			code: exitOK, stdout: "nothing to do", stderr: "(nothing would be deleted)",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := runMain(tc.args, &out, &errb)
+			if code != tc.code {
+				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out.String(), errb.String())
+			}
+			if !strings.Contains(out.String(), tc.stdout) {
+				t.Errorf("stdout %q lacks %q", out.String(), tc.stdout)
+			}
+			if !strings.Contains(errb.String(), tc.stderr) {
+				t.Errorf("stderr %q lacks %q", errb.String(), tc.stderr)
+			}
+		})
+	}
+}
