@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // The only apiVersion and kind a manifest document may have.
@@ -37,16 +39,155 @@ type Metadata struct {
 	Labels map[string]string `json:"labels,omitempty"`
 }
 
-// Spec is what to run. Every field takes part in [Task.Hash]; a new field must
-// be `omitempty` so that manifests that do not use it keep their hash.
+// Spec is what to run. Every field takes part in [Task.Hash]: any change of the
+// spec replaces the container. Parse fills in every default (see
+// [Spec.withDefaults]), so consumers read effective values directly.
 type Spec struct {
-	Image           string    `json:"image"`
-	Command         []string  `json:"command,omitempty"`
-	Args            []string  `json:"args,omitempty"`
-	Env             []EnvVar  `json:"env,omitempty"`
-	WorkingDir      string    `json:"workingDir,omitempty"`
-	StopSignal      string    `json:"stopSignal,omitempty"`      // by name, default "SIGTERM"
-	StopGracePeriod *Duration `json:"stopGracePeriod,omitempty"` // default 30s
+	Image           string           `json:"image"`
+	ImagePullPolicy PullPolicy       `json:"imagePullPolicy,omitempty"` // default IfNotPresent; Always for :latest or no tag
+	Command         []string         `json:"command,omitempty"`         // replaces the image's ENTRYPOINT
+	Args            []string         `json:"args,omitempty"`            // replaces the image's CMD
+	Env             []EnvVar         `json:"env,omitempty"`
+	WorkingDir      string           `json:"workingDir,omitempty"`
+	User            string           `json:"user,omitempty"` // "uid" or "uid:gid"
+	Resources       *Resources       `json:"resources,omitempty"`
+	Mounts          []Mount          `json:"mounts,omitempty"`
+	Secrets         []Secret         `json:"secrets,omitempty"`
+	Network         NetworkMode      `json:"network,omitempty"` // default host
+	SecurityContext *SecurityContext `json:"securityContext,omitempty"`
+	RestartPolicy   RestartPolicy    `json:"restartPolicy,omitempty"` // default Always
+	RestartBackoff  *RestartBackoff  `json:"restartBackoff,omitempty"`
+	UpdateStrategy  UpdateStrategy   `json:"updateStrategy,omitempty"`  // default stop-first
+	StopSignal      string           `json:"stopSignal,omitempty"`      // by name, default "SIGTERM"
+	StopGracePeriod *Duration        `json:"stopGracePeriod,omitempty"` // default 30s
+	HealthCheck     *HealthCheck     `json:"healthCheck,omitempty"`
+}
+
+// PullPolicy says when an image is pulled.
+type PullPolicy string
+
+// Pull policies, as Kubernetes has them.
+const (
+	PullAlways       PullPolicy = "Always"       // pull each time a container is created; record the digest
+	PullIfNotPresent PullPolicy = "IfNotPresent" // pull (or import) only when containerd lacks the image
+	PullNever        PullPolicy = "Never"        // never pull; a missing image is an error on the status
+)
+
+// NetworkMode is the task's network.
+type NetworkMode string
+
+// Network modes.
+const (
+	NetworkHost NetworkMode = "host" // the host's network namespace, /etc/hosts, /etc/resolv.conf
+	NetworkNone NetworkMode = "none" // a new network namespace with loopback only
+)
+
+// RestartPolicy says what happens when the task's process exits.
+type RestartPolicy string
+
+// Restart policies.
+const (
+	RestartAlways    RestartPolicy = "Always"    // restart after any exit, with crash backoff
+	RestartOnFailure RestartPolicy = "OnFailure" // restart after a non-zero exit; exit 0 is Completed
+	RestartNever     RestartPolicy = "Never"     // stay exited; the status shows the exit code
+)
+
+// UpdateStrategy says how a changed spec replaces the running container.
+type UpdateStrategy string
+
+// Update strategies.
+const (
+	UpdateStopFirst  UpdateStrategy = "stop-first"  // stop and remove the old, then create the new (safe with host networking)
+	UpdateStartFirst UpdateStrategy = "start-first" // create and start the new, then stop the old
+)
+
+// Resources limits what the task may use. Nil fields are unlimited.
+type Resources struct {
+	CPU    *resource.Quantity `json:"cpu,omitempty"`    // cores: "500m", "0.5", "2"
+	Memory *resource.Quantity `json:"memory,omitempty"` // bytes: "256Mi", "1G"
+	Pids   *int64             `json:"pids,omitempty"`   // maximum number of processes
+}
+
+// MountType is the kind of a mount.
+type MountType string
+
+// Mount types.
+const (
+	MountBind   MountType = "bind"   // a host path (absolute, clean; allowed by node policy)
+	MountVolume MountType = "volume" // a named directory under the state dir that outlives containers
+	MountTmpfs  MountType = "tmpfs"  // memory-backed, optionally sized
+)
+
+// Mount is one filesystem mount of the task.
+type Mount struct {
+	Type     MountType          `json:"type"`
+	Source   string             `json:"source,omitempty"` // host path (bind) or volume name (volume); none for tmpfs
+	Target   string             `json:"target"`           // absolute path in the container
+	ReadOnly bool               `json:"readOnly,omitempty"`
+	Size     *resource.Quantity `json:"size,omitempty"` // tmpfs only
+}
+
+// Secret is a host file mounted read-only at /run/secrets/NAME.
+type Secret struct {
+	Name string `json:"name"` // file name under /run/secrets; DNS-1123 label or dotted, no '/'
+	File string `json:"file"` // absolute host path
+}
+
+// SecurityContext asks for privileges beyond the secure defaults. The node
+// policy (daemon flags) decides whether they are granted.
+type SecurityContext struct {
+	ReadOnlyRootFilesystem bool          `json:"readOnlyRootFilesystem,omitempty"`
+	Privileged             bool          `json:"privileged,omitempty"`
+	Capabilities           *Capabilities `json:"capabilities,omitempty"`
+}
+
+// Capabilities adds to or drops from the default capability set, by name
+// ("NET_BIND_SERVICE" or "CAP_NET_BIND_SERVICE"; "ALL" in drop).
+type Capabilities struct {
+	Add  []string `json:"add,omitempty"`
+	Drop []string `json:"drop,omitempty"`
+}
+
+// RestartBackoff overrides the crash backoff of one task. Nil fields take the
+// defaults (see [Spec.Backoff]).
+type RestartBackoff struct {
+	Initial    *Duration `json:"initial,omitempty"`
+	Max        *Duration `json:"max,omitempty"`
+	ResetAfter *Duration `json:"resetAfter,omitempty"`
+}
+
+// Backoff defaults: 1 s doubling to 5 min, reset after 10 min of clean running.
+const (
+	DefaultBackoffInitial    = time.Second
+	DefaultBackoffMax        = 5 * time.Minute
+	DefaultBackoffResetAfter = 10 * time.Minute
+)
+
+// HealthCheck probes the task. Exactly one of Exec, HTTP, TCP is set.
+type HealthCheck struct {
+	Exec        *ExecProbe `json:"exec,omitempty"`
+	HTTP        *HTTPProbe `json:"http,omitempty"`
+	TCP         *TCPProbe  `json:"tcp,omitempty"`
+	Interval    *Duration  `json:"interval,omitempty"`    // default 10s
+	Timeout     *Duration  `json:"timeout,omitempty"`     // default 2s
+	Retries     int        `json:"retries,omitempty"`     // default 3
+	StartPeriod *Duration  `json:"startPeriod,omitempty"` // default 0
+}
+
+// ExecProbe runs a command in the container; exit 0 is healthy.
+type ExecProbe struct {
+	Command []string `json:"command"`
+}
+
+// HTTPProbe GETs a path on a port of the task; 2xx and 3xx are healthy.
+type HTTPProbe struct {
+	Port int    `json:"port"`
+	Path string `json:"path,omitempty"` // default "/"
+}
+
+// TCPProbe connects to a port of the task; a connection is healthy.
+type TCPProbe struct {
+	Port int `json:"port"`
 }
 
 // EnvVar is one environment variable of the task's process.
@@ -97,6 +238,23 @@ func (s Spec) StopSig() string {
 		return n
 	}
 	return s.StopSignal
+}
+
+// Backoff returns the task's effective crash backoff.
+func (s Spec) Backoff() (initial, max, resetAfter time.Duration) {
+	initial, max, resetAfter = DefaultBackoffInitial, DefaultBackoffMax, DefaultBackoffResetAfter
+	if b := s.RestartBackoff; b != nil {
+		if b.Initial != nil {
+			initial = b.Initial.Duration
+		}
+		if b.Max != nil {
+			max = b.Max.Duration
+		}
+		if b.ResetAfter != nil {
+			resetAfter = b.ResetAfter.Duration
+		}
+	}
+	return initial, max, resetAfter
 }
 
 // withDefaults returns a copy of s with every default filled in and every
