@@ -13,12 +13,15 @@ import (
 
 // Label keys the reconciler writes on every container it creates.
 const (
-	LabelManagedBy = "io.warren.managed-by" // value ManagedByValue: the ownership label
-	LabelTask      = "io.warren.task"       // metadata.name of the task
-	LabelSpecHash  = "io.warren.spec-hash"  // desired.Task.Hash() of the spec it was created from
-	LabelSource    = "io.warren.source"     // manifest file base name
-	LabelStopSig   = "io.warren.stop-signal"
-	LabelStopGrace = "io.warren.stop-grace" // Go duration string
+	LabelManagedBy   = "io.warren.managed-by" // value ManagedByValue: the ownership label
+	LabelTask        = "io.warren.task"       // metadata.name of the task
+	LabelSpecHash    = "io.warren.spec-hash"  // desired.Task.Hash() of the spec it was created from
+	LabelSource      = "io.warren.source"     // manifest file base name
+	LabelStopSig     = "io.warren.stop-signal"
+	LabelStopGrace   = "io.warren.stop-grace"   // Go duration string
+	LabelImageDigest = "io.warren.image-digest" // digest of the image the container was created from (set by the runtime)
+	LabelRestarts    = "io.warren.restarts"     // restarts of the task so far, carried across containers of one task
+	LabelPolicy      = "io.warren.restart-policy"
 
 	ManagedByValue = "reconciler"
 )
@@ -52,11 +55,13 @@ type Raw struct {
 // Container is a container the reconciler owns, with its labels decoded.
 type Container struct {
 	Raw
-	Task      string
-	SpecHash  string
-	Source    string
-	StopSig   string
-	StopGrace time.Duration
+	Task        string
+	SpecHash    string
+	Source      string
+	StopSig     string
+	StopGrace   time.Duration
+	ImageDigest string
+	Restarts    int
 }
 
 // Unmanaged is a container in the namespace that the reconciler does not own.
@@ -139,11 +144,12 @@ func decode(r Raw) (Container, string) {
 		return Container{}, "no ownership label"
 	}
 	c := Container{
-		Raw:      r,
-		Task:     r.Labels[LabelTask],
-		SpecHash: r.Labels[LabelSpecHash],
-		Source:   r.Labels[LabelSource],
-		StopSig:  r.Labels[LabelStopSig],
+		Raw:         r,
+		Task:        r.Labels[LabelTask],
+		SpecHash:    r.Labels[LabelSpecHash],
+		Source:      r.Labels[LabelSource],
+		StopSig:     r.Labels[LabelStopSig],
+		ImageDigest: r.Labels[LabelImageDigest],
 	}
 	if c.Task == "" || c.SpecHash == "" {
 		return Container{}, "ownership label without task and spec-hash labels"
@@ -158,6 +164,13 @@ func decode(r Raw) (Container, string) {
 			return Container{}, fmt.Sprintf("bad %s label %q", LabelStopGrace, g)
 		}
 		c.StopGrace = d
+	}
+	if v := r.Labels[LabelRestarts]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return Container{}, fmt.Sprintf("bad %s label %q", LabelRestarts, v)
+		}
+		c.Restarts = n
 	}
 	return c, ""
 }
