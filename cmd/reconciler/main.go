@@ -241,7 +241,11 @@ func run(ctx context.Context, c *common, workers int, resync, debounce time.Dura
 			}
 		}
 	}()
-	err = ctrl.Run(ctx)
+	var exits reconcile.ExitWatcher
+	if w, ok := any(rt).(reconcile.ExitWatcher); ok {
+		exits = w
+	}
+	err = ctrl.Run(ctx, exits)
 	for range 2 {
 		if werr := <-errc; werr != nil && !errors.Is(werr, context.Canceled) && err == nil {
 			err = werr

@@ -20,8 +20,9 @@ const (
 	LabelStopSig     = "io.warren.stop-signal"
 	LabelStopGrace   = "io.warren.stop-grace"   // Go duration string
 	LabelImageDigest = "io.warren.image-digest" // digest of the image the container was created from (set by the runtime)
-	LabelRestarts    = "io.warren.restarts"     // restarts of the task so far, carried across containers of one task
-	LabelPolicy      = "io.warren.restart-policy"
+	LabelRestarts    = "io.warren.restarts"     // restarts of this container's task so far
+	LabelStreak      = "io.warren.crash-streak" // restarts since the task last ran cleanly for its backoff reset time
+	LabelStartedAt   = "io.warren.started-at"   // RFC 3339 time of the last start, by the reconciler's clock
 
 	ManagedByValue = "reconciler"
 )
@@ -62,6 +63,8 @@ type Container struct {
 	StopGrace   time.Duration
 	ImageDigest string
 	Restarts    int
+	Streak      int
+	StartedAt   time.Time // zero if never started by the reconciler
 }
 
 // Unmanaged is a container in the namespace that the reconciler does not own.
@@ -165,14 +168,36 @@ func decode(r Raw) (Container, string) {
 		}
 		c.StopGrace = d
 	}
-	if v := r.Labels[LabelRestarts]; v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return Container{}, fmt.Sprintf("bad %s label %q", LabelRestarts, v)
+	for _, f := range []struct {
+		key string
+		dst *int
+	}{{LabelRestarts, &c.Restarts}, {LabelStreak, &c.Streak}} {
+		if v := r.Labels[f.key]; v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return Container{}, fmt.Sprintf("bad %s label %q", f.key, v)
+			}
+			*f.dst = n
 		}
-		c.Restarts = n
+	}
+	if v := r.Labels[LabelStartedAt]; v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return Container{}, fmt.Sprintf("bad %s label %q", LabelStartedAt, v)
+		}
+		c.StartedAt = t
 	}
 	return c, ""
+}
+
+// StartLabels are the labels a start of a container sets: when it started,
+// and its restart counts.
+func StartLabels(at time.Time, restarts, streak int) map[string]string {
+	return map[string]string{
+		LabelStartedAt: at.UTC().Format(time.RFC3339Nano),
+		LabelRestarts:  strconv.Itoa(restarts),
+		LabelStreak:    strconv.Itoa(streak),
+	}
 }
 
 // Labels returns the labels for a new container of task name with spec hash.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,16 @@ type Runtime interface {
 	Start(ctx context.Context, id string) error
 	Stop(ctx context.Context, id, signal string, grace time.Duration) error
 	Delete(ctx context.Context, id string) error
+	// SetLabels adds or replaces labels on a container.
+	SetLabels(ctx context.Context, id string, labels map[string]string) error
+}
+
+// ExitWatcher reports task exits as they happen. It is optional: without it
+// an exit is seen at the next resync.
+type ExitWatcher interface {
+	// WatchExits calls onExit with the container ID of every task exit (and
+	// OOM kill) until ctx is done, resubscribing when the runtime restarts.
+	WatchExits(ctx context.Context, onExit func(containerID string)) error
 }
 
 // Config configures a Controller. Zero values take the documented defaults.
@@ -29,7 +40,7 @@ type Config struct {
 	Workers int           // concurrent task keys worked on; default 4
 	Resync  time.Duration // full re-list and re-plan period; default 30s
 	Log     logr.Logger
-	Now     func() time.Time // default time.Now
+	Clock   Clock // default RealClock
 
 	// RetryInitial and RetryMax bound the per-task retry backoff after a
 	// failed action; defaults 500ms and 1m.
@@ -43,8 +54,8 @@ func (c *Config) defaults() {
 	if c.Resync <= 0 {
 		c.Resync = 30 * time.Second
 	}
-	if c.Now == nil {
-		c.Now = time.Now
+	if c.Clock == nil {
+		c.Clock = RealClock{}
 	}
 	if c.RetryInitial <= 0 {
 		c.RetryInitial = 500 * time.Millisecond
@@ -59,13 +70,15 @@ func (c *Config) defaults() {
 
 // Controller keeps the runtime equal to the desired state it is given.
 type Controller struct {
-	rt  Runtime
-	cfg Config
-	q   *queue
+	rt     Runtime
+	cfg    Config
+	q      *queue
+	status *statusBoard
 
 	mu        sync.Mutex
 	want      desired.State
 	retries   map[string]*backoff.ExponentialBackOff
+	refused   map[string]string // task -> spec hash whose action failed permanently
 	unmanaged map[string]string // last reported unmanaged containers, id -> reason
 
 	// The first full pass: every key the first resync queued has been
@@ -81,9 +94,11 @@ func New(rt Runtime, cfg Config) *Controller {
 	return &Controller{
 		rt:        rt,
 		cfg:       cfg,
-		q:         newQueue(),
+		q:         newQueue(cfg.Clock),
+		status:    newStatusBoard(),
 		want:      desired.State{Tasks: map[string]desired.Task{}},
 		retries:   map[string]*backoff.ExponentialBackOff{},
+		refused:   map[string]string{},
 		unmanaged: map[string]string{},
 		ready:     make(chan struct{}),
 	}
@@ -92,6 +107,28 @@ func New(rt Runtime, cfg Config) *Controller {
 // Ready is closed once the first full pass is done: the node was listed and
 // every task on either side was worked on once.
 func (c *Controller) Ready() <-chan struct{} { return c.ready }
+
+// Status returns every task's status, sorted by name.
+func (c *Controller) Status() []TaskStatus { return c.status.list() }
+
+// TaskStatus returns one task's status; false when the controller knows no
+// such task (never desired, or removed).
+func (c *Controller) TaskStatus(name string) (TaskStatus, bool) { return c.status.get(name) }
+
+// StatusChanged returns a channel closed at the next change of any status.
+func (c *Controller) StatusChanged() <-chan struct{} { return c.status.watch() }
+
+// Unmanaged returns the containers of the namespace the reconciler leaves
+// alone, as of the last resync.
+func (c *Controller) Unmanaged() []observed.Unmanaged {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]observed.Unmanaged, 0, len(c.unmanaged))
+	for id, reason := range c.unmanaged {
+		out = append(out, observed.Unmanaged{ID: id, Reason: reason})
+	}
+	return out
+}
 
 // SetDesired replaces the desired state and queues every task whose entry
 // changed. A state whose directory could not be read keeps the previous tasks
@@ -126,6 +163,23 @@ func (c *Controller) SetDesired(s desired.State) {
 	}
 }
 
+// Exited tells the controller that a container's task exited (or was
+// OOM-killed). It only queues the task; the worker reads fresh state.
+func (c *Controller) Exited(containerID string) {
+	if name, ok := taskOf(containerID); ok {
+		c.q.Add(name)
+	}
+}
+
+// taskOf recovers the task name from a container ID (observed.ContainerID).
+func taskOf(id string) (string, bool) {
+	i := strings.LastIndexByte(id, '-')
+	if i <= 0 || len(id)-i-1 != desired.HashLen {
+		return "", false
+	}
+	return id[:i], true
+}
+
 func sameKeys(a, b map[string]error) bool {
 	if len(a) != len(b) {
 		return false
@@ -143,8 +197,8 @@ func sameKeys(a, b map[string]error) bool {
 const resyncKey = "\x00resync"
 
 // Run works the queue until ctx is done. It lists the node at start and every
-// Resync period.
-func (c *Controller) Run(ctx context.Context) error {
+// Resync period. With an ExitWatcher, task exits are acted on at once.
+func (c *Controller) Run(ctx context.Context, exits ExitWatcher) error {
 	var wg sync.WaitGroup
 	for range c.cfg.Workers {
 		wg.Add(1)
@@ -154,19 +208,37 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	if exits != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := exits.WatchExits(ctx, c.Exited); err != nil && ctx.Err() == nil {
+				c.cfg.Log.Error(err, "exit events stopped; exits are seen at each resync only")
+			}
+		}()
+	}
 	c.q.Add(resyncKey)
-	tick := time.NewTicker(c.cfg.Resync)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			c.q.ShutDown()
-			wg.Wait()
-			return nil
-		case <-tick.C:
-			c.q.Add(resyncKey)
+	var timer Timer
+	var tick func()
+	var tmu sync.Mutex
+	tick = func() {
+		c.q.Add(resyncKey)
+		tmu.Lock()
+		defer tmu.Unlock()
+		if ctx.Err() == nil {
+			timer = c.cfg.Clock.AfterFunc(c.cfg.Resync, tick)
 		}
 	}
+	tmu.Lock()
+	timer = c.cfg.Clock.AfterFunc(c.cfg.Resync, tick)
+	tmu.Unlock()
+	<-ctx.Done()
+	tmu.Lock()
+	timer.Stop()
+	tmu.Unlock()
+	c.q.ShutDown()
+	wg.Wait()
+	return nil
 }
 
 func (c *Controller) work(ctx context.Context) bool {
@@ -199,7 +271,8 @@ func (c *Controller) work(ctx context.Context) bool {
 		b = backoff.NewExponentialBackOff(
 			backoff.WithInitialInterval(c.cfg.RetryInitial),
 			backoff.WithMaxInterval(c.cfg.RetryMax),
-			backoff.WithMaxElapsedTime(0))
+			backoff.WithMaxElapsedTime(0),
+			backoff.WithClockProvider(c.cfg.Clock))
 		c.retries[key] = b
 	}
 	delay := b.NextBackOff()
@@ -263,26 +336,92 @@ func (c *Controller) reportUnmanaged(list []observed.Unmanaged) {
 func (c *Controller) sync(ctx context.Context, name string) error {
 	c.mu.Lock()
 	want := desired.State{Broken: c.want.Broken, Err: c.want.Err, Tasks: map[string]desired.Task{}}
+	var tp *desired.Task
 	if t, ok := c.want.Tasks[name]; ok {
 		want.Tasks[name] = t
+		tp = &t
 	}
+	refusedHash, refused := c.refused[name]
 	c.mu.Unlock()
+
 	have, err := observed.Observe(ctx, c.rt, name)
 	if err != nil {
 		return err
 	}
-	for _, a := range Plan(want, have, c.cfg.Now()) {
-		if err := c.apply(ctx, a); err != nil {
+	now := c.cfg.Clock.Now()
+	actions := Plan(want, have, now)
+	st := observedStatus(name, tp, have.Containers, actions, want.Broken)
+
+	if tp != nil && refused && refusedHash == tp.Hash() {
+		// Refused for good (node policy): nothing changes until the spec does.
+		c.setStatus(withPhase(c.current(name, st), PhaseFailed, ""))
+		return nil
+	}
+	if tp == nil && len(have.Containers) == 0 {
+		if c.status.remove(name) {
+			c.cfg.Log.Info("task removed", "task", name)
+		}
+		return nil
+	}
+	if !Changes(actions) {
+		c.setStatus(st)
+		for _, a := range actions {
+			if a.Op == OpWait {
+				c.q.AddAfter(name, a.NotBefore.Sub(now))
+			}
+			if a.Op == OpBlocked {
+				return errors.New(a.Reason)
+			}
+		}
+		return nil
+	}
+	for _, a := range actions {
+		if err := c.apply(ctx, a, st); err != nil {
+			var p interface{ Permanent() bool }
+			if tp != nil && errors.As(err, &p) && p.Permanent() {
+				c.mu.Lock()
+				c.refused[name] = tp.Hash()
+				c.mu.Unlock()
+				c.setStatus(withPhase(st, PhaseFailed, err.Error()))
+				return nil
+			}
+			c.setStatus(withPhase(st, PhaseError, err.Error()))
 			return err
 		}
 	}
+	// Look again with fresh state: the status then says what is, and a
+	// task that died at once meets its restart policy.
+	c.q.Add(name)
 	return nil
+}
+
+func (c *Controller) current(name string, fallback TaskStatus) TaskStatus {
+	if st, ok := c.status.get(name); ok {
+		return st
+	}
+	return fallback
+}
+
+func withPhase(st TaskStatus, p Phase, msg string) TaskStatus {
+	st.Phase = p
+	if msg != "" {
+		st.Message = msg
+	}
+	return st
+}
+
+// setStatus records st and logs a phase transition once.
+func (c *Controller) setStatus(st TaskStatus) {
+	prev, transition := c.status.set(st, c.cfg.Clock.Now())
+	if transition {
+		c.cfg.Log.Info("task phase changed", "task", st.Name, "from", string(prev), "to", string(st.Phase), "message", st.Message)
+	}
 }
 
 // actionTimeout bounds an action that shutdown does not interrupt.
 const actionTimeout = 5 * time.Minute
 
-func (c *Controller) apply(ctx context.Context, a Action) error {
+func (c *Controller) apply(ctx context.Context, a Action, st TaskStatus) error {
 	log := c.cfg.Log.WithValues("task", a.Task, "container", a.ContainerID, "reason", a.Reason)
 	if a.Op != OpStop {
 		// Create, start and delete are short and must not be cut in half by
@@ -296,13 +435,21 @@ func (c *Controller) apply(ctx context.Context, a Action) error {
 	switch a.Op {
 	case OpCreate:
 		t := a.Desired
+		c.setStatus(withPhase(st, PhaseCreating, "creating container "+a.ContainerID))
 		log.Info("creating container", "image", t.Spec.Image)
-		labels := observed.Labels(t.Metadata.Name, t.Hash(), t.Source, t.Spec.StopSignal, t.Spec.StopGrace())
+		labels := observed.Labels(t.Metadata.Name, t.Hash(), t.Source, t.Spec.StopSig(), t.Spec.StopGrace())
 		return c.rt.Create(ctx, a.ContainerID, *t, labels)
 	case OpStart:
+		if st.Phase == PhaseCompleted || st.Phase == PhaseFailed || st.Phase == PhaseCrashLoopBackOff {
+			c.setStatus(withPhase(st, PhaseRestarting, a.Reason))
+		}
 		log.Info("starting task")
+		if err := c.rt.SetLabels(ctx, a.ContainerID, a.Labels); err != nil {
+			return err
+		}
 		return c.rt.Start(ctx, a.ContainerID)
 	case OpStop:
+		c.setStatus(withPhase(st, PhaseStopping, "stopping "+a.ContainerID+": "+a.Reason))
 		log.Info("stopping container", "signal", a.StopSignal, "grace", a.StopGrace)
 		return c.rt.Stop(ctx, a.ContainerID, a.StopSignal, a.StopGrace)
 	case OpDelete:
@@ -310,6 +457,8 @@ func (c *Controller) apply(ctx context.Context, a Action) error {
 		return c.rt.Delete(ctx, a.ContainerID)
 	case OpBlocked:
 		return errors.New(a.Reason)
+	case OpWait:
+		return nil
 	}
 	return fmt.Errorf("unknown action %q", a.Op)
 }

@@ -80,7 +80,7 @@ func startController(t *testing.T, rt Runtime, cfg Config, states ...desired.Sta
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	go func() { done <- c.Run(ctx, nil) }()
 	stopped := false
 	stop = func() {
 		if stopped {

@@ -138,6 +138,42 @@ func (f *fakeRuntime) Start(ctx context.Context, id string) error {
 	return nil
 }
 
+// SetLabels merges labels into the container's. It is not recorded as a
+// call: it changes no running state, and the call sequences tests compare
+// are about what runs.
+func (f *fakeRuntime) SetLabels(ctx context.Context, id string, labels map[string]string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[id]
+	if !ok {
+		return fmt.Errorf("label container %s: %w", id, errFakeNotFound)
+	}
+	c.Labels = maps.Clone(c.Labels)
+	if c.Labels == nil {
+		c.Labels = map[string]string{}
+	}
+	maps.Copy(c.Labels, labels)
+	f.containers[id] = c
+	return nil
+}
+
+// exit makes the container's task exit with code at the given time, as a
+// crash or a kill behind the reconciler's back would.
+func (f *fakeRuntime) exit(id string, code uint32, at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.containers[id]
+	c.Status, c.ExitCode, c.ExitedAt = observed.Stopped, code, at
+	f.containers[id] = c
+}
+
+// labels returns a copy of the container's labels.
+func (f *fakeRuntime) labels(id string) map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.containers[id].Labels)
+}
+
 func (f *fakeRuntime) Stop(ctx context.Context, id, signal string, grace time.Duration) error {
 	if err := f.begin(ctx, OpStop, id); err != nil {
 		return err

@@ -13,13 +13,16 @@ import (
 // Op is what an action does.
 type Op string
 
-// Operations, in the order they are applied for one task.
+// Operations.
 const (
 	OpStop   Op = "stop"   // signal, grace period, SIGKILL
 	OpDelete Op = "delete" // task, container, snapshot
 	OpCreate Op = "create" // container with a new snapshot (image made available first)
-	OpStart  Op = "start"  // a new task in an existing container
+	OpStart  Op = "start"  // a new task in an existing container (first start or restart)
 
+	// OpWait changes nothing: the task's process exited and its restart is
+	// held back until NotBefore by its crash backoff (CrashLoopBackOff).
+	OpWait Op = "wait"
 	// OpBlocked changes nothing: the task's container ID is held by a
 	// container the reconciler does not own. Applying it fails, so the task
 	// is retried with backoff until the operator removes that container.
@@ -39,17 +42,24 @@ type Action struct {
 	// a replaced container stops the way its own spec said.
 	StopSignal string
 	StopGrace  time.Duration
+	// Labels are set on the container before its task starts (OpStart):
+	// start time and restart counts, so that a restarted reconciler knows them.
+	Labels map[string]string
+	// NotBefore is when a held-back restart may happen (OpWait).
+	NotBefore time.Time
 }
 
 func (a Action) String() string {
 	return fmt.Sprintf("%s %s %s: %s", a.Op, a.Task, a.ContainerID, a.Reason)
 }
 
-// Plan returns the actions that make have equal to want, ordered by task name
-// and, within a task, stop-first: the old container goes before the new one
-// comes (safe with host networking, where both would want the same port).
+// Plan returns the actions that make have equal to want, ordered by task name.
+// Within a task the order follows its update strategy: stop-first removes the
+// old container before the new one comes (safe with host networking);
+// start-first keeps the old one until the new one runs. Restarts follow the
+// restart policy, held back by the task's crash backoff as of now.
 //
-// Plan is pure. now is the time decisions are made at (restart backoff will use it).
+// Plan is pure: no I/O, no clock but now.
 func Plan(want desired.State, have observed.State, now time.Time) []Action {
 	names := map[string]bool{}
 	for name := range want.Tasks {
@@ -72,9 +82,8 @@ func Plan(want desired.State, have observed.State, now time.Time) []Action {
 
 	var actions []Action
 	for _, name := range sorted {
-		t, ok := want.Tasks[name]
 		var tp *desired.Task
-		if ok {
+		if t, ok := want.Tasks[name]; ok {
 			tp = &t
 		}
 		actions = append(actions, planTask(name, tp, byTask[name], want, foreign, now)...)
@@ -84,66 +93,146 @@ func Plan(want desired.State, have observed.State, now time.Time) []Action {
 
 // planTask plans one task. t is nil when the task is not desired.
 func planTask(name string, t *desired.Task, have []observed.Container, want desired.State, foreign map[string]string, now time.Time) []Action {
-	var actions []Action
 	if t == nil {
 		if want.Err != nil {
 			// The directory could not be read: whether this task is still
 			// wanted is unknown, and unknown never means "delete".
 			return nil
 		}
+		var actions []Action
 		for _, c := range have {
 			if _, ok := want.Broken[c.Source]; ok {
 				// Its file is there but does not parse: last known good, keep it.
 				continue
 			}
-			actions = append(actions, remove(c, fmt.Sprintf("no longer desired (source %s)", sourceOrUnknown(c.Source)))...)
+			actions = append(actions, remove(c, fmt.Sprintf("no longer desired (source %s)", orUnknown(c.Source)))...)
 		}
 		return actions
 	}
 
 	id := observed.ContainerID(name, t.Hash())
 	var current *observed.Container
+	var old []observed.Container
 	for i, c := range have {
 		if c.ID == id {
 			current = &have[i]
-			continue
+		} else {
+			old = append(old, c)
 		}
-		actions = append(actions, remove(c, "spec changed (hash "+c.SpecHash+" -> "+t.Hash()+")")...)
 	}
-	switch {
-	case current == nil && foreign[id] != "":
-		actions = append(actions, Action{Op: OpBlocked, Task: name, ContainerID: id,
-			Reason: "container id taken by an unmanaged container (" + foreign[id] + "); remove it to let the task run"})
-	case current == nil:
-		actions = append(actions,
-			Action{Op: OpCreate, Task: name, ContainerID: id, Desired: t, Reason: "not present"},
-			Action{Op: OpStart, Task: name, ContainerID: id, Reason: "new container"})
-	case current.Status == observed.Running || current.Status == observed.Paused:
-		// Nothing to do.
-	case current.Status == observed.Stopped:
-		actions = append(actions, Action{Op: OpStart, Task: name, ContainerID: id,
-			Reason: fmt.Sprintf("exited with code %d", current.ExitCode)})
-	default:
-		actions = append(actions, Action{Op: OpStart, Task: name, ContainerID: id,
-			Reason: "task " + string(current.Status)})
+	var removals []Action
+	for _, c := range old {
+		removals = append(removals, remove(c, "spec changed (hash "+c.SpecHash+" -> "+t.Hash()+")")...)
 	}
-	return actions
+	ensure := ensureRunning(name, id, t, current, foreign, now)
+
+	if t.Spec.UpdateStrategy == desired.UpdateStartFirst {
+		// The old containers stay until the new one runs; stopped ones go
+		// at once, they serve nothing.
+		if current != nil && current.Status == observed.Running {
+			return append(ensure, removals...)
+		}
+		var out []Action
+		for _, c := range old {
+			if !isLive(c.Status) {
+				out = append(out, remove(c, "spec changed (hash "+c.SpecHash+" -> "+t.Hash()+")")...)
+			}
+		}
+		return append(out, ensure...)
+	}
+	return append(removals, ensure...)
+}
+
+// ensureRunning plans what makes the container id of t run (or stay exited,
+// as its restart policy says).
+func ensureRunning(name, id string, t *desired.Task, current *observed.Container, foreign map[string]string, now time.Time) []Action {
+	if current == nil {
+		if reason, ok := foreign[id]; ok {
+			return []Action{{Op: OpBlocked, Task: name, ContainerID: id,
+				Reason: "container id taken by an unmanaged container (" + reason + "); remove it to let the task run"}}
+		}
+		return []Action{
+			{Op: OpCreate, Task: name, ContainerID: id, Desired: t, Reason: "not present"},
+			{Op: OpStart, Task: name, ContainerID: id, Reason: "new container", Labels: observed.StartLabels(now, 0, 0)},
+		}
+	}
+	switch current.Status {
+	case observed.Running, observed.Paused:
+		return nil
+	case observed.Stopped:
+		return restart(name, id, t, current, now)
+	default: // created but never started, no task, unknown
+		return []Action{{Op: OpStart, Task: name, ContainerID: id, Reason: "task " + string(current.Status),
+			Labels: observed.StartLabels(now, current.Restarts, current.Streak)}}
+	}
+}
+
+// restart applies the restart policy and the crash backoff to an exited task.
+func restart(name, id string, t *desired.Task, c *observed.Container, now time.Time) []Action {
+	switch t.Spec.RestartPolicy {
+	case desired.RestartNever:
+		return nil
+	case desired.RestartOnFailure:
+		if c.ExitCode == 0 {
+			return nil
+		}
+	}
+	due, streak := NextRestart(t.Spec, *c)
+	reason := fmt.Sprintf("exited with code %d", c.ExitCode)
+	if now.Before(due) {
+		return []Action{{Op: OpWait, Task: name, ContainerID: id, NotBefore: due,
+			Reason: fmt.Sprintf("%s; back-off %s before restart %d", reason, due.Sub(now).Round(time.Millisecond), c.Restarts+1)}}
+	}
+	return []Action{{Op: OpStart, Task: name, ContainerID: id, Reason: reason + "; restart " + fmt.Sprint(c.Restarts+1),
+		Labels: observed.StartLabels(now, c.Restarts+1, streak+1)}}
+}
+
+// NextRestart returns when the exited container c may be restarted, and the
+// crash streak that delay was computed from: initial, doubled for each restart
+// in the streak, capped at max; a task that ran at least resetAfter before it
+// exited starts a new streak.
+func NextRestart(s desired.Spec, c observed.Container) (due time.Time, streak int) {
+	initial, maxDelay, resetAfter := s.Backoff()
+	streak = c.Streak
+	if !c.StartedAt.IsZero() && !c.ExitedAt.IsZero() && c.ExitedAt.Sub(c.StartedAt) >= resetAfter {
+		streak = 0
+	}
+	delay := initial
+	for i := 0; i < streak && delay < maxDelay; i++ {
+		delay *= 2
+	}
+	delay = min(delay, maxDelay)
+	return c.ExitedAt.Add(delay), streak
+}
+
+func isLive(s observed.Status) bool {
+	return s == observed.Running || s == observed.Paused || s == observed.Unknown || s == observed.Created
 }
 
 func remove(c observed.Container, reason string) []Action {
 	var out []Action
-	if c.Status == observed.Running || c.Status == observed.Paused || c.Status == observed.Unknown || c.Status == observed.Created {
+	if isLive(c.Status) {
 		out = append(out, Action{Op: OpStop, Task: c.Task, ContainerID: c.ID, Reason: reason,
 			StopSignal: c.StopSig, StopGrace: c.StopGrace})
 	}
 	return append(out, Action{Op: OpDelete, Task: c.Task, ContainerID: c.ID, Reason: reason})
 }
 
-func sourceOrUnknown(s string) string {
+func orUnknown(s string) string {
 	if s == "" {
 		return "unknown"
 	}
 	return s
+}
+
+// Changes reports whether actions change anything (waits and blocks do not).
+func Changes(actions []Action) bool {
+	for _, a := range actions {
+		if a.Op != OpWait && a.Op != OpBlocked {
+			return true
+		}
+	}
+	return false
 }
 
 // Describe renders actions one per line, for `reconciler plan` and logs.
@@ -153,7 +242,7 @@ func Describe(actions []Action) string {
 	}
 	var b strings.Builder
 	for _, a := range actions {
-		fmt.Fprintf(&b, "%-6s %-24s %-40s %s\n", a.Op, a.Task, a.ContainerID, a.Reason)
+		fmt.Fprintf(&b, "%-7s %-24s %-40s %s\n", a.Op, a.Task, a.ContainerID, a.Reason)
 	}
 	return b.String()
 }

@@ -31,6 +31,12 @@ func container(t desired.Task, status observed.Status) observed.Container {
 	}
 }
 
+func exited(t desired.Task, code uint32, at time.Time) observed.Container {
+	c := container(t, observed.Stopped)
+	c.ExitCode, c.ExitedAt, c.StartedAt = code, at, at.Add(-time.Second)
+	return c
+}
+
 // step is an action reduced to what the tables compare.
 type step struct {
 	Op Op
@@ -53,6 +59,16 @@ func TestPlan(t *testing.T) {
 	idWebV2 := observed.ContainerID("web", webV2.Hash())
 	idDB := observed.ContainerID("db", db.Hash())
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	job := task("job", "busybox:1")
+	job.Spec.RestartPolicy = desired.RestartOnFailure
+	idJob := observed.ContainerID("job", job.Hash())
+	once := task("once", "busybox:1")
+	once.Spec.RestartPolicy = desired.RestartNever
+	webSF := task("web", "nginx:1.27", desired.EnvVar{Name: "V", Value: "1"})
+	webSF.Spec.UpdateStrategy = desired.UpdateStartFirst
+	webSF2 := task("web", "nginx:1.27", desired.EnvVar{Name: "V", Value: "2"})
+	webSF2.Spec.UpdateStrategy = desired.UpdateStartFirst
+	idWebSF, idWebSF2 := observed.ContainerID("web", webSF.Hash()), observed.ContainerID("web", webSF2.Hash())
 
 	tests := []struct {
 		name string
@@ -132,6 +148,52 @@ func TestPlan(t *testing.T) {
 			exp:  []step{{OpStart, idWeb}},
 		},
 		{
+			name: "OnFailure task that exited 0 is Completed, not restarted",
+			want: desired.State{Tasks: map[string]desired.Task{"job": job}},
+			have: []observed.Container{exited(job, 0, now.Add(-time.Hour))},
+		},
+		{
+			name: "OnFailure task that failed is restarted after its back-off",
+			want: desired.State{Tasks: map[string]desired.Task{"job": job}},
+			have: []observed.Container{exited(job, 2, now.Add(-time.Hour))},
+			exp:  []step{{OpStart, idJob}},
+		},
+		{
+			name: "a fresh crash waits for its back-off (CrashLoopBackOff)",
+			want: desired.State{Tasks: map[string]desired.Task{"job": job}},
+			have: []observed.Container{exited(job, 2, now)},
+			exp:  []step{{OpWait, idJob}},
+		},
+		{
+			name: "Never: an exited task stays exited",
+			want: desired.State{Tasks: map[string]desired.Task{"once": once}},
+			have: []observed.Container{exited(once, 1, now.Add(-time.Hour))},
+		},
+		{
+			name: "start-first: the new container comes before the old goes",
+			want: desired.State{Tasks: map[string]desired.Task{"web": webSF2}},
+			have: []observed.Container{container(webSF, observed.Running)},
+			exp:  []step{{OpCreate, idWebSF2}, {OpStart, idWebSF2}},
+		},
+		{
+			name: "start-first: once the new one runs the old goes",
+			want: desired.State{Tasks: map[string]desired.Task{"web": webSF2}},
+			have: []observed.Container{container(webSF, observed.Running), container(webSF2, observed.Running)},
+			exp:  []step{{OpStop, idWebSF}, {OpDelete, idWebSF}},
+		},
+		{
+			name: "start-first: a stopped old container goes at once",
+			want: desired.State{Tasks: map[string]desired.Task{"web": webSF2}},
+			have: []observed.Container{container(webSF, observed.Stopped)},
+			exp:  []step{{OpDelete, idWebSF}, {OpCreate, idWebSF2}, {OpStart, idWebSF2}},
+		},
+		{
+			name: "three containers for one task: all but the desired one go",
+			want: desired.State{Tasks: map[string]desired.Task{"web": webV2}},
+			have: []observed.Container{container(web, observed.Running), container(webSF, observed.Stopped), container(webV2, observed.Running)},
+			exp:  []step{{OpStop, idWeb}, {OpDelete, idWeb}, {OpDelete, observed.ContainerID("web", webSF.Hash())}},
+		},
+		{
 			name: "tasks are planned in name order",
 			want: desired.State{Tasks: map[string]desired.Task{"web": web, "db": db}},
 			exp:  []step{{OpCreate, idDB}, {OpStart, idDB}, {OpCreate, idWeb}, {OpStart, idWeb}},
@@ -177,7 +239,7 @@ func TestDescribe(t *testing.T) {
 		t.Errorf("Describe(nil) = %q", got)
 	}
 	got := Describe([]Action{{Op: OpCreate, Task: "web", ContainerID: "web-abc", Reason: "not present"}})
-	want := "create web                      web-abc                                  not present\n"
+	want := "create  web                      web-abc                                  not present\n"
 	if got != want {
 		t.Errorf("Describe = %q, want %q", got, want)
 	}

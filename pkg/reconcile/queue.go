@@ -10,17 +10,18 @@ import (
 // queued again only after that worker is Done, so one key is never worked by
 // two workers at once.
 type queue struct {
+	clock      Clock
 	mu         sync.Mutex
 	cond       *sync.Cond
 	order      []string
 	dirty      map[string]bool
 	processing map[string]bool
-	timers     map[string]*time.Timer
+	timers     map[string]Timer
 	shutdown   bool
 }
 
-func newQueue() *queue {
-	q := &queue{dirty: map[string]bool{}, processing: map[string]bool{}, timers: map[string]*time.Timer{}}
+func newQueue(clock Clock) *queue {
+	q := &queue{clock: clock, dirty: map[string]bool{}, processing: map[string]bool{}, timers: map[string]Timer{}}
 	q.cond = sync.NewCond(&q.mu)
 	return q
 }
@@ -61,8 +62,8 @@ func (q *queue) AddAfter(key string, d time.Duration) {
 	}
 	// The callback takes q.mu, so it cannot look at q.timers before t is
 	// stored; a callback whose timer was replaced meanwhile does nothing.
-	var t *time.Timer
-	t = time.AfterFunc(d, func() {
+	var t Timer
+	t = q.clock.AfterFunc(d, func() {
 		q.mu.Lock()
 		defer q.mu.Unlock()
 		if q.timers[key] != t {

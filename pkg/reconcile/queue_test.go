@@ -32,7 +32,7 @@ func getWithin(t *testing.T, q *queue) (string, bool) {
 }
 
 func TestQueueAddTwiceWhileWaitingIsHandedOutOnce(t *testing.T) {
-	q := newQueue()
+	q := newQueue(RealClock{})
 	q.Add("a")
 	q.Add("b")
 	q.Add("a")
@@ -55,7 +55,7 @@ func TestQueueAddTwiceWhileWaitingIsHandedOutOnce(t *testing.T) {
 }
 
 func TestQueueAddWhileProcessingWaitsForDone(t *testing.T) {
-	q := newQueue()
+	q := newQueue(RealClock{})
 	q.Add("a")
 	if k, _ := getWithin(t, q); k != "a" {
 		t.Fatalf("Get = %q, want a", k)
@@ -93,7 +93,7 @@ func TestQueueOneWorkerPerKey(t *testing.T) {
 		keys      = 5
 		addsEach  = 500
 	)
-	q := newQueue()
+	q := newQueue(RealClock{})
 
 	var mu sync.Mutex
 	active := map[string]bool{}
@@ -171,7 +171,7 @@ func TestQueueOneWorkerPerKey(t *testing.T) {
 }
 
 func TestQueueAddAfterDeliversLater(t *testing.T) {
-	q := newQueue()
+	q := newQueue(RealClock{})
 	const d = 50 * time.Millisecond
 	start := time.Now()
 	q.AddAfter("a", d)
@@ -192,7 +192,7 @@ func TestQueueAddAfterDeliversLater(t *testing.T) {
 }
 
 func TestQueueAddAfterZeroIsAdd(t *testing.T) {
-	q := newQueue()
+	q := newQueue(RealClock{})
 	q.AddAfter("a", 0)
 	if n := q.Len(); n != 1 {
 		t.Fatalf("Len = %d after AddAfter(0); want 1", n)
@@ -201,7 +201,7 @@ func TestQueueAddAfterZeroIsAdd(t *testing.T) {
 
 func TestQueueSecondAddAfterReplacesFirst(t *testing.T) {
 	t.Run("shorter", func(t *testing.T) {
-		q := newQueue()
+		q := newQueue(RealClock{})
 		q.AddAfter("a", time.Hour)
 		q.AddAfter("a", 5*time.Millisecond)
 		if k, ok := getWithin(t, q); !ok || k != "a" {
@@ -209,7 +209,7 @@ func TestQueueSecondAddAfterReplacesFirst(t *testing.T) {
 		}
 	})
 	t.Run("longer", func(t *testing.T) {
-		q := newQueue()
+		q := newQueue(RealClock{})
 		const first, second = 200 * time.Millisecond, 400 * time.Millisecond
 		start := time.Now()
 		q.AddAfter("a", first)
@@ -224,7 +224,7 @@ func TestQueueSecondAddAfterReplacesFirst(t *testing.T) {
 }
 
 func TestQueueAddBeforeAddAfterFires(t *testing.T) {
-	q := newQueue()
+	q := newQueue(RealClock{})
 	q.AddAfter("a", time.Hour)
 	q.Add("a")
 	if k, ok := getWithin(t, q); !ok || k != "a" {
@@ -234,7 +234,7 @@ func TestQueueAddBeforeAddAfterFires(t *testing.T) {
 }
 
 func TestQueueShutDownUnblocksGet(t *testing.T) {
-	q := newQueue()
+	q := newQueue(RealClock{})
 	const getters = 4
 	done := make(chan bool, getters)
 	for range getters {
@@ -263,7 +263,7 @@ func TestQueueShutDownUnblocksGet(t *testing.T) {
 }
 
 func TestQueueShutDownDropsPendingAddAfter(t *testing.T) {
-	q := newQueue()
+	q := newQueue(RealClock{})
 	q.AddAfter("a", 10*time.Millisecond)
 	q.ShutDown()
 	if k, ok := getWithin(t, q); ok {

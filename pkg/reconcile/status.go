@@ -1,0 +1,176 @@
+package reconcile
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/warren/reconciler/pkg/desired"
+	"github.com/warren/reconciler/pkg/observed"
+)
+
+// Phase is where a task is in its life.
+type Phase string
+
+// Phases of a task.
+const (
+	PhasePending          Phase = "Pending"          // desired, nothing created yet
+	PhaseCreating         Phase = "Creating"         // image made available, container being created
+	PhaseRunning          Phase = "Running"          // its process runs
+	PhaseStopping         Phase = "Stopping"         // being stopped (replacement or removal)
+	PhaseRestarting       Phase = "Restarting"       // exited, being started again
+	PhaseCrashLoopBackOff Phase = "CrashLoopBackOff" // exited, restart held back until NextRetry
+	PhaseCompleted        Phase = "Completed"        // exited 0 and its policy does not restart it
+	PhaseFailed           Phase = "Failed"           // exited non-zero and not restarted, or refused for good
+	PhaseInvalid          Phase = "Invalid"          // its manifest file is broken; the last good spec is kept
+	PhaseBlocked          Phase = "Blocked"          // its container ID is taken by an unmanaged container
+	PhaseError            Phase = "Error"            // the last action failed; retried with backoff
+)
+
+// TaskStatus is what the controller knows of one task. It is rebuilt from
+// containerd (labels, task state) after a restart of the reconciler.
+type TaskStatus struct {
+	Name           string    `json:"name"`
+	Phase          Phase     `json:"phase"`
+	Message        string    `json:"message,omitempty"`
+	Restarts       int       `json:"restarts"`
+	ContainerID    string    `json:"containerID,omitempty"`
+	Image          string    `json:"image,omitempty"`
+	ImageDigest    string    `json:"imageDigest,omitempty"`
+	StartedAt      time.Time `json:"startedAt,omitzero"`
+	FinishedAt     time.Time `json:"finishedAt,omitzero"`
+	ExitCode       *int      `json:"exitCode,omitempty"`
+	Source         string    `json:"source,omitempty"`
+	SpecHash       string    `json:"specHash,omitempty"`
+	NextRetry      time.Time `json:"nextRetry,omitzero"`
+	LastTransition time.Time `json:"lastTransition,omitzero"`
+}
+
+// statusBoard holds every task's status and tells watchers when one changes.
+type statusBoard struct {
+	mu      sync.Mutex
+	tasks   map[string]TaskStatus
+	changed chan struct{} // closed and replaced at each change
+}
+
+func newStatusBoard() *statusBoard {
+	return &statusBoard{tasks: map[string]TaskStatus{}, changed: make(chan struct{})}
+}
+
+// set records st; it returns the previous phase and whether the phase changed.
+func (b *statusBoard) set(st TaskStatus, now time.Time) (prev Phase, transition bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old, ok := b.tasks[st.Name]
+	transition = !ok || old.Phase != st.Phase
+	if transition {
+		st.LastTransition = now
+	} else {
+		st.LastTransition = old.LastTransition
+	}
+	if ok && old == st {
+		return old.Phase, false
+	}
+	b.tasks[st.Name] = st
+	close(b.changed)
+	b.changed = make(chan struct{})
+	return old.Phase, transition
+}
+
+func (b *statusBoard) get(name string) (TaskStatus, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st, ok := b.tasks[name]
+	return st, ok
+}
+
+func (b *statusBoard) remove(name string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.tasks[name]; !ok {
+		return false
+	}
+	delete(b.tasks, name)
+	close(b.changed)
+	b.changed = make(chan struct{})
+	return true
+}
+
+func (b *statusBoard) list() []TaskStatus {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]TaskStatus, 0, len(b.tasks))
+	for _, st := range b.tasks {
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (b *statusBoard) watch() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.changed
+}
+
+// observedStatus derives a task's status from what runs and what the plan
+// for it says; t is nil for a task no longer desired.
+func observedStatus(name string, t *desired.Task, have []observed.Container, actions []Action, broken map[string]error) TaskStatus {
+	st := TaskStatus{Name: name, Phase: PhasePending}
+	var id string
+	if t != nil {
+		id = observed.ContainerID(name, t.Hash())
+		st.Image, st.Source, st.SpecHash, st.ContainerID = t.Spec.Image, t.Source, t.Hash(), id
+		st.Message = "waiting to be created"
+	}
+	var c *observed.Container
+	for i := range have {
+		if have[i].ID == id || (t == nil && c == nil) {
+			c = &have[i]
+		}
+	}
+	if c != nil {
+		st.ContainerID, st.Restarts, st.ImageDigest, st.StartedAt = c.ID, c.Restarts, c.ImageDigest, c.StartedAt
+		if st.Source == "" {
+			st.Source, st.SpecHash = c.Source, c.SpecHash
+		}
+		switch c.Status {
+		case observed.Running, observed.Paused:
+			st.Phase, st.Message = PhaseRunning, "running"
+		case observed.Stopped:
+			code := int(c.ExitCode)
+			st.ExitCode, st.FinishedAt = &code, c.ExitedAt
+			if code == 0 {
+				st.Phase, st.Message = PhaseCompleted, "exited with code 0"
+			} else {
+				st.Phase, st.Message = PhaseFailed, "exited with code "+strconv.Itoa(code)
+			}
+		default:
+			st.Phase, st.Message = PhasePending, "container created, task "+string(c.Status)
+		}
+	}
+	for _, a := range actions {
+		switch a.Op {
+		case OpWait:
+			st.Phase, st.Message, st.NextRetry = PhaseCrashLoopBackOff, a.Reason, a.NotBefore
+		case OpBlocked:
+			st.Phase, st.Message = PhaseBlocked, a.Reason
+		}
+	}
+	if t == nil {
+		st.Phase, st.Message = PhaseStopping, "no longer desired"
+	}
+	if err, ok := broken[st.Source]; ok && st.Source != "" {
+		st.Phase, st.Message = PhaseInvalid, "manifest invalid, last good spec kept ("+st.Message+"): "+firstLine(err.Error())
+	}
+	return st
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " (and more)"
+	}
+	return s
+}
