@@ -20,7 +20,6 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/warren/reconciler/pkg/desired"
-	"github.com/warren/reconciler/pkg/observed"
 	"github.com/warren/reconciler/pkg/reconcile"
 	"github.com/warren/reconciler/pkg/runtime"
 )
@@ -308,46 +307,6 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "ok: %d task(s)\n", tasks)
 	}
 	return code
-}
-
-func cmdPlan(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var c common
-	c.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if err := c.check(); err != nil {
-		fmt.Fprintln(stderr, "reconciler plan:", err)
-		return exitUsage
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	want := desired.NewLoader(c.manifests).Load()
-	if want.Err != nil {
-		fmt.Fprintln(stderr, "warning:", want.Err, "(nothing would be deleted)")
-	}
-	for _, err := range sortedErrors(want.Broken) {
-		fmt.Fprintln(stderr, "warning:", err)
-	}
-	var have observed.State
-	rt, _, err := c.connect(ctx, logr.Discard(), false)
-	if err != nil {
-		fmt.Fprintf(stderr, "warning: containerd not reachable (%v): planning against an empty node\n", err)
-	} else {
-		defer rt.Close()
-		have, err = observed.Observe(ctx, rt, "")
-		if err != nil {
-			fmt.Fprintln(stderr, "reconciler plan:", err)
-			return exitFailure
-		}
-	}
-	fmt.Fprint(stdout, reconcile.Describe(reconcile.Plan(want, have, time.Now())))
-	for _, u := range have.Unmanaged {
-		fmt.Fprintf(stdout, "# unmanaged, left alone: %s (%s)\n", u.ID, u.Reason)
-	}
-	return exitOK
 }
 
 func sortedErrors(m map[string]error) []error {

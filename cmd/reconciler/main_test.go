@@ -39,11 +39,17 @@ func TestCommands(t *testing.T) {
 		{name: "run bad managed", args: []string{"run", "--managed-containerd", "sometimes"}, code: exitUsage, stderr: "--managed-containerd must be auto, always or never"},
 		{name: "run bad log format", args: []string{"run", "--log-format", "xml"}, code: exitUsage, stderr: "--log-format must be text or json"},
 		{name: "run unknown flag", args: []string{"run", "--frob"}, code: exitUsage, stderr: "flag provided but not defined"},
-		{name: "plan bad managed", args: []string{"plan", "--managed-containerd", "x"}, code: exitUsage, stderr: "--managed-containerd must be"},
+		{name: "plan bad managed", args: []string{"plan", "--managed-containerd", "x"}, code: exitFailure, stderr: "--managed-containerd must be"},
+		{name: "plan bad output", args: []string{"plan", "-o", "xml"}, code: exitFailure, stderr: "-o must be text or json"},
+		{
+			name: "plan json",
+			args: []string{"plan", "-o", "json", "--manifests", dir, "--address", filepath.Join(dir, "none.sock"), "--managed-containerd", "never"},
+			code: exitPending, stdout: `"op": "create"`,
+		},
 		{
 			name: "plan without containerd",
 			args: []string{"plan", "--manifests", dir, "--address", filepath.Join(dir, "none.sock"), "--managed-containerd", "never"},
-			code: exitOK, stdout: "create web", stderr: "planning against an empty node",
+			code: exitPending, stdout: "create  web", stderr: "planning against an empty node",
 		},
 		{
 			name: "plan with a broken file warns",

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/warren/reconciler/pkg/desired"
+	"github.com/warren/reconciler/pkg/observed"
+	"github.com/warren/reconciler/pkg/reconcile"
+)
+
+// Exit code of `plan` when changes are pending (terraform's -detailed-exitcode).
+const exitPending = 2
+
+// planOutput is `plan -o json`.
+type planOutput struct {
+	InSync    bool                 `json:"inSync"`
+	Actions   []planAction         `json:"actions"`
+	Unmanaged []observed.Unmanaged `json:"unmanaged"`
+	Warnings  []string             `json:"warnings"`
+}
+
+type planAction struct {
+	Op          reconcile.Op `json:"op"`
+	Task        string       `json:"task"`
+	ContainerID string       `json:"containerID"`
+	Reason      string       `json:"reason"`
+	NotBefore   time.Time    `json:"notBefore,omitzero"`
+}
+
+// cmdPlan prints what `run` would do now. Exit 0: in sync; 2: changes
+// pending; 1: error (bad flags included, so that 2 means one thing).
+func cmdPlan(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	output := fs.String("o", "text", "output format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return exitFailure
+	}
+	if err := c.check(); err != nil {
+		fmt.Fprintln(stderr, "reconciler plan:", err)
+		return exitFailure
+	}
+	if *output != "text" && *output != "json" {
+		fmt.Fprintf(stderr, "reconciler plan: -o must be text or json, got %q\n", *output)
+		return exitFailure
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	out := planOutput{Actions: []planAction{}, Unmanaged: []observed.Unmanaged{}, Warnings: []string{}}
+	want := desired.NewLoader(c.manifests).Load()
+	if want.Err != nil {
+		out.Warnings = append(out.Warnings, want.Err.Error()+" (nothing would be deleted)")
+	}
+	for _, err := range sortedErrors(want.Broken) {
+		out.Warnings = append(out.Warnings, err.Error())
+	}
+	var have observed.State
+	rt, _, err := c.connect(ctx, logr.Discard(), false)
+	if err != nil {
+		out.Warnings = append(out.Warnings, fmt.Sprintf("containerd not reachable (%v): planning against an empty node", err))
+	} else {
+		defer rt.Close()
+		have, err = observed.Observe(ctx, rt, "")
+		if err != nil {
+			fmt.Fprintln(stderr, "reconciler plan:", err)
+			return exitFailure
+		}
+	}
+	actions := reconcile.Plan(want, have, time.Now())
+	out.InSync = !reconcile.Changes(actions)
+	for _, a := range actions {
+		out.Actions = append(out.Actions, planAction{Op: a.Op, Task: a.Task, ContainerID: a.ContainerID, Reason: a.Reason, NotBefore: a.NotBefore})
+	}
+	out.Unmanaged = append(out.Unmanaged, have.Unmanaged...)
+
+	if *output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return exitFailure
+		}
+	} else {
+		for _, w := range out.Warnings {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
+		fmt.Fprint(stdout, reconcile.Describe(actions))
+		for _, u := range have.Unmanaged {
+			fmt.Fprintf(stdout, "# unmanaged, left alone: %s (%s)\n", u.ID, u.Reason)
+		}
+	}
+	if !out.InSync {
+		return exitPending
+	}
+	return exitOK
+}
