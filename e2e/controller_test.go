@@ -1,0 +1,249 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	eventtypes "github.com/containerd/containerd/api/events"
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/typeurl/v2"
+
+	"github.com/warren/reconciler/pkg/observed"
+)
+
+// taskEvent is a start or exit of a task, as containerd's event stream says.
+type taskEvent struct {
+	kind string // "start" or "exit"
+	id   string
+	at   time.Time
+	code uint32
+}
+
+// watchTasks collects task start and exit events of the namespace until the
+// test ends.
+func watchTasks(t *testing.T, n *node) <-chan taskEvent {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	events, errs := n.client.Subscribe(ctx, `topic=="/tasks/start"`, `topic=="/tasks/exit"`)
+	out := make(chan taskEvent, 256)
+	go func() {
+		for {
+			select {
+			case env := <-events:
+				if env.Namespace != n.ns {
+					continue
+				}
+				v, err := typeurl.UnmarshalAny(env.Event)
+				if err != nil {
+					continue
+				}
+				switch e := v.(type) {
+				case *eventtypes.TaskStart:
+					out <- taskEvent{kind: "start", id: e.ContainerID, at: env.Timestamp}
+				case *eventtypes.TaskExit:
+					if e.ID == e.ContainerID { // the init process, not an exec
+						out <- taskEvent{kind: "exit", id: e.ContainerID, at: e.ExitedAt.AsTime(), code: e.ExitStatus}
+					}
+				}
+			case <-errs:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+func nextEvent(t *testing.T, ch <-chan taskEvent, timeout time.Duration) taskEvent {
+	t.Helper()
+	select {
+	case e := <-ch:
+		return e
+	case <-time.After(timeout):
+		t.Fatalf("no task event within %s", timeout)
+		return taskEvent{}
+	}
+}
+
+// TestCrashLoopBacksOff runs a task that exits 1 at once: it is restarted
+// with growing gaps (its back-off), not in a hot loop, and the restart count
+// is on the container's labels.
+func TestCrashLoopBacksOff(t *testing.T) {
+	n := newNode(t, "e2e-crash")
+	events := watchTasks(t, n)
+	dir := t.TempDir()
+	startReconciler(t, n.ns, dir)
+	writeFile(t, dir, "crash.yaml", manifest("crash", map[string]string{"EXIT_AFTER": "1ms", "EXIT_CODE": "1"},
+		"  restartBackoff: {initial: 300ms, max: 5s}\n"))
+
+	var exits, starts []time.Time
+	deadline := time.Now().Add(20 * time.Second)
+	for len(starts) < 4 && time.Now().Before(deadline) {
+		e := nextEvent(t, events, 10*time.Second)
+		switch e.kind {
+		case "start":
+			starts = append(starts, e.at)
+		case "exit":
+			if e.code != 1 {
+				t.Fatalf("exit code %d, want 1", e.code)
+			}
+			exits = append(exits, e.at)
+		}
+	}
+	if len(starts) < 4 || len(exits) < 3 {
+		t.Fatalf("saw %d starts and %d exits", len(starts), len(exits))
+	}
+	var gaps []time.Duration
+	for i := 0; i < 3; i++ {
+		gaps = append(gaps, starts[i+1].Sub(exits[i]))
+	}
+	t.Logf("exit -> restart gaps: %v (back-off 300ms doubling)", gaps)
+	for i, want := range []time.Duration{300 * time.Millisecond, 600 * time.Millisecond, 1200 * time.Millisecond} {
+		if gaps[i] < want {
+			t.Errorf("restart %d came %s after the exit, before its back-off of %s", i+1, gaps[i], want)
+		}
+		if gaps[i] > want+time.Second {
+			t.Errorf("restart %d came %s after the exit, much later than its back-off of %s", i+1, gaps[i], want)
+		}
+	}
+	cs := n.containers("crash")
+	if len(cs) != 1 || cs[0].Labels[observed.LabelRestarts] == "" || cs[0].Labels[observed.LabelRestarts] == "0" {
+		t.Errorf("containers %+v: want one, with its restart count on a label", cs)
+	}
+}
+
+// TestOnFailureCompletes runs a task that exits 0 with restartPolicy
+// OnFailure: it is not restarted.
+func TestOnFailureCompletes(t *testing.T) {
+	n := newNode(t, "e2e-onfailure")
+	events := watchTasks(t, n)
+	dir := t.TempDir()
+	startReconciler(t, n.ns, dir)
+	writeFile(t, dir, "job.yaml", manifest("job", map[string]string{"EXIT_AFTER": "1ms", "EXIT_CODE": "0"}, "  restartPolicy: OnFailure\n"))
+	if e := nextEvent(t, events, converge); e.kind != "start" {
+		t.Fatalf("first event %+v, want a start", e)
+	}
+	if e := nextEvent(t, events, converge); e.kind != "exit" || e.code != 0 {
+		t.Fatalf("second event %+v, want an exit with code 0", e)
+	}
+	select {
+	case e := <-events:
+		t.Fatalf("a completed OnFailure task saw another event: %+v", e)
+	case <-time.After(2500 * time.Millisecond): // two resyncs
+	}
+	cs := n.containers("job")
+	if len(cs) != 1 || cs[0].Status != containerd.Stopped {
+		t.Fatalf("containers %+v, want one stopped", cs)
+	}
+}
+
+// ctr runs containerd's own CLI against the test daemon, the way an
+// operator would act behind the reconciler's back.
+func runCtr(t *testing.T, ns string, args ...string) {
+	t.Helper()
+	out, err := exec.Command("ctr", append([]string{"--address", env.address, "-n", ns}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctr %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// TestDriftIsRepaired kills a task and then deletes its container with ctr:
+// the restart policy restarts the first, the second is recreated.
+func TestDriftIsRepaired(t *testing.T) {
+	n := newNode(t, "e2e-drift")
+	dir := t.TempDir()
+	startReconciler(t, n.ns, dir)
+	writeFile(t, dir, "web.yaml", manifest("web", nil, "  restartBackoff: {initial: 100ms}\n"))
+	var first ctr
+	waitFor(t, converge, "web running", func() (ok bool) { first, ok = n.running("web"); return ok })
+
+	runCtr(t, n.ns, "tasks", "kill", "-s", "SIGKILL", first.ID)
+	var second ctr
+	waitFor(t, converge, "web restarted after a kill", func() (ok bool) {
+		second, ok = n.running("web")
+		return ok && second.Pid != first.Pid
+	})
+	if second.ID != first.ID || second.Labels[observed.LabelRestarts] != "1" {
+		t.Errorf("after the kill: %+v, want the same container with restarts=1", second)
+	}
+
+	runCtr(t, n.ns, "tasks", "kill", "-s", "SIGKILL", first.ID)
+	waitFor(t, converge, "task gone", func() bool { return !n.taskExists(first.ID) || n.containers("web")[0].Status == containerd.Stopped })
+	runCtr(t, n.ns, "tasks", "delete", first.ID)
+	runCtr(t, n.ns, "containers", "delete", first.ID)
+	waitFor(t, converge, "web recreated after a delete", func() bool {
+		c, ok := n.running("web")
+		return ok && c.Pid != second.Pid
+	})
+}
+
+// TestStartFirstReplacement changes a start-first task: the new container
+// starts before the old one is stopped.
+func TestStartFirstReplacement(t *testing.T) {
+	n := newNode(t, "e2e-startfirst")
+	events := watchTasks(t, n)
+	dir := t.TempDir()
+	startReconciler(t, n.ns, dir)
+	writeFile(t, dir, "web.yaml", manifest("web", map[string]string{"V": "1"}, "  updateStrategy: start-first\n"))
+	var old ctr
+	waitFor(t, converge, "web v1 running", func() (ok bool) { old, ok = n.running("web"); return ok })
+	for len(events) > 0 {
+		<-events
+	}
+	writeFile(t, dir, "web.yaml", manifest("web", map[string]string{"V": "2"}, "  updateStrategy: start-first\n"))
+	var seq []string
+	for len(seq) < 2 {
+		e := nextEvent(t, events, converge)
+		who := "new"
+		if e.id == old.ID {
+			who = "old"
+		}
+		seq = append(seq, who+" "+e.kind)
+	}
+	if fmt.Sprint(seq) != "[new start old exit]" {
+		t.Fatalf("events %v, want the new container started before the old one exits", seq)
+	}
+	waitFor(t, converge, "only v2 left", func() bool {
+		c, ok := n.running("web")
+		return ok && c.ID != old.ID
+	})
+}
+
+// TestPlanCommand runs `reconciler plan` against containerd: pending changes
+// exit 2 and are listed; once the daemon converged, 0 and nothing to do.
+func TestPlanCommand(t *testing.T) {
+	n := newNode(t, "e2e-plan")
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", manifest("web", nil, ""))
+	plan := func() (string, int) {
+		cmd := exec.Command(env.bin, "plan", "--address", env.address, "--managed-containerd", "never",
+			"--namespace", n.ns, "--manifests", dir)
+		out, err := cmd.Output()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	out, code := plan()
+	if code != 2 || !strings.Contains(out, "create  web") {
+		t.Fatalf("plan before run: exit %d\n%s", code, out)
+	}
+	startReconciler(t, n.ns, dir)
+	waitFor(t, converge, "web running", func() bool { _, ok := n.running("web"); return ok })
+	out, code = plan()
+	if code != 0 || out != "nothing to do\n" {
+		t.Fatalf("plan after run: exit %d\n%s", code, out)
+	}
+	if cs := n.containers("web"); len(cs) != 1 {
+		t.Fatalf("plan changed something: %+v", cs)
+	}
+}
