@@ -45,6 +45,9 @@ type Config struct {
 	// RetryInitial and RetryMax bound the per-task retry backoff after a
 	// failed action; defaults 500ms and 1m.
 	RetryInitial, RetryMax time.Duration
+
+	// Metrics, if set, records what the controller does.
+	Metrics *Metrics
 }
 
 func (c *Config) defaults() {
@@ -78,8 +81,9 @@ type Controller struct {
 	mu        sync.Mutex
 	want      desired.State
 	retries   map[string]*backoff.ExponentialBackOff
-	refused   map[string]string // task -> spec hash whose action failed permanently
-	unmanaged map[string]string // last reported unmanaged containers, id -> reason
+	refused   map[string]string    // task -> spec hash whose action failed permanently
+	unmanaged map[string]string    // last reported unmanaged containers, id -> reason
+	changedAt map[string]time.Time // task -> when a desired change queued it, until its first action
 
 	// The first full pass: every key the first resync queued has been
 	// worked once (successfully or not). ready is closed then.
@@ -91,11 +95,16 @@ type Controller struct {
 // New returns a controller; it starts nothing until Run.
 func New(rt Runtime, cfg Config) *Controller {
 	cfg.defaults()
+	board := newStatusBoard()
+	if cfg.Metrics != nil {
+		cfg.Metrics.board = board
+	}
 	return &Controller{
 		rt:        rt,
 		cfg:       cfg,
 		q:         newQueue(cfg.Clock),
-		status:    newStatusBoard(),
+		status:    board,
+		changedAt: map[string]time.Time{},
 		want:      desired.State{Tasks: map[string]desired.Task{}},
 		retries:   map[string]*backoff.ExponentialBackOff{},
 		refused:   map[string]string{},
@@ -144,17 +153,34 @@ func (c *Controller) SetDesired(s desired.State) {
 		s.Tasks = map[string]desired.Task{}
 	}
 	c.want = s
-	c.mu.Unlock()
-
+	var changed []string
 	for name, t := range s.Tasks {
 		if o, ok := old.Tasks[name]; !ok || o.Hash() != t.Hash() || o.Source != t.Source {
-			c.q.Add(name)
+			changed = append(changed, name)
 		}
 	}
 	for name := range old.Tasks {
 		if _, ok := s.Tasks[name]; !ok {
-			c.q.Add(name)
+			changed = append(changed, name)
 		}
+	}
+	now := c.cfg.Clock.Now()
+	for _, name := range changed {
+		if _, ok := c.changedAt[name]; !ok {
+			c.changedAt[name] = now
+		}
+	}
+	c.mu.Unlock()
+
+	if s.Err == nil {
+		counts := make(map[string]int, len(s.Broken))
+		for file, err := range s.Broken {
+			counts[file] = max(1, len(desired.Errors(err)))
+		}
+		c.cfg.Metrics.setManifestErrors(counts)
+	}
+	for _, name := range changed {
+		c.q.Add(name)
 	}
 	if !sameKeys(s.Broken, old.Broken) || (s.Err == nil) != (old.Err == nil) {
 		// Which containers are protected by a broken file changed: a resync
@@ -251,10 +277,12 @@ func (c *Controller) work(ctx context.Context) bool {
 		return false
 	}
 	var err error
+	began := c.cfg.Clock.Now()
 	if key == resyncKey {
 		err = c.resync(ctx)
 	} else {
 		err = c.sync(ctx, key)
+		c.cfg.Metrics.observeSync(c.cfg.Clock.Now().Sub(began))
 	}
 	c.mu.Lock()
 	if c.firstPass != nil && key != resyncKey {
@@ -286,10 +314,18 @@ func (c *Controller) work(ctx context.Context) bool {
 
 // resync lists the whole namespace once and queues every task on either side.
 func (c *Controller) resync(ctx context.Context) error {
+	began := c.cfg.Clock.Now()
 	have, err := observed.Observe(ctx, c.rt, "")
 	if err != nil {
 		return err
 	}
+	running := 0
+	for _, ct := range have.Containers {
+		if ct.Status == observed.Running {
+			running++
+		}
+	}
+	c.cfg.Metrics.observeResync(c.cfg.Clock.Now().Sub(began), running, len(have.Containers), len(have.Unmanaged))
 	c.reportUnmanaged(have.Unmanaged)
 	keys := map[string]bool{}
 	c.mu.Lock()
@@ -358,12 +394,19 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		return nil
 	}
 	if tp == nil && len(have.Containers) == 0 {
+		c.mu.Lock()
+		delete(c.refused, name)
+		delete(c.changedAt, name)
+		c.mu.Unlock()
 		if c.status.remove(name) {
 			c.cfg.Log.Info("task removed", "task", name)
 		}
 		return nil
 	}
 	if !Changes(actions) {
+		c.mu.Lock()
+		delete(c.changedAt, name)
+		c.mu.Unlock()
 		c.setStatus(st)
 		for _, a := range actions {
 			if a.Op == OpWait {
@@ -375,8 +418,20 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		}
 		return nil
 	}
+	c.mu.Lock()
+	if at, ok := c.changedAt[name]; ok {
+		delete(c.changedAt, name)
+		c.cfg.Metrics.observeEventToAction(now.Sub(at))
+	}
+	c.mu.Unlock()
 	for _, a := range actions {
-		if err := c.apply(ctx, a, st); err != nil {
+		began := c.cfg.Clock.Now()
+		err := c.apply(ctx, a, st)
+		c.cfg.Metrics.observeAction(a.Op, c.cfg.Clock.Now().Sub(began), err)
+		if err == nil && a.Restart {
+			c.cfg.Metrics.restarted()
+		}
+		if err != nil {
 			var p interface{ Permanent() bool }
 			if tp != nil && errors.As(err, &p) && p.Permanent() {
 				c.mu.Lock()

@@ -47,6 +47,8 @@ type Action struct {
 	Labels map[string]string
 	// NotBefore is when a held-back restart may happen (OpWait).
 	NotBefore time.Time
+	// Restart marks an OpStart that restarts an exited task.
+	Restart bool
 }
 
 func (a Action) String() string {
@@ -184,7 +186,7 @@ func restart(name, id string, t *desired.Task, c *observed.Container, now time.T
 			Reason: fmt.Sprintf("%s; back-off %s before restart %d", reason, due.Sub(now).Round(time.Millisecond), c.Restarts+1)}}
 	}
 	return []Action{{Op: OpStart, Task: name, ContainerID: id, Reason: reason + "; restart " + fmt.Sprint(c.Restarts+1),
-		Labels: observed.StartLabels(now, c.Restarts+1, streak+1)}}
+		Labels: observed.StartLabels(now, c.Restarts+1, streak+1), Restart: true}}
 }
 
 // NextRestart returns when the exited container c may be restarted, and the
