@@ -26,7 +26,19 @@
 // (dotfiles, editor backups and swap files, emacs "#autosave#" files). It must
 // be a regular file or a symlink to one: a directory, or a symlink to one, is
 // skipped, and any other kind of entry with a manifest name (a FIFO, a socket,
-// a dangling symlink) is reported as broken. Files are read in name order; a task
-// name defined in two files belongs to the file that sorts first and the later
-// file is broken.
+// a dangling symlink) is reported as broken. Files are read in name order. A
+// task name defined in two files is an error in both files, and the task keeps
+// its previous spec (see [Loader.Load]). Hidden directories are ignored like
+// every other subdirectory.
+//
+// Defaults and normal forms. Parse fills in every default ([Spec] documents
+// them) and spells signals and capabilities one way ("SIGTERM",
+// "CAP_NET_ADMIN"), so consumers read effective values. [Task.Hash] is
+// computed over the same form with the defaults removed again, so that a
+// default written out or left out, or a field added to the schema later,
+// does not change it.
+//
+// The JSON Schema of a manifest ([JSONSchema]) is generated from the same
+// types, enums and patterns that validation uses; manifests/task.schema.json
+// is its committed copy.
 package desired

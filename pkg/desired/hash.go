@@ -4,28 +4,44 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"time"
+
+	"github.com/distribution/reference"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // hashVersion prefixes everything that is hashed, so the scheme can change
 // later without an old hash ever matching a new one by accident.
-const hashVersion = "v1"
+//
+// v1 (the walking skeleton) hashed the spec with its defaults filled in, so
+// every new field with a default would have changed every hash. v2 hashes
+// the spec with its defaults removed.
+const hashVersion = "v2"
 
 // HashLen is the length of [Task.Hash]: lower-case hex characters.
 const HashLen = 12
 
-// Hash returns a short, versioned, deterministic hash of the spec after
-// defaults: equal specs give equal hashes and any change of any spec field
-// changes it; metadata (name, labels) and Source do not take part.
+// Hash returns a short, versioned, deterministic hash of the spec: equal
+// specs give equal hashes and any change of any spec field changes it;
+// metadata (name, labels) and Source do not take part.
 //
-// Scheme v1: the first 12 hex characters of
-// sha256("v1" + "\x00" + json(spec with defaults)). JSON of a struct is
-// canonical here: fields in declaration order, empty optional fields omitted,
-// durations as Go duration strings.
+// Scheme v2: the first 12 hex characters of
+// sha256("v2" + "\x00" + json(canonical spec)). The canonical spec is the
+// spec with defaults applied and values normalized (see [Spec.withDefaults];
+// image references in full, "nginx" as "docker.io/library/nginx:latest";
+// quantities by value, so "0.5" and "500m" are equal), and then every value
+// that equals its default removed. So writing a default out or leaving it
+// out gives the same hash, and a field added later with a default leaves the
+// hash of every manifest that does not use it as it was. JSON of a struct is
+// canonical here: fields in declaration order, empty optional fields omitted
+// (every optional field is omitempty, which a test checks), durations as Go
+// duration strings.
 func (t Task) Hash() string {
-	b, err := json.Marshal(t.Spec.withDefaults())
+	b, err := json.Marshal(t.Spec.canonical())
 	if err != nil {
-		// Spec has only strings, slices and a Duration; Marshal cannot
-		// fail. Hash something stable rather than panic.
+		// Spec holds only strings, numbers, slices, Durations and
+		// Quantities; Marshal cannot fail. Hash something stable rather
+		// than panic.
 		b = []byte(err.Error())
 	}
 	h := sha256.New()
@@ -33,4 +49,91 @@ func (t Task) Hash() string {
 	h.Write([]byte{0})
 	h.Write(b)
 	return hex.EncodeToString(h.Sum(nil))[:HashLen]
+}
+
+// canonical returns the spec in the form that is hashed: normalized, with
+// every value that equals its default removed.
+func (s Spec) canonical() Spec {
+	s = s.withDefaults() // a deep copy: free to change below
+	if s.ImagePullPolicy == DefaultPullPolicy(s.Image) {
+		s.ImagePullPolicy = ""
+	}
+	if named, err := reference.ParseNormalizedNamed(s.Image); err == nil {
+		s.Image = reference.TagNameOnly(named).String()
+	}
+	if s.Network == DefaultNetwork {
+		s.Network = ""
+	}
+	if s.RestartPolicy == DefaultRestartPolicy {
+		s.RestartPolicy = ""
+	}
+	if s.UpdateStrategy == DefaultUpdateStrategy {
+		s.UpdateStrategy = ""
+	}
+	if s.StopSignal == DefaultStopSignal {
+		s.StopSignal = ""
+	}
+	s.StopGracePeriod = dropDefault(s.StopGracePeriod, DefaultStopGracePeriod)
+
+	if r := s.Resources; r != nil {
+		r.CPU = canonicalMilli(r.CPU)
+		r.Memory = canonicalBytes(r.Memory)
+		if r.CPU == nil && r.Memory == nil && r.Pids == nil {
+			s.Resources = nil
+		}
+	}
+	for i := range s.Mounts {
+		s.Mounts[i].Size = canonicalBytes(s.Mounts[i].Size)
+	}
+	if c := s.SecurityContext; c != nil {
+		if caps := c.Capabilities; caps != nil && len(caps.Add) == 0 && len(caps.Drop) == 0 {
+			c.Capabilities = nil
+		}
+		if *c == (SecurityContext{}) {
+			s.SecurityContext = nil
+		}
+	}
+	if b := s.RestartBackoff; b != nil {
+		b.Initial = dropDefault(b.Initial, DefaultBackoffInitial)
+		b.Max = dropDefault(b.Max, DefaultBackoffMax)
+		b.ResetAfter = dropDefault(b.ResetAfter, DefaultBackoffResetAfter)
+		if *b == (RestartBackoff{}) {
+			s.RestartBackoff = nil
+		}
+	}
+	if h := s.HealthCheck; h != nil {
+		h.Interval = dropDefault(h.Interval, DefaultHealthInterval)
+		h.Timeout = dropDefault(h.Timeout, DefaultHealthTimeout)
+		h.StartPeriod = dropDefault(h.StartPeriod, 0)
+		if h.Retries == DefaultHealthRetries {
+			h.Retries = 0
+		}
+		if h.HTTP != nil && h.HTTP.Path == DefaultHTTPPath {
+			h.HTTP.Path = ""
+		}
+	}
+	return s
+}
+
+func dropDefault(d *Duration, def time.Duration) *Duration {
+	if d == nil || d.Duration == def {
+		return nil
+	}
+	return d
+}
+
+// canonicalMilli returns q as a whole number of thousandths (CPU).
+func canonicalMilli(q *resource.Quantity) *resource.Quantity {
+	if q == nil {
+		return nil
+	}
+	return resource.NewMilliQuantity(q.MilliValue(), resource.DecimalSI)
+}
+
+// canonicalBytes returns q as a whole number (bytes).
+func canonicalBytes(q *resource.Quantity) *resource.Quantity {
+	if q == nil {
+		return nil
+	}
+	return resource.NewQuantity(q.Value(), resource.BinarySI)
 }

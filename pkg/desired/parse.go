@@ -324,6 +324,11 @@ func parseDocument(file string, idx int, d document) (*parsedTask, []*Error) {
 			ds.errorField(fe.field, fe.msg)
 		}
 	}
+	// An explicit "retries: 0" would silently mean the default.
+	if _, set := ds.lines["spec.healthCheck.retries"]; set && t.Spec.HealthCheck != nil && t.Spec.HealthCheck.Retries == 0 &&
+		!ds.reported("spec.healthCheck.retries") {
+		ds.errorField("spec.healthCheck.retries", "must be positive, got 0")
+	}
 	t.Source = file
 	t.Spec = t.Spec.withDefaults()
 	return &parsedTask{task: t, doc: idx, nameLine: ds.lineOf("metadata.name")}, ds.errs

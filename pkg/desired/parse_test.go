@@ -55,7 +55,13 @@ func TestParseBase(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	if want := []Task{baseTask()}; !reflect.DeepEqual(tasks, want) {
+	want := baseTask()
+	// The defaults Parse fills in.
+	want.Spec.ImagePullPolicy = PullIfNotPresent
+	want.Spec.Network = NetworkHost
+	want.Spec.RestartPolicy = RestartAlways
+	want.Spec.UpdateStrategy = UpdateStopFirst
+	if want := []Task{want}; !reflect.DeepEqual(tasks, want) {
 		t.Errorf("Parse:\n got %+v\nwant %+v", tasks, want)
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	yaml2 "go.yaml.in/yaml/v2"
 	yaml3 "go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // The schema check walks the YAML node tree of a document along the Go types
@@ -23,6 +25,7 @@ type jsonTypeError = json.UnmarshalTypeError
 var (
 	taskType        = reflect.TypeFor[Task]()
 	durationType    = reflect.TypeFor[Duration]()
+	quantityType    = reflect.TypeFor[resource.Quantity]()
 	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 )
 
@@ -130,7 +133,11 @@ func (ds *docState) walkUnmarshaler(n *yaml3.Node, t reflect.Type, path string) 
 	}
 	v := reflect.New(t).Interface().(json.Unmarshaler)
 	if err := v.UnmarshalJSON(b); err != nil {
-		ds.typeError(n, path, err.Error())
+		msg := err.Error()
+		if t == quantityType {
+			msg = fmt.Sprintf("must be %s, got %s", typeWord(t), nodeWord(n))
+		}
+		ds.typeError(n, path, msg)
 	}
 }
 
@@ -285,20 +292,64 @@ func (ds *docState) mergePairs(v *yaml3.Node, path string, depth int) []pair {
 // jsonFields maps the json names of struct type t to their types.
 func jsonFields(t reflect.Type) map[string]reflect.Type {
 	m := map[string]reflect.Type{}
+	for _, f := range structFields(t) {
+		m[f.name] = f.typ
+	}
+	return m
+}
+
+// jsonField is one field of a struct as JSON sees it.
+type jsonField struct {
+	name      string
+	typ       reflect.Type
+	omitEmpty bool
+}
+
+// structFields lists the JSON fields of struct type t in declaration order.
+func structFields(t reflect.Type) []jsonField {
+	var out []jsonField
 	for f := range t.Fields() {
 		if !f.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
 		switch name {
 		case "-":
 			continue
 		case "":
 			name = f.Name
 		}
-		m[name] = f.Type
+		out = append(out, jsonField{name: name, typ: f.Type, omitEmpty: slices.Contains(strings.Split(opts, ","), "omitempty")})
 	}
-	return m
+	return out
+}
+
+// schemaFields returns every field path of the manifest ("spec.mounts[].target")
+// with its fieldDocs key, in schema order. Tests use it to check that the
+// docs and the README cover every field.
+func schemaFields() [][2]string {
+	var out [][2]string
+	seen := map[reflect.Type]bool{}
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			if t.Kind() == reflect.Slice {
+				prefix += "[]"
+			}
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || t == durationType || t == quantityType || seen[t] {
+			return
+		}
+		seen[t] = true
+		for _, f := range structFields(t) {
+			p := joinPath(prefix, f.name)
+			out = append(out, [2]string{p, t.Name() + "." + f.name})
+			walk(f.typ, p)
+		}
+	}
+	walk(taskType, "")
+	return out
 }
 
 func unknownFieldMsg(name string, fields map[string]reflect.Type) string {
@@ -318,6 +369,8 @@ func typeWord(t reflect.Type) string {
 	switch {
 	case t == durationType:
 		return `a duration such as "30s" or "1m30s"`
+	case t == quantityType:
+		return `a quantity such as "500m", "0.5", "256Mi" or "1G"`
 	case reflect.PointerTo(t).Implements(unmarshalerType):
 		return "a single value"
 	}

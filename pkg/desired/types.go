@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/distribution/reference"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
@@ -129,7 +130,7 @@ type Mount struct {
 
 // Secret is a host file mounted read-only at /run/secrets/NAME.
 type Secret struct {
-	Name string `json:"name"` // file name under /run/secrets; DNS-1123 label or dotted, no '/'
+	Name string `json:"name"` // file name under /run/secrets: letters, digits, ".", "-", "_"
 	File string `json:"file"` // absolute host path
 }
 
@@ -257,25 +258,147 @@ func (s Spec) Backoff() (initial, max, resetAfter time.Duration) {
 	return initial, max, resetAfter
 }
 
-// withDefaults returns a copy of s with every default filled in and every
-// value in its normalized form.
+// Target is the path of the secret in the container: /run/secrets/NAME.
+func (s Secret) Target() string { return SecretsDir + "/" + s.Name }
+
+// SecretsDir is where secrets are mounted in the container, one read-only
+// file per secret, named after it.
+const SecretsDir = "/run/secrets"
+
+// Defaults of the fields Parse fills in (see [Spec.withDefaults]).
+const (
+	DefaultNetwork        = NetworkHost
+	DefaultRestartPolicy  = RestartAlways
+	DefaultUpdateStrategy = UpdateStopFirst
+	DefaultHealthInterval = 10 * time.Second
+	DefaultHealthTimeout  = 2 * time.Second
+	DefaultHealthRetries  = 3
+	DefaultHTTPPath       = "/"
+)
+
+// DefaultPullPolicy is the pull policy of an image whose manifest does not
+// give one, as Kubernetes decides it: Always when the reference has no tag
+// or the tag "latest" and no digest, IfNotPresent otherwise. An image that
+// does not parse gets IfNotPresent (it is an error anyway).
+func DefaultPullPolicy(image string) PullPolicy {
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return PullIfNotPresent
+	}
+	if _, ok := named.(reference.Digested); ok {
+		return PullIfNotPresent
+	}
+	if t, ok := named.(reference.Tagged); ok && t.Tag() != "latest" {
+		return PullIfNotPresent
+	}
+	return PullAlways
+}
+
+// withDefaults returns a deep copy of s with every default filled in and
+// every value in its normalized form: signal and capability names spelled
+// "SIGTERM" and "CAP_NET_ADMIN", capability lists sorted without
+// duplicates. Parse returns specs in this form; consumers read effective
+// values directly.
 func (s Spec) withDefaults() Spec {
+	s = s.clone()
+	if s.ImagePullPolicy == "" {
+		s.ImagePullPolicy = DefaultPullPolicy(s.Image)
+	}
+	if s.Network == "" {
+		s.Network = DefaultNetwork
+	}
+	if s.RestartPolicy == "" {
+		s.RestartPolicy = DefaultRestartPolicy
+	}
+	if s.UpdateStrategy == "" {
+		s.UpdateStrategy = DefaultUpdateStrategy
+	}
 	s.StopSignal = s.StopSig()
-	g := s.StopGrace()
-	s.StopGracePeriod = &Duration{g}
+	s.StopGracePeriod = &Duration{s.StopGrace()}
+	if c := s.SecurityContext; c != nil && c.Capabilities != nil {
+		c.Capabilities.Add = normalizeCaps(c.Capabilities.Add)
+		c.Capabilities.Drop = normalizeCaps(c.Capabilities.Drop)
+	}
+	if h := s.HealthCheck; h != nil {
+		h.Interval = durationOr(h.Interval, DefaultHealthInterval)
+		h.Timeout = durationOr(h.Timeout, DefaultHealthTimeout)
+		h.StartPeriod = durationOr(h.StartPeriod, 0)
+		if h.Retries == 0 {
+			h.Retries = DefaultHealthRetries
+		}
+		if h.HTTP != nil && h.HTTP.Path == "" {
+			h.HTTP.Path = DefaultHTTPPath
+		}
+	}
 	return s
 }
 
-// clone returns a deep copy of t, so a State never shares slices or maps with
-// the Loader's memory.
+func durationOr(d *Duration, def time.Duration) *Duration {
+	if d == nil {
+		return &Duration{def}
+	}
+	return d
+}
+
+// clone returns a deep copy of t, so a State never shares slices, maps or
+// pointers with the Loader's memory.
 func (t Task) clone() Task {
 	t.Metadata.Labels = maps.Clone(t.Metadata.Labels)
-	t.Spec.Command = slices.Clone(t.Spec.Command)
-	t.Spec.Args = slices.Clone(t.Spec.Args)
-	t.Spec.Env = slices.Clone(t.Spec.Env)
-	if t.Spec.StopGracePeriod != nil {
-		d := *t.Spec.StopGracePeriod
-		t.Spec.StopGracePeriod = &d
-	}
+	t.Spec = t.Spec.clone()
 	return t
+}
+
+// clone returns a deep copy of s.
+func (s Spec) clone() Spec {
+	s.Command = slices.Clone(s.Command)
+	s.Args = slices.Clone(s.Args)
+	s.Env = slices.Clone(s.Env)
+	if r := s.Resources; r != nil {
+		s.Resources = &Resources{CPU: cloneQuantity(r.CPU), Memory: cloneQuantity(r.Memory), Pids: clonePtr(r.Pids)}
+	}
+	s.Mounts = slices.Clone(s.Mounts)
+	for i := range s.Mounts {
+		s.Mounts[i].Size = cloneQuantity(s.Mounts[i].Size)
+	}
+	s.Secrets = slices.Clone(s.Secrets)
+	if c := s.SecurityContext; c != nil {
+		cc := *c
+		if c.Capabilities != nil {
+			cc.Capabilities = &Capabilities{Add: slices.Clone(c.Capabilities.Add), Drop: slices.Clone(c.Capabilities.Drop)}
+		}
+		s.SecurityContext = &cc
+	}
+	if b := s.RestartBackoff; b != nil {
+		s.RestartBackoff = &RestartBackoff{Initial: clonePtr(b.Initial), Max: clonePtr(b.Max), ResetAfter: clonePtr(b.ResetAfter)}
+	}
+	s.StopGracePeriod = clonePtr(s.StopGracePeriod)
+	if h := s.HealthCheck; h != nil {
+		hc := *h
+		if h.Exec != nil {
+			hc.Exec = &ExecProbe{Command: slices.Clone(h.Exec.Command)}
+		}
+		hc.HTTP = clonePtr(h.HTTP)
+		hc.TCP = clonePtr(h.TCP)
+		hc.Interval = clonePtr(h.Interval)
+		hc.Timeout = clonePtr(h.Timeout)
+		hc.StartPeriod = clonePtr(h.StartPeriod)
+		s.HealthCheck = &hc
+	}
+	return s
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+func cloneQuantity(q *resource.Quantity) *resource.Quantity {
+	if q == nil {
+		return nil
+	}
+	c := q.DeepCopy()
+	return &c
 }

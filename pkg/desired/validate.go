@@ -2,10 +2,17 @@ package desired
 
 import (
 	"fmt"
+	"maps"
+	"math"
+	"path"
+	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/distribution/reference"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // fieldError is one validation problem, before it is given a file and line.
@@ -38,18 +45,31 @@ func validateHeader(apiVersion, kind string) []fieldError {
 }
 
 // validateBody checks metadata and spec. Each check is one small function
-// of its own so the schema can grow field by field.
+// of its own so the schema can grow field by field. It accepts a spec with
+// or without defaults applied.
 func validateBody(t *Task) []fieldError {
 	var v validator
 	v.name("metadata.name", t.Metadata.Name)
+	v.labels("metadata.labels", t.Metadata.Labels)
 	s := &t.Spec
 	v.image("spec.image", s.Image)
+	enum(&v, "spec.imagePullPolicy", s.ImagePullPolicy)
 	v.noNUL("spec.command", s.Command)
 	v.noNUL("spec.args", s.Args)
 	v.env("spec.env", s.Env)
 	v.workingDir("spec.workingDir", s.WorkingDir)
+	v.user("spec.user", s.User)
+	v.resources("spec.resources", s.Resources)
+	v.mounts("spec.mounts", s.Mounts)
+	v.secrets("spec.secrets", s.Secrets)
+	enum(&v, "spec.network", s.Network)
+	v.securityContext("spec.securityContext", s.SecurityContext)
+	enum(&v, "spec.restartPolicy", s.RestartPolicy)
+	v.restartBackoff("spec.restartBackoff", s)
+	enum(&v, "spec.updateStrategy", s.UpdateStrategy)
 	v.signal("spec.stopSignal", s.StopSignal)
 	v.duration("spec.stopGracePeriod", s.StopGracePeriod)
+	v.healthCheck("spec.healthCheck", s.HealthCheck)
 	return v.errs
 }
 
@@ -61,14 +81,30 @@ func (v *validator) add(field, format string, args ...any) {
 	v.errs = append(v.errs, fieldError{field, fmt.Sprintf(format, args...)})
 }
 
-var dns1123LabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+// dns1123Label is a DNS-1123 label: task names and volume names.
+const dns1123Label = `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+
+var dns1123LabelRE = regexp.MustCompile(dns1123Label)
+
+const dns1123Msg = "must be a DNS-1123 label (at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit)"
 
 func (v *validator) name(field, name string) {
 	switch {
 	case name == "":
 		v.add(field, "required")
 	case len(name) > 63 || !dns1123LabelRE.MatchString(name):
-		v.add(field, "must be a DNS-1123 label (at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit), got %q", name)
+		v.add(field, dns1123Msg+", got %q", name)
+	}
+}
+
+func (v *validator) labels(field string, labels map[string]string) {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		switch {
+		case k == "":
+			v.add(field, "label keys must not be empty")
+		case strings.IndexByte(k, 0) >= 0 || strings.IndexByte(labels[k], 0) >= 0:
+			v.add(joinPath(field, k), "must not contain a NUL byte")
+		}
 	}
 }
 
@@ -82,6 +118,35 @@ func (v *validator) image(field, image string) {
 	}
 }
 
+// enums lists the values of every enumerated string type of the schema. The
+// validator and the JSON Schema both read it.
+var enums = map[reflect.Type][]string{
+	reflect.TypeFor[PullPolicy]():     {string(PullAlways), string(PullIfNotPresent), string(PullNever)},
+	reflect.TypeFor[NetworkMode]():    {string(NetworkHost), string(NetworkNone)},
+	reflect.TypeFor[RestartPolicy]():  {string(RestartAlways), string(RestartOnFailure), string(RestartNever)},
+	reflect.TypeFor[UpdateStrategy](): {string(UpdateStopFirst), string(UpdateStartFirst)},
+	reflect.TypeFor[MountType]():      {string(MountBind), string(MountVolume), string(MountTmpfs)},
+}
+
+// enum checks a value of one of the types in enums; "" means the default.
+func enum[T ~string](v *validator, field string, val T) {
+	s := string(val)
+	if s == "" {
+		return
+	}
+	allowed := enums[reflect.TypeFor[T]()]
+	if slices.Contains(allowed, s) {
+		return
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(a, s) {
+			v.add(field, "must be one of %s, got %q; did you mean %q?", strings.Join(allowed, ", "), s, a)
+			return
+		}
+	}
+	v.add(field, "must be one of %s, got %q", strings.Join(allowed, ", "), s)
+}
+
 func (v *validator) noNUL(field string, list []string) {
 	for i, s := range list {
 		if strings.IndexByte(s, 0) >= 0 {
@@ -90,7 +155,9 @@ func (v *validator) noNUL(field string, list []string) {
 	}
 }
 
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+const envName = `^[A-Za-z_][A-Za-z0-9_]*$`
+
+var envNameRE = regexp.MustCompile(envName)
 
 func (v *validator) env(field string, env []EnvVar) {
 	first := map[string]int{}
@@ -121,6 +188,274 @@ func (v *validator) workingDir(field, dir string) {
 		v.add(field, "must be an absolute path, got %q", dir)
 	case strings.IndexByte(dir, 0) >= 0:
 		v.add(field, "must not contain a NUL byte")
+	}
+}
+
+// userPattern is "uid" or "uid:gid", numeric.
+const userPattern = `^[0-9]+(:[0-9]+)?$`
+
+func (v *validator) user(field, user string) {
+	if user == "" {
+		return
+	}
+	uid, gid, hasGID := strings.Cut(user, ":")
+	ids := []string{uid}
+	if hasGID {
+		ids = append(ids, gid)
+	}
+	for _, id := range ids {
+		if id == "" || strings.Trim(id, "0123456789") != "" {
+			v.add(field, `must be numeric, "uid" or "uid:gid" such as "1000" or "1000:1000", got %q: user and group names would need the image's /etc/passwd and /etc/group, which are not read`, user)
+			return
+		}
+		if _, err := strconv.ParseUint(id, 10, 32); err != nil {
+			v.add(field, "ids must be at most %d, got %q", uint32(math.MaxUint32), user)
+			return
+		}
+	}
+}
+
+func (v *validator) resources(field string, r *Resources) {
+	if r == nil {
+		return
+	}
+	if q := r.CPU; q != nil {
+		switch {
+		case q.Sign() <= 0:
+			v.add(field+".cpu", "quantities must be positive, got %q", q.String())
+		case q.Cmp(resource.MustParse("1m")) < 0:
+			v.add(field+".cpu", "must be at least 1m (a thousandth of a core), got %q", q.String())
+		case q.Cmp(maxCPU) > 0:
+			v.add(field+".cpu", "must be at most %s cores, got %q", maxCPU.String(), q.String())
+		}
+	}
+	v.bytes(field+".memory", r.Memory)
+	if r.Pids != nil && *r.Pids <= 0 {
+		v.add(field+".pids", "must be positive, got %d", *r.Pids)
+	}
+}
+
+var (
+	maxCPU   = *resource.NewQuantity(1_000_000, resource.DecimalSI)
+	maxBytes = *resource.NewQuantity(math.MaxInt64, resource.BinarySI)
+)
+
+// bytes checks a quantity of bytes: positive and whole.
+func (v *validator) bytes(field string, q *resource.Quantity) {
+	switch {
+	case q == nil:
+	case q.Sign() <= 0:
+		v.add(field, "quantities must be positive, got %q", q.String())
+	case q.Cmp(maxBytes) > 0:
+		v.add(field, "must be at most %d bytes, got %q", int64(math.MaxInt64), q.String())
+	case q.MilliValue()%1000 != 0:
+		hint := ""
+		if strings.HasSuffix(q.String(), "m") {
+			hint = fmt.Sprintf(` ("m" is milli: did you mean %q?)`, strings.TrimSuffix(q.String(), "m")+"Mi")
+		}
+		v.add(field, "must be a whole number of bytes, got %q%s", q.String(), hint)
+	}
+}
+
+// absClean checks a path that must be absolute and clean.
+func (v *validator) absClean(field, p string) bool {
+	switch {
+	case p == "":
+		v.add(field, "required")
+	case strings.IndexByte(p, 0) >= 0:
+		v.add(field, "must not contain a NUL byte")
+	case !strings.HasPrefix(p, "/"):
+		v.add(field, "must be an absolute path, got %q", p)
+	case path.Clean(p) != p:
+		v.add(field, "must be a clean path (no \"..\", \".\", \"//\" or trailing \"/\"): %q, not %q", path.Clean(p), p)
+	default:
+		return true
+	}
+	return false
+}
+
+// under reports whether p is dir or inside it.
+func under(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+func (v *validator) mounts(field string, mounts []Mount) {
+	targets := map[string]int{}
+	for i, m := range mounts {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if m.Type == "" {
+			v.add(f+".type", "required, must be one of %s", strings.Join(enums[reflect.TypeFor[MountType]()], ", "))
+		} else {
+			enum(v, f+".type", m.Type)
+		}
+		if v.absClean(f+".target", m.Target) {
+			switch {
+			case m.Target == "/":
+				v.add(f+".target", "must not be the root directory")
+			case under(m.Target, "/proc"), under(m.Target, "/sys"):
+				v.add(f+".target", "must not be under /proc or /sys, got %q", m.Target)
+			case under(m.Target, SecretsDir):
+				v.add(f+".target", "must not be under %s, which holds the task's secrets, got %q", SecretsDir, m.Target)
+			default:
+				if j, dup := targets[m.Target]; dup {
+					v.add(f+".target", "duplicate mount target %q, first at %s[%d]", m.Target, field, j)
+				} else {
+					targets[m.Target] = i
+				}
+			}
+		}
+		switch m.Type {
+		case MountTmpfs:
+			if m.Source != "" {
+				v.add(f+".source", "must be empty for a tmpfs mount, got %q", m.Source)
+			}
+			v.bytes(f+".size", m.Size)
+		case MountVolume:
+			switch {
+			case m.Source == "":
+				v.add(f+".source", "required: the volume's name")
+			case len(m.Source) > 63 || !dns1123LabelRE.MatchString(m.Source):
+				v.add(f+".source", "volume names "+dns1123Msg+", got %q", m.Source)
+			}
+		case MountBind:
+			v.absClean(f+".source", m.Source)
+		}
+		if m.Size != nil && m.Type != MountTmpfs {
+			v.add(f+".size", "only a tmpfs mount has a size")
+		}
+	}
+}
+
+// secretName is a file name: letters, digits, '.', '-', '_'; not "." or
+// ".." (the rule of a Kubernetes Secret's keys).
+const secretName = `^[-._a-zA-Z0-9]+$`
+
+var secretNameRE = regexp.MustCompile(secretName)
+
+func (v *validator) secrets(field string, secrets []Secret) {
+	first := map[string]int{}
+	for i, s := range secrets {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		switch {
+		case s.Name == "":
+			v.add(f+".name", "required")
+		case len(s.Name) > 253 || !secretNameRE.MatchString(s.Name) || s.Name == "." || s.Name == "..":
+			v.add(f+".name", `must be a file name of at most 253 letters, digits, '.', '-' and '_' (not "." or ".."), got %q`, s.Name)
+		default:
+			if j, dup := first[s.Name]; dup {
+				v.add(f+".name", "duplicate secret %q, first at %s[%d]", s.Name, field, j)
+			} else {
+				first[s.Name] = i
+			}
+		}
+		v.absClean(f+".file", s.File)
+	}
+}
+
+func (v *validator) securityContext(field string, c *SecurityContext) {
+	if c == nil || c.Capabilities == nil {
+		return
+	}
+	field += ".capabilities"
+	added := map[string]bool{}
+	for i, name := range c.Capabilities.Add {
+		f := fmt.Sprintf("%s.add[%d]", field, i)
+		n, ok := normalizeCap(name)
+		switch {
+		case n == "ALL":
+			v.add(f, `"ALL" may only be dropped; add the capabilities the task needs by name`)
+		case !ok:
+			v.add(f, "unknown capability %q; known are the Linux capabilities such as NET_BIND_SERVICE or CAP_NET_ADMIN", name)
+		default:
+			added[n] = true
+		}
+	}
+	for i, name := range c.Capabilities.Drop {
+		f := fmt.Sprintf("%s.drop[%d]", field, i)
+		n, ok := normalizeCap(name)
+		switch {
+		case n == "ALL":
+		case !ok:
+			v.add(f, "unknown capability %q; known are \"ALL\" and the Linux capabilities such as NET_RAW or CAP_SYS_ADMIN", name)
+		case added[n]:
+			v.add(f, "capability %q is both added and dropped", name)
+		}
+	}
+}
+
+func (v *validator) restartBackoff(field string, s *Spec) {
+	b := s.RestartBackoff
+	if b == nil {
+		return
+	}
+	v.positive(field+".initial", b.Initial)
+	v.positive(field+".max", b.Max)
+	v.positive(field+".resetAfter", b.ResetAfter)
+	initial, max, _ := s.Backoff()
+	if initial > 0 && max > 0 && initial > max {
+		f := field + ".initial"
+		if b.Initial == nil {
+			f = field + ".max"
+		}
+		v.add(f, "initial (%s) must not be longer than max (%s)", initial, max)
+	}
+}
+
+func (v *validator) positive(field string, d *Duration) {
+	if d != nil && d.Duration <= 0 {
+		v.add(field, "must be positive, got %q", d.Duration.String())
+	}
+}
+
+func (v *validator) healthCheck(field string, h *HealthCheck) {
+	if h == nil {
+		return
+	}
+	var kinds []string
+	if h.Exec != nil {
+		kinds = append(kinds, "exec")
+		switch {
+		case len(h.Exec.Command) == 0:
+			v.add(field+".exec.command", "required: the command to run in the container")
+		case h.Exec.Command[0] == "":
+			v.add(field+".exec.command[0]", "must not be empty")
+		}
+		v.noNUL(field+".exec.command", h.Exec.Command)
+	}
+	if h.HTTP != nil {
+		kinds = append(kinds, "http")
+		v.port(field+".http.port", h.HTTP.Port)
+		p := h.HTTP.Path
+		switch {
+		case p == "":
+		case !strings.HasPrefix(p, "/"):
+			v.add(field+".http.path", "must start with \"/\", got %q", p)
+		case strings.ContainsAny(p, " \t\r\n\x00"):
+			v.add(field+".http.path", "must not contain blanks or control characters, got %q", p)
+		}
+	}
+	if h.TCP != nil {
+		kinds = append(kinds, "tcp")
+		v.port(field+".tcp.port", h.TCP.Port)
+	}
+	switch len(kinds) {
+	case 0:
+		v.add(field, "needs exactly one probe: exec, http or tcp")
+	case 1:
+	default:
+		v.add(field, "needs exactly one probe: exec, http or tcp, got %s", strings.Join(kinds, " and "))
+	}
+	v.positive(field+".interval", h.Interval)
+	v.positive(field+".timeout", h.Timeout)
+	v.duration(field+".startPeriod", h.StartPeriod)
+	if h.Retries < 0 {
+		v.add(field+".retries", "must be positive, got %d", h.Retries)
+	}
+}
+
+func (v *validator) port(field string, port int) {
+	if port < 1 || port > 65535 {
+		v.add(field, "must be a port from 1 to 65535, got %d", port)
 	}
 }
 
@@ -159,4 +494,51 @@ func normalizeSignal(s string) (string, bool) {
 		n = "SIG" + n
 	}
 	return n, signals[n]
+}
+
+// capabilities are the Linux capabilities (as of Linux 6.x), by their
+// "CAP_" names. A fixed table, like signals, so that validation does not
+// depend on the machine.
+var capabilities = map[string]bool{
+	"CAP_CHOWN": true, "CAP_DAC_OVERRIDE": true, "CAP_DAC_READ_SEARCH": true, "CAP_FOWNER": true,
+	"CAP_FSETID": true, "CAP_KILL": true, "CAP_SETGID": true, "CAP_SETUID": true, "CAP_SETPCAP": true,
+	"CAP_LINUX_IMMUTABLE": true, "CAP_NET_BIND_SERVICE": true, "CAP_NET_BROADCAST": true,
+	"CAP_NET_ADMIN": true, "CAP_NET_RAW": true, "CAP_IPC_LOCK": true, "CAP_IPC_OWNER": true,
+	"CAP_SYS_MODULE": true, "CAP_SYS_RAWIO": true, "CAP_SYS_CHROOT": true, "CAP_SYS_PTRACE": true,
+	"CAP_SYS_PACCT": true, "CAP_SYS_ADMIN": true, "CAP_SYS_BOOT": true, "CAP_SYS_NICE": true,
+	"CAP_SYS_RESOURCE": true, "CAP_SYS_TIME": true, "CAP_SYS_TTY_CONFIG": true, "CAP_MKNOD": true,
+	"CAP_LEASE": true, "CAP_AUDIT_WRITE": true, "CAP_AUDIT_CONTROL": true, "CAP_SETFCAP": true,
+	"CAP_MAC_OVERRIDE": true, "CAP_MAC_ADMIN": true, "CAP_SYSLOG": true, "CAP_WAKE_ALARM": true,
+	"CAP_BLOCK_SUSPEND": true, "CAP_AUDIT_READ": true, "CAP_PERFMON": true, "CAP_BPF": true,
+	"CAP_CHECKPOINT_RESTORE": true,
+}
+
+// normalizeCap turns "net_admin", "NET_ADMIN" or "CAP_NET_ADMIN" into
+// "CAP_NET_ADMIN", and any spelling of "all" into "ALL".
+func normalizeCap(s string) (string, bool) {
+	n := strings.ToUpper(s)
+	if n == "ALL" || n == "CAP_ALL" {
+		return "ALL", true
+	}
+	if !strings.HasPrefix(n, "CAP_") {
+		n = "CAP_" + n
+	}
+	return n, capabilities[n]
+}
+
+// normalizeCaps normalizes a list of capability names, sorted, without
+// duplicates; unknown names are kept as written. Nil stays nil.
+func normalizeCaps(names []string) []string {
+	if names == nil {
+		return nil
+	}
+	out := make([]string, 0, len(names))
+	for _, name := range names {
+		if n, ok := normalizeCap(name); ok {
+			name = n
+		}
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
