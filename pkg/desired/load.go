@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,9 +19,12 @@ type State struct {
 	// tasks of broken files.
 	Tasks map[string]Task
 	// Broken by file base name: files that exist but fail to read, parse
-	// or validate, or that define a task name an earlier file already
-	// defines. The error is a join of *Error where it is about the content.
+	// or validate, or that define a task name another file defines too.
+	// The error is a join of *Error where it is about the content.
 	Broken map[string]error
+	// Files are the base names of the manifest files that were read, valid
+	// and broken, in name order.
+	Files []string
 	// Err is non-nil when the directory itself could not be read
 	// (missing, not a directory, permission). Callers must then delete
 	// nothing. Tasks and Broken are nil in that case.
@@ -43,11 +47,18 @@ func NewLoader(dir string) *Loader {
 
 // Load reads the directory now. See [State] for what it returns.
 //
-// Files are read in name order. A file that is valid replaces its tasks and
-// becomes the file's last known good; a file that is broken keeps the tasks
-// of its last successful load by this Loader; a file that is gone is
-// forgotten. When two files define the same task name, the file that sorts
-// first keeps it and the later file is broken.
+// A file that is valid replaces its tasks and becomes the file's last known
+// good; a file that is broken keeps the tasks of its last successful load by
+// this Loader; a file that is gone is forgotten.
+//
+// A task name may come from one file only. When two files define the same
+// name, both are broken (each error names the other file) and the task keeps
+// the spec it had: the last known good of whichever file had it. The last
+// known good tasks of a broken file still count as defined by it, so another
+// file cannot take one of its names over while it is broken; moving a task
+// from one file to another works once both files are valid. A file that is
+// broken for a duplicate keeps its other tasks at their last known good too:
+// a file is applied whole or not at all.
 func (l *Loader) Load() State {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -58,8 +69,7 @@ func (l *Loader) Load() State {
 	}
 
 	st := State{Tasks: map[string]Task{}, Broken: map[string]error{}}
-	owner := map[string]string{} // task name -> file
-	present := map[string]bool{}
+	parsed := map[string][]parsedTask{} // files that parse and validate
 	for _, e := range entries {
 		name := e.Name()
 		if Ignored(name) {
@@ -69,17 +79,27 @@ func (l *Loader) Load() State {
 		if e.IsDir() || isDirLink(path, e) {
 			continue // subdirectories are not read
 		}
-		present[name] = true
-
+		st.Files = append(st.Files, name)
 		pts, err := readFile(path, name)
-		if err == nil {
-			err = conflicts(name, pts, owner)
-		}
-		var tasks []Task
 		if err != nil {
 			st.Broken[name] = err
-			tasks = l.lastGood[name]
-		} else {
+			continue
+		}
+		parsed[name] = pts
+	}
+	for name, err := range duplicates(st.Files, parsed, st.Broken, l.lastGood) {
+		st.Broken[name] = err
+		delete(parsed, name)
+	}
+
+	for name := range maps.Keys(l.lastGood) {
+		if !slices.Contains(st.Files, name) {
+			delete(l.lastGood, name)
+		}
+	}
+	for _, name := range st.Files {
+		tasks := l.lastGood[name]
+		if pts, ok := parsed[name]; ok {
 			tasks = make([]Task, len(pts))
 			for i, pt := range pts {
 				tasks[i] = pt.task
@@ -87,20 +107,86 @@ func (l *Loader) Load() State {
 			l.lastGood[name] = tasks
 		}
 		for _, t := range tasks {
-			// A broken file's last-good task may have been claimed
-			// since by an earlier file: the earlier file wins.
-			if _, taken := owner[t.Metadata.Name]; !taken {
-				owner[t.Metadata.Name] = name
+			// Names are unique by now; should two last-known-good
+			// sets ever overlap, the file that sorts first keeps it.
+			if _, taken := st.Tasks[t.Metadata.Name]; !taken {
 				st.Tasks[t.Metadata.Name] = t.clone()
 			}
 		}
 	}
-	for name := range maps.Keys(l.lastGood) {
-		if !present[name] {
-			delete(l.lastGood, name)
+	return st
+}
+
+// claim is one file's definition of a task name.
+type claim struct {
+	file     string
+	line     int  // of metadata.name; 0 for a last-known-good task
+	lastGood bool // the definition is the last known good of a broken file
+}
+
+// duplicates finds the task names defined by more than one file, and
+// returns the valid files that must be treated as broken for it, with
+// their errors. files are all files in name order, parsed the valid ones,
+// broken the others. A file that becomes broken here falls back to its last
+// known good tasks, which may clash in turn: repeat until nothing changes.
+func duplicates(files []string, parsed map[string][]parsedTask, broken map[string]error, lastGood map[string][]Task) map[string]error {
+	out := map[string]error{}
+	for {
+		claims := map[string][]claim{}
+		for _, f := range files {
+			if pts, ok := parsed[f]; ok && out[f] == nil {
+				for _, pt := range pts {
+					claims[pt.task.Metadata.Name] = append(claims[pt.task.Metadata.Name], claim{file: f, line: pt.nameLine})
+				}
+				continue
+			}
+			if broken[f] != nil || out[f] != nil {
+				for _, t := range lastGood[f] {
+					claims[t.Metadata.Name] = append(claims[t.Metadata.Name], claim{file: f, lastGood: true})
+				}
+			}
+		}
+		errs := map[string][]*Error{}
+		for _, name := range slices.Sorted(maps.Keys(claims)) {
+			cs := claims[name]
+			if len(cs) < 2 {
+				continue
+			}
+			for _, c := range cs {
+				if c.lastGood {
+					continue
+				}
+				for _, pt := range parsed[c.file] {
+					if pt.task.Metadata.Name == name {
+						errs[c.file] = append(errs[c.file], &Error{File: c.file, Line: pt.nameLine, Doc: pt.doc,
+							Field: "metadata.name", Msg: duplicateMsg(name, c, cs)})
+					}
+				}
+			}
+		}
+		if len(errs) == 0 {
+			return out
+		}
+		for f, es := range errs {
+			out[f] = joinErrors(es)
 		}
 	}
-	return st
+}
+
+// duplicateMsg says where else task name is defined, for the claim c.
+func duplicateMsg(name string, c claim, all []claim) string {
+	var others []string
+	for _, o := range all {
+		switch {
+		case o.file == c.file:
+		case o.lastGood:
+			others = append(others, o.file+" (its last valid version; the file is broken now)")
+		default:
+			others = append(others, fmt.Sprintf("%s:%d", o.file, o.line))
+		}
+	}
+	return fmt.Sprintf("task %q is also defined in %s; neither definition is applied, the task keeps its previous spec until only one file defines it",
+		name, strings.Join(others, " and "))
 }
 
 // readDir lists dir, sorted by name, with an error that names the directory.
@@ -175,18 +261,6 @@ func fileKind(m fs.FileMode) string {
 
 func tooLarge(name string) error {
 	return &Error{File: name, Msg: fmt.Sprintf("file is larger than %d bytes", MaxFileSize)}
-}
-
-// conflicts reports the tasks of file that an earlier file already defines.
-func conflicts(file string, pts []parsedTask, owner map[string]string) error {
-	var errs []*Error
-	for _, pt := range pts {
-		if other, taken := owner[pt.task.Metadata.Name]; taken {
-			errs = append(errs, &Error{File: file, Line: pt.nameLine, Doc: pt.doc, Field: "metadata.name",
-				Msg: fmt.Sprintf("task %q is already defined in %s", pt.task.Metadata.Name, other)})
-		}
-	}
-	return joinErrors(errs)
 }
 
 // ignoredSuffixes are editor backups, swap files and temporaries.

@@ -123,26 +123,80 @@ func TestLoaderDuplicateAcrossFiles(t *testing.T) {
 	l := NewLoader(dir)
 	writeFile(t, dir, "a.yaml", manifest("web", "nginx:a"))
 	writeFile(t, dir, "b.yaml", manifest("db", "postgres")+"---\n"+manifest("web", "nginx:b"))
+	// Both definitions are errors, in both files; neither file was ever
+	// good, so there is nothing to keep.
 	st := l.Load()
-	checkState(t, st, map[string]string{"web": "nginx:a@a.yaml"}, "b.yaml")
-	if got, want := st.Broken["b.yaml"].Error(), `b.yaml:8: metadata.name: task "web" is already defined in a.yaml`; got != want {
-		t.Errorf("Broken[b.yaml] = %q, want %q", got, want)
+	checkState(t, st, map[string]string{}, "a.yaml", "b.yaml")
+	for file, want := range map[string]string{
+		"a.yaml": `a.yaml:3: metadata.name: task "web" is also defined in b.yaml:8; neither definition is applied, the task keeps its previous spec until only one file defines it`,
+		"b.yaml": `b.yaml:8: metadata.name: task "web" is also defined in a.yaml:3; neither definition is applied, the task keeps its previous spec until only one file defines it`,
+	} {
+		if got := st.Broken[file].Error(); got != want {
+			t.Errorf("Broken[%s] = %q, want %q", file, got, want)
+		}
 	}
 
-	// b.yaml was never good; once the conflict is gone it is.
+	// The conflict is gone: both files are good.
 	writeFile(t, dir, "b.yaml", manifest("db", "postgres"))
 	checkState(t, l.Load(), map[string]string{"web": "nginx:a@a.yaml", "db": "postgres@b.yaml"})
 
-	// Now b.yaml conflicts again: it keeps its last-good db task.
+	// b.yaml defines web again, and changes db: both files are broken,
+	// web keeps a.yaml's spec and db b.yaml's last good one.
 	writeFile(t, dir, "b.yaml", manifest("db", "postgres:2")+"---\n"+manifest("web", "nginx:b"))
-	checkState(t, l.Load(), map[string]string{"web": "nginx:a@a.yaml", "db": "postgres@b.yaml"}, "b.yaml")
+	checkState(t, l.Load(), map[string]string{"web": "nginx:a@a.yaml", "db": "postgres@b.yaml"}, "a.yaml", "b.yaml")
+	// Even when a.yaml changes web meanwhile.
+	writeFile(t, dir, "a.yaml", manifest("web", "nginx:a2"))
+	checkState(t, l.Load(), map[string]string{"web": "nginx:a@a.yaml", "db": "postgres@b.yaml"}, "a.yaml", "b.yaml")
 
-	// A broken earlier file keeps its name: its last-good task still
-	// owns it, and the later file that defines it is the broken one.
-	writeFile(t, dir, "b.yaml", manifest("db", "postgres:2"))
-	writeFile(t, dir, "a.yaml", "broken: [\n")
+	// Moving web from a.yaml to b.yaml: once a.yaml drops it, both are good.
+	writeFile(t, dir, "a.yaml", manifest("other", "busybox"))
+	checkState(t, l.Load(), map[string]string{"web": "nginx:b@b.yaml", "db": "postgres:2@b.yaml", "other": "busybox@a.yaml"})
+
+	// A broken file still owns the names of its last good version: a
+	// valid file that defines one of them is broken too.
+	writeFile(t, dir, "b.yaml", "broken: [\n")
 	writeFile(t, dir, "c.yaml", manifest("web", "nginx:c"))
-	checkState(t, l.Load(), map[string]string{"web": "nginx:a@a.yaml", "db": "postgres:2@b.yaml"}, "a.yaml", "c.yaml")
+	st = l.Load()
+	checkState(t, st, map[string]string{"web": "nginx:b@b.yaml", "db": "postgres:2@b.yaml", "other": "busybox@a.yaml"}, "b.yaml", "c.yaml")
+	if got, want := st.Broken["c.yaml"].Error(), `c.yaml:3: metadata.name: task "web" is also defined in b.yaml (its last valid version; the file is broken now); neither definition is applied, the task keeps its previous spec until only one file defines it`; got != want {
+		t.Errorf("Broken[c.yaml] = %q, want %q", got, want)
+	}
+	// b.yaml deleted: its tasks go, and c.yaml's web is free to run.
+	if err := os.Remove(filepath.Join(dir, "b.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	checkState(t, l.Load(), map[string]string{"web": "nginx:c@c.yaml", "other": "busybox@a.yaml"})
+}
+
+// TestLoaderDuplicateCascade: a file broken by a duplicate falls back to its
+// last good tasks, which may clash with a third file in turn.
+func TestLoaderDuplicateCascade(t *testing.T) {
+	dir := t.TempDir()
+	l := NewLoader(dir)
+	writeFile(t, dir, "a.yaml", manifest("p", "busybox:1"))
+	checkState(t, l.Load(), map[string]string{"p": "busybox:1@a.yaml"})
+
+	writeFile(t, dir, "a.yaml", manifest("q", "busybox:2")+"---\n"+manifest("r", "busybox:2"))
+	writeFile(t, dir, "y.yaml", manifest("p", "busybox:y"))
+	writeFile(t, dir, "z.yaml", manifest("r", "busybox:z"))
+	// a.yaml and z.yaml clash on r; a.yaml falls back to p, which y.yaml
+	// now clashes with.
+	st := l.Load()
+	checkState(t, st, map[string]string{"p": "busybox:1@a.yaml"}, "a.yaml", "y.yaml", "z.yaml")
+	if got := st.Broken["y.yaml"].Error(); !strings.Contains(got, `task "p" is also defined in a.yaml (its last valid version`) {
+		t.Errorf("Broken[y.yaml] = %q", got)
+	}
+}
+
+func TestLoaderFiles(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "b.yaml", manifest("b", "busybox"))
+	writeFile(t, dir, "a.yml", "broken: [\n")
+	writeFile(t, dir, "c.txt", "")
+	st := NewLoader(dir).Load()
+	if want := []string{"a.yml", "b.yaml"}; !slices.Equal(st.Files, want) {
+		t.Errorf("Files = %q, want %q", st.Files, want)
+	}
 }
 
 func TestLoaderDirectoryErrors(t *testing.T) {
@@ -195,6 +249,13 @@ func TestLoaderFileSelection(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(dir, "sub.yaml"), "g.yaml", manifest("g", "busybox"))
+	// Neither hidden nor plain subdirectories are read.
+	for _, sub := range []string{".hidden", "drafts"} {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, sub), "l.yaml", manifest("l"+strings.TrimPrefix(sub, "."), "busybox"))
+	}
 	// A symlink to a regular file is read; one to a directory is not; a
 	// dangling one and a FIFO are broken.
 	other := t.TempDir()
