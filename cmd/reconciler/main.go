@@ -40,6 +40,8 @@ Usage:
   reconciler run      [flags]          run the daemon
   reconciler validate PATH...          check manifest files or directories; exit 1 on errors
   reconciler plan     [flags]          print what run would do now, without doing it
+  reconciler logs     TASK [-f] [--tail N] [--state-dir DIR]
+                                       print a task's stdout and stderr
   reconciler version                   print the version
 
 Run 'reconciler COMMAND -h' for the flags of a command.
@@ -54,6 +56,9 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
+	if isLogDriverCall(args) { // started by a containerd shim as a task's log driver
+		return cmdLogDriver(args, stderr)
+	}
 	switch args[0] {
 	case "run":
 		return cmdRun(args[1:], stderr)
@@ -61,6 +66,10 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "plan":
 		return cmdPlan(args[1:], stdout, stderr)
+	case "logs":
+		return cmdLogs(args[1:], stdout, stderr)
+	case "log-driver": // hidden: what the shim runs (see logs.go)
+		return cmdLogDriver(args[1:], stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "reconciler", version)
 		return exitOK
@@ -82,6 +91,7 @@ type common struct {
 	stateDir   string
 	containerd string
 	logFormat  string
+	node       nodeFlags // node policy, registry credentials, log rotation
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -93,6 +103,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/reconciler", "state directory: task logs and the private containerd")
 	fs.StringVar(&c.containerd, "containerd-bin", "containerd", "containerd binary for the private daemon")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	c.node.register(fs)
 }
 
 func (c *common) check() error {
@@ -109,7 +120,7 @@ func (c *common) check() error {
 	if c.images == "" {
 		c.images = filepath.Join(c.manifests, "images")
 	}
-	return nil
+	return c.node.check()
 }
 
 func (c *common) logger(w io.Writer) logr.Logger {
@@ -128,10 +139,13 @@ func (c *common) managedDir() string { return filepath.Join(c.stateDir, "contain
 func (c *common) connect(ctx context.Context, log logr.Logger, start bool) (*runtime.Runtime, *runtime.Managed, error) {
 	opts := []runtime.Option{
 		runtime.WithNamespace(c.namespace),
-		runtime.WithImagesDir(c.images),
 		runtime.WithLogDir(filepath.Join(c.stateDir, "logs")),
 		runtime.WithLogger(log),
 	}
+	if start { // the daemon imports archives and runs tasks; plan only looks
+		opts = append(opts, runtime.WithImagesDir(c.images))
+	}
+	opts = append(opts, c.node.options(c.stateDir, start, log)...)
 	if c.managed != "always" {
 		rt, err := runtime.New(ctx, c.address, opts...)
 		if err == nil || c.managed == "never" {

@@ -1,7 +1,11 @@
 // Command testapp is the program inside the image that the examples and the e2e
 // tests run. It is small, static and does only what the tests need to observe:
 // it prints to stdout, serves HTTP, exits with a chosen code, and handles or
-// ignores SIGTERM.
+// ignores SIGTERM. For the runtime tests it can also, once at start: print its
+// identity and security state (-print-security), allocate memory
+// (-alloc-mib), try to write a file (-write-file), print files' mode, owner
+// and content (-inspect), and try a TCP connection (-connect). Each result is
+// one line "testapp: WHAT: ..." on stdout (failures on stderr).
 //
 // Every flag can also be given as an environment variable (upper case, dashes as
 // underscores, e.g. LISTEN=:8080), so a manifest can change behaviour through env.
@@ -10,6 +14,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -18,6 +23,9 @@ import (
 	"syscall"
 	"time"
 )
+
+// hold keeps the memory of -alloc-mib reachable.
+var hold [][]byte
 
 func main() {
 	fs := flag.NewFlagSet("testapp", flag.ExitOnError)
@@ -29,6 +37,14 @@ func main() {
 	termDelay := fs.Duration("term-delay", 0, "on SIGTERM, wait this long before exiting")
 	tick := fs.Duration("tick", 0, "print a line to stdout at this interval (0: never)")
 	printEnv := fs.Bool("print-env", false, "print the environment at start, sorted")
+	printSec := fs.Bool("print-security", false, "print uid, gid, cwd and the CapEff, Seccomp and NoNewPrivs lines of /proc/self/status")
+	allocMiB := fs.Int("alloc-mib", 0, "allocate and touch this many MiB at start, then keep them")
+	writeFile := fs.String("write-file", "", "comma-separated files: try to write -write-content (or -write-bytes zero bytes) to each at start")
+	writeContent := fs.String("write-content", "written by testapp", "content for -write-file")
+	writeBytes := fs.Int("write-bytes", 0, "with -write-file: write this many zero bytes instead of -write-content")
+	inspect := fs.String("inspect", "", "comma-separated paths: print each one's mode, owner and (files) content")
+	connect := fs.String("connect", "", "try a TCP connection to this host:port at start (2s timeout)")
+	tickPad := fs.Int("tick-pad", 0, "pad each tick line with this many characters")
 	fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := os.LookupEnv(strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); ok {
 			_ = f.Value.Set(v)
@@ -44,6 +60,55 @@ func main() {
 			fmt.Println("env:", e)
 		}
 	}
+
+	if *printSec {
+		wd, _ := os.Getwd()
+		fmt.Printf("testapp: identity: uid=%d gid=%d cwd=%s\n", os.Getuid(), os.Getgid(), wd)
+		if b, err := os.ReadFile("/proc/self/status"); err == nil {
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(l, "CapEff:") || strings.HasPrefix(l, "Seccomp:") || strings.HasPrefix(l, "NoNewPrivs:") {
+					fmt.Printf("testapp: status: %s\n", strings.Join(strings.Fields(l), " "))
+				}
+			}
+		}
+	}
+	if *writeFile != "" {
+		data := []byte(*writeContent)
+		if *writeBytes > 0 {
+			data = make([]byte, *writeBytes)
+		}
+		for _, p := range strings.Split(*writeFile, ",") {
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				fmt.Fprintf(os.Stderr, "testapp: write %s: error: %v\n", p, err)
+			} else {
+				fmt.Printf("testapp: write %s: ok\n", p)
+			}
+		}
+	}
+	if *inspect != "" {
+		for _, p := range strings.Split(*inspect, ",") {
+			inspectPath(p)
+		}
+	}
+	if *connect != "" {
+		if c, err := net.DialTimeout("tcp", *connect, 2*time.Second); err != nil {
+			fmt.Printf("testapp: connect %s: error: %v\n", *connect, err)
+		} else {
+			c.Close()
+			fmt.Printf("testapp: connect %s: ok\n", *connect)
+		}
+	}
+	if *allocMiB > 0 {
+		for i := 0; i < *allocMiB; i++ {
+			b := make([]byte, 1<<20)
+			for j := 0; j < len(b); j += 4096 {
+				b[j] = 1
+			}
+			hold = append(hold, b)
+		}
+		fmt.Printf("testapp: allocated %d MiB\n", len(hold))
+	}
+	pad := strings.Repeat("x", *tickPad)
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -77,11 +142,35 @@ func main() {
 			fmt.Printf("testapp: exiting with code %d\n", *exitCode)
 			os.Exit(*exitCode)
 		case <-tickC:
-			fmt.Printf("testapp: tick %s\n", time.Now().UTC().Format(time.RFC3339Nano))
+			fmt.Printf("testapp: tick %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), pad)
 		case s := <-sigs:
 			fmt.Printf("testapp: got %s, exiting in %s\n", s, *termDelay)
 			time.Sleep(*termDelay)
 			os.Exit(0)
 		}
 	}
+}
+
+// inspectPath prints a path's mode, owner and, for a small regular file, its
+// content.
+func inspectPath(p string) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		fmt.Printf("testapp: inspect %s: error: %v\n", p, err)
+		return
+	}
+	uid, gid := -1, -1
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		uid, gid = int(st.Uid), int(st.Gid)
+	}
+	content := ""
+	if fi.Mode().IsRegular() && fi.Size() <= 4096 {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			content = "unreadable: " + err.Error()
+		} else {
+			content = string(b)
+		}
+	}
+	fmt.Printf("testapp: inspect %s: mode=%04o uid=%d gid=%d content=%q\n", p, fi.Mode().Perm(), uid, gid, content)
 }

@@ -2,8 +2,8 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,17 +17,16 @@ import (
 	"github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
-	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
-	"github.com/distribution/reference"
 	"github.com/go-logr/logr"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
 
 	"github.com/warren/reconciler/pkg/desired"
 	"github.com/warren/reconciler/pkg/observed"
+	"github.com/warren/reconciler/pkg/runtime/logfile"
 )
 
 // DefaultNamespace is the containerd namespace the reconciler works in.
@@ -37,16 +36,23 @@ const DefaultNamespace = "warren"
 // speaks containerd; everything it takes and returns is in the reconciler's
 // own words (desired.Task, observed.Raw).
 type Runtime struct {
-	client      *containerd.Client
-	ns          string
-	snapshotter string
-	imagesDir   string
-	logDir      string
-	runcRoot    string
-	log         logr.Logger
+	client         *containerd.Client
+	ns             string
+	snapshotter    string
+	imagesDir      string
+	logDir         string
+	logDriver      string // binary run by the shim as the log driver ("" = plain file)
+	logMaxSize     int64
+	logMaxFiles    int
+	stateDir       string // volumes/ and secrets/ live here
+	runcRoot       string
+	policy         Policy
+	registryConfig string // Docker config.json with registry credentials ("" = anonymous)
+	dialOpts       []grpc.DialOption
+	log            logr.Logger
 
 	importMu sync.Mutex
-	imported map[string]time.Time // archive path -> mtime when imported
+	imported map[string]time.Time // archive path -> mtime when last looked at
 }
 
 // Option configures a Runtime.
@@ -55,12 +61,41 @@ type Option func(*Runtime)
 // WithNamespace sets the containerd namespace (default "warren").
 func WithNamespace(ns string) Option { return func(r *Runtime) { r.ns = ns } }
 
-// WithImagesDir sets a directory of image archives (*.tar) that are imported
-// when a task asks for an image containerd does not have.
+// WithImagesDir sets a directory of image archives (*.tar, docker-archive or
+// OCI layout) that are imported when a task asks for an image containerd does
+// not have, and at every full listing (see List) when new or changed.
 func WithImagesDir(dir string) Option { return func(r *Runtime) { r.imagesDir = dir } }
 
 // WithLogDir sets where task stdout/stderr files are written.
 func WithLogDir(dir string) Option { return func(r *Runtime) { r.logDir = dir } }
+
+// WithLogDriver makes the containerd shim run binary (the reconciler itself)
+// as the log driver of every task: it writes the task's stdout and stderr to
+// the log directory, rotated at maxSize bytes, keeping maxFiles files, and
+// goes on while the reconciler is stopped. Without it, output is appended to
+// one file by the shim, with no rotation.
+func WithLogDriver(binary string, maxSize int64, maxFiles int) Option {
+	return func(r *Runtime) { r.logDriver, r.logMaxSize, r.logMaxFiles = binary, maxSize, maxFiles }
+}
+
+// WithStateDir sets the directory that holds named volumes (volumes/NAME)
+// and the staged secrets of each container (secrets/ID).
+func WithStateDir(dir string) Option { return func(r *Runtime) { r.stateDir = dir } }
+
+// WithPolicy sets the node policy (default: the zero Policy, which allows no
+// privileged mode, no added capability and no bind mount).
+func WithPolicy(p Policy) Option { return func(r *Runtime) { r.policy = p } }
+
+// WithRegistryConfig sets the Docker-style config.json that registry
+// credentials are read from, at each pull. A missing file means anonymous
+// pulls. See DefaultRegistryConfig.
+func WithRegistryConfig(path string) Option { return func(r *Runtime) { r.registryConfig = path } }
+
+// WithDialOptions adds gRPC dial options to the containerd connection
+// (tests count calls with an interceptor).
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(r *Runtime) { r.dialOpts = append(r.dialOpts, opts...) }
+}
 
 // WithRuncRoot sets runc's state directory for new containers (default: the
 // shim's, /run/containerd/runc). A private containerd needs its own, or two
@@ -82,7 +117,11 @@ func New(ctx context.Context, address string, opts ...Option) (*Runtime, error) 
 	if !socketServes(address) {
 		return nil, fmt.Errorf("connect to containerd at %s: %w", address, ErrNoContainerd)
 	}
-	c, err := containerd.New(address, containerd.WithDefaultNamespace(r.ns), containerd.WithTimeout(10*time.Second))
+	copts := []containerd.Opt{containerd.WithDefaultNamespace(r.ns), containerd.WithTimeout(10 * time.Second)}
+	if len(r.dialOpts) > 0 {
+		copts = append(copts, containerd.WithExtraDialOpts(r.dialOpts))
+	}
+	c, err := containerd.New(address, copts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to containerd at %s: %w", address, err)
 	}
@@ -113,18 +152,25 @@ func (r *Runtime) LogPath(id string) string {
 	if r.logDir == "" {
 		return ""
 	}
-	return filepath.Join(r.logDir, id+".log")
+	return logfile.Path(r.logDir, id)
 }
 
 // List returns the containers of the namespace (only those labelled with task,
 // if task is not empty) with their task status, in two calls to containerd
 // whatever their number.
+//
+// A full listing (task "") first imports the archives of the images
+// directory that are new or changed, so that the daemon's periodic resync
+// imports an archive dropped in before any task asks for it. When nothing
+// changed that costs one directory read and no call to containerd.
 func (r *Runtime) List(ctx context.Context, task string) ([]observed.Raw, error) {
 	var filters []string // containerd ORs the filters it is given
 	if task != "" {
 		filters = append(filters,
 			fmt.Sprintf("labels.%q==%s", observed.LabelTask, task),
 			fmt.Sprintf("id~=^%s-", regexp.QuoteMeta(task)))
+	} else if err := r.importArchives(ctx); err != nil {
+		r.log.Error(err, "import image archives", "dir", r.imagesDir)
 	}
 	recs, err := r.client.ContainerService().List(ctx, filters...)
 	if err != nil {
@@ -159,110 +205,21 @@ func (r *Runtime) List(ctx context.Context, task string) ([]observed.Raw, error)
 	return out, nil
 }
 
-// NormalizeImage turns a manifest image reference into the name containerd
-// stores images under (docker.io/library/nginx:latest for nginx).
-func NormalizeImage(ref string) (string, error) {
-	named, err := reference.ParseNormalizedNamed(ref)
-	if err != nil {
-		return "", fmt.Errorf("parse image reference %q: %w", ref, err)
-	}
-	return reference.TagNameOnly(named).String(), nil
-}
-
-// image returns the task's image, importing it from the images directory or
-// pulling it when containerd does not have it, and unpacked for the snapshotter.
-func (r *Runtime) image(ctx context.Context, ref string) (containerd.Image, error) {
-	name, err := NormalizeImage(ref)
-	if err != nil {
-		return nil, err
-	}
-	img, err := r.client.GetImage(ctx, name)
-	if errdefs.IsNotFound(err) {
-		if ierr := r.importArchives(ctx); ierr != nil {
-			r.log.Error(ierr, "import image archives", "dir", r.imagesDir)
-		}
-		img, err = r.client.GetImage(ctx, name)
-	}
-	if errdefs.IsNotFound(err) {
-		r.log.Info("pulling image", "image", name)
-		img, err = r.client.Pull(ctx, name, containerd.WithPullUnpack, containerd.WithPullSnapshotter(r.snapshotter))
-		if err != nil {
-			return nil, fmt.Errorf("pull image %s: %w", name, err)
-		}
-		return img, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get image %s: %w", name, err)
-	}
-	unpacked, err := img.IsUnpacked(ctx, r.snapshotter)
-	if err != nil {
-		return nil, fmt.Errorf("check image %s: %w", name, err)
-	}
-	if !unpacked {
-		if err := img.Unpack(ctx, r.snapshotter); err != nil {
-			return nil, fmt.Errorf("unpack image %s: %w", name, err)
-		}
-	}
-	return img, nil
-}
-
-// importArchives imports every *.tar in the images directory that changed
-// since it was last imported.
-func (r *Runtime) importArchives(ctx context.Context) error {
-	if r.imagesDir == "" {
-		return nil
-	}
-	r.importMu.Lock()
-	defer r.importMu.Unlock()
-	paths, err := filepath.Glob(filepath.Join(r.imagesDir, "*.tar"))
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if t, ok := r.imported[p]; ok && t.Equal(fi.ModTime()) {
-			continue
-		}
-		if err := r.importArchive(ctx, p); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		r.imported[p] = fi.ModTime()
-	}
-	return errors.Join(errs...)
-}
-
-func (r *Runtime) importArchive(ctx context.Context, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("import %s: %w", path, err)
-	}
-	defer f.Close()
-	imgs, err := r.client.Import(ctx, f)
-	if err != nil {
-		return fmt.Errorf("import %s: %w", path, err)
-	}
-	for _, im := range imgs {
-		r.log.Info("imported image", "image", im.Name, "archive", path)
-	}
-	return nil
-}
-
-// ImportArchive imports one image archive now (tests and `make run` use it to
-// preload images).
-func (r *Runtime) ImportArchive(ctx context.Context, path string) error {
-	return r.importArchive(ctx, path)
-}
-
 // Create creates the container id for task t, with a new snapshot of its
-// image, and labels. Creating a container that exists is success.
+// image, and labels (plus observed.LabelImageDigest: the digest of the image
+// it was created from). Creating a container that exists is success.
+//
+// The node policy is checked first: a refused field is a *PolicyError
+// (permanent), wrapped as "create container ID: FIELD: denied by node
+// policy (...)". The image follows the task's imagePullPolicy.
 func (r *Runtime) Create(ctx context.Context, id string, t desired.Task, labels map[string]string) error {
-	img, err := r.image(ctx, t.Spec.Image)
+	if err := r.policy.Check(t.Spec); err != nil {
+		return fmt.Errorf("create container %s: %w", id, err)
+	}
+	if _, err := r.client.LoadContainer(ctx, id); err == nil {
+		return nil // created before: identity makes this a no-op
+	}
+	img, err := r.image(ctx, t.Spec.Image, t.Spec.ImagePullPolicy)
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", id, err)
 	}
@@ -270,11 +227,27 @@ func (r *Runtime) Create(ctx context.Context, id string, t desired.Task, labels 
 	if err != nil {
 		return fmt.Errorf("create container %s: read image config: %w", id, err)
 	}
+	labels = maps.Clone(labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[observed.LabelImageDigest] = img.Target().Digest.String()
+	sopts, err := specOpts(specInput{
+		img:        img,
+		entrypoint: imgSpec.Config.Entrypoint,
+		cmd:        imgSpec.Config.Cmd,
+		spec:       t.Spec,
+		volumesDir: r.volumesDir(),
+		secretsDir: r.secretsDir(id),
+	})
+	if err != nil {
+		return fmt.Errorf("create container %s: %w", id, err)
+	}
 	opts := []containerd.NewContainerOpts{
 		containerd.WithImage(img),
 		containerd.WithSnapshotter(r.snapshotter),
 		containerd.WithNewSnapshot(id, img),
-		containerd.WithNewSpec(specOpts(img, imgSpec.Config.Entrypoint, imgSpec.Config.Cmd, t.Spec)...),
+		containerd.WithNewSpec(sopts...),
 		containerd.WithContainerLabels(labels),
 	}
 	if r.runcRoot != "" {
@@ -283,7 +256,7 @@ func (r *Runtime) Create(ctx context.Context, id string, t desired.Task, labels 
 	_, err = r.client.NewContainer(ctx, id, opts...)
 	if errdefs.IsAlreadyExists(err) {
 		if _, lerr := r.client.LoadContainer(ctx, id); lerr == nil {
-			return nil // created before: identity makes this a no-op
+			return nil // created meanwhile
 		}
 		// The snapshot of an interrupted create outlived its container:
 		// remove it and try once more.
@@ -293,9 +266,34 @@ func (r *Runtime) Create(ctx context.Context, id string, t desired.Task, labels 
 		_, err = r.client.NewContainer(ctx, id, opts...)
 	}
 	if err != nil {
+		if _, lerr := r.client.LoadContainer(ctx, id); errdefs.IsNotFound(lerr) {
+			r.removeSecrets(id)
+		}
 		return fmt.Errorf("create container %s: %w", id, err)
 	}
 	return nil
+}
+
+func (r *Runtime) volumesDir() string {
+	if r.stateDir == "" {
+		return ""
+	}
+	return filepath.Join(r.stateDir, "volumes")
+}
+
+func (r *Runtime) secretsDir(id string) string {
+	if r.stateDir == "" {
+		return ""
+	}
+	return filepath.Join(r.stateDir, "secrets", id)
+}
+
+func (r *Runtime) removeSecrets(id string) {
+	if d := r.secretsDir(id); d != "" {
+		if err := os.RemoveAll(d); err != nil {
+			r.log.Error(err, "remove staged secrets", "container", id)
+		}
+	}
 }
 
 func (r *Runtime) removeSnapshot(ctx context.Context, key string) error {
@@ -311,30 +309,6 @@ func (r *Runtime) removeSnapshot(ctx context.Context, key string) error {
 		return fmt.Errorf("remove snapshot %s: %w", key, err)
 	}
 	return nil
-}
-
-// specOpts builds the OCI spec from the image config and the manifest, one
-// option per field. command replaces the image's ENTRYPOINT and args its CMD,
-// as Docker and Kubernetes do.
-func specOpts(img containerd.Image, entrypoint, cmd []string, s desired.Spec) []oci.SpecOpts {
-	opts := []oci.SpecOpts{
-		oci.WithImageConfig(img),
-		oci.WithProcessArgs(processArgs(entrypoint, cmd, s.Command, s.Args)...),
-		oci.WithHostNamespace(specs.NetworkNamespace),
-		oci.WithHostHostsFile,
-		oci.WithHostResolvconf,
-	}
-	if len(s.Env) > 0 {
-		env := make([]string, 0, len(s.Env))
-		for _, e := range s.Env {
-			env = append(env, e.Name+"="+e.Value)
-		}
-		opts = append(opts, oci.WithEnv(env))
-	}
-	if s.WorkingDir != "" {
-		opts = append(opts, oci.WithProcessCwd(s.WorkingDir))
-	}
-	return opts
 }
 
 // processArgs merges the image's ENTRYPOINT and CMD with the manifest's
@@ -378,8 +352,11 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 		return fmt.Errorf("start container %s: load task: %w", id, err)
 	}
 	ioc := cio.NullIO
-	if p := r.LogPath(id); p != "" {
-		ioc = cio.LogFile(p)
+	switch {
+	case r.logDir != "" && r.logDriver != "":
+		ioc = cio.BinaryIO(r.logDriver, logfile.DriverArgs(r.logDir, r.logMaxSize, r.logMaxFiles))
+	case r.logDir != "":
+		ioc = cio.LogFile(r.LogPath(id))
 	}
 	t, err := c.NewTask(ctx, ioc)
 	if err != nil {
@@ -467,7 +444,7 @@ func (r *Runtime) Stop(ctx context.Context, id, signal string, grace time.Durati
 }
 
 // Delete removes the container's task (killing it if it still runs), the
-// container, its snapshot and its log file. A missing container is success.
+// container, its snapshot, its staged secrets and its log files. A missing container is success.
 func (r *Runtime) Delete(ctx context.Context, id string) error {
 	c, err := r.client.LoadContainer(ctx, id)
 	if errdefs.IsNotFound(err) {
@@ -485,9 +462,10 @@ func (r *Runtime) Delete(ctx context.Context, id string) error {
 	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", id, err)
 	}
-	if p := r.LogPath(id); p != "" {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			r.log.Error(err, "remove log file", "container", id)
+	r.removeSecrets(id)
+	if r.logDir != "" {
+		if err := logfile.Remove(r.logDir, id); err != nil {
+			r.log.Error(err, "remove log files", "container", id)
 		}
 	}
 	return nil

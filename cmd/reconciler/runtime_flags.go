@@ -1,0 +1,100 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/warren/reconciler/pkg/runtime"
+	"github.com/warren/reconciler/pkg/runtime/logfile"
+)
+
+// nodeFlags are the run-time flags of the daemon that are not about where
+// things are: the node policy, registry credentials and log rotation.
+type nodeFlags struct {
+	allowPrivileged bool
+	allowCaps       listFlag
+	bindSources     listFlag
+	registryConfig  string
+	logMaxSize      string
+	logMaxFiles     int
+
+	maxSize int64 // parsed logMaxSize
+}
+
+func (n *nodeFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&n.allowPrivileged, "allow-privileged", false, "node policy: allow manifests with securityContext.privileged")
+	fs.Var(&n.allowCaps, "allow-capabilities", "node policy: capabilities manifests may add (comma-separated or repeated, e.g. NET_ADMIN,SYS_TIME; ALL for any)")
+	fs.Var(&n.bindSources, "allowed-bind-sources", "node policy: host directories bind mounts may come from (comma-separated or repeated; default none: no bind mounts)")
+	fs.StringVar(&n.registryConfig, "registry-config", "", "Docker-style config.json with registry credentials (default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json; a missing file means anonymous pulls)")
+	fs.StringVar(&n.logMaxSize, "log-max-size", "10Mi", "task log files are rotated at this size (bytes, or a quantity such as 512Ki, 10Mi)")
+	fs.IntVar(&n.logMaxFiles, "log-max-files", logfile.DefaultMaxFiles, "task log files kept per container, the current one included")
+}
+
+func (n *nodeFlags) check() error {
+	q, err := resource.ParseQuantity(n.logMaxSize)
+	if err != nil {
+		return fmt.Errorf("--log-max-size: %q is not a size such as 10Mi", n.logMaxSize)
+	}
+	if n.maxSize = q.Value(); n.maxSize < logfile.MinMaxSize {
+		return fmt.Errorf("--log-max-size must be at least %d bytes, got %s", logfile.MinMaxSize, n.logMaxSize)
+	}
+	if n.logMaxFiles < 1 {
+		return fmt.Errorf("--log-max-files must be at least 1, got %d", n.logMaxFiles)
+	}
+	for _, s := range n.bindSources {
+		if !filepath.IsAbs(s) {
+			return fmt.Errorf("--allowed-bind-sources: %q is not an absolute path", s)
+		}
+	}
+	if n.registryConfig == "" {
+		n.registryConfig = runtime.DefaultRegistryConfig(os.Getenv)
+	}
+	return nil
+}
+
+// options are the runtime options these flags make. withLogDriver makes the
+// shim run this binary as the log driver (the daemon); without it (plan)
+// nothing is started.
+func (n *nodeFlags) options(stateDir string, withLogDriver bool, log logr.Logger) []runtime.Option {
+	opts := []runtime.Option{
+		runtime.WithStateDir(stateDir),
+		runtime.WithPolicy(runtime.Policy{
+			AllowPrivileged:    n.allowPrivileged,
+			AllowCapabilities:  n.allowCaps,
+			AllowedBindSources: n.bindSources,
+		}),
+		runtime.WithRegistryConfig(n.registryConfig),
+	}
+	if withLogDriver {
+		exe, err := os.Executable()
+		if err == nil {
+			exe, err = filepath.EvalSymlinks(exe)
+		}
+		if err != nil {
+			log.Error(err, "cannot find this binary to run it as the log driver; task logs are written without rotation")
+		} else {
+			opts = append(opts, runtime.WithLogDriver(exe, n.maxSize, n.logMaxFiles))
+		}
+	}
+	return opts
+}
+
+// listFlag is a list flag: comma-separated, repeatable.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}

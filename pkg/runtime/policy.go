@@ -1,0 +1,128 @@
+package runtime
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/warren/reconciler/pkg/desired"
+)
+
+// Policy is the node policy: what manifests may ask for beyond the secure
+// defaults. It is set by the operator (daemon flags), never by a manifest.
+// The zero Policy allows nothing: no privileged mode, no added capability,
+// no bind mount.
+type Policy struct {
+	AllowPrivileged bool
+	// AllowCapabilities are the capabilities a manifest may add, by name
+	// ("NET_ADMIN" or "CAP_NET_ADMIN"); "ALL" allows any.
+	AllowCapabilities []string
+	// AllowedBindSources are host path prefixes a bind mount's source may
+	// be under (whole path components: /srv allows /srv/site, not /srvx).
+	AllowedBindSources []string
+}
+
+// PolicyError is a manifest field the node policy refuses. It is permanent:
+// retrying cannot help until the manifest or the daemon's flags change.
+type PolicyError struct {
+	Field string // manifest path, e.g. spec.securityContext.privileged
+	Flag  string // the daemon flag that would allow it, with its value
+}
+
+func (e *PolicyError) Error() string {
+	return fmt.Sprintf("%s: denied by node policy (start the reconciler with %s)", e.Field, e.Flag)
+}
+
+// Permanent reports that retrying the same manifest cannot succeed.
+func (e *PolicyError) Permanent() bool { return true }
+
+// Check returns the first field of s the policy refuses, as a *PolicyError,
+// or nil. Bind sources are compared after resolving symlinks, so a link
+// inside an allowed directory cannot point outside it.
+func (p Policy) Check(s desired.Spec) error {
+	if sc := s.SecurityContext; sc != nil {
+		if sc.Privileged && !p.AllowPrivileged {
+			return &PolicyError{Field: "spec.securityContext.privileged", Flag: "--allow-privileged"}
+		}
+		if sc.Capabilities != nil && !sc.Privileged {
+			for i, c := range sc.Capabilities.Add {
+				if !p.capabilityAllowed(c) {
+					return &PolicyError{
+						Field: fmt.Sprintf("spec.securityContext.capabilities.add[%d]", i),
+						Flag:  "--allow-capabilities=" + strings.TrimPrefix(normalizeCap(c), "CAP_"),
+					}
+				}
+			}
+		}
+	}
+	for i, m := range s.Mounts {
+		if m.Type != desired.MountBind {
+			continue
+		}
+		if !p.bindAllowed(m.Source) {
+			return &PolicyError{
+				Field: fmt.Sprintf("spec.mounts[%d].source", i),
+				Flag:  "--allowed-bind-sources=" + filepath.Clean(m.Source) + " (or a parent directory)",
+			}
+		}
+	}
+	return nil
+}
+
+func (p Policy) capabilityAllowed(c string) bool {
+	c = normalizeCap(c)
+	for _, a := range p.AllowCapabilities {
+		if a = normalizeCap(a); a == "CAP_ALL" || a == c {
+			return true
+		}
+	}
+	return false
+}
+
+func (p Policy) bindAllowed(src string) bool {
+	src = filepath.Clean(src)
+	if real, err := filepath.EvalSymlinks(src); err == nil {
+		src = real
+	}
+	for _, a := range p.AllowedBindSources {
+		if a == "" {
+			continue
+		}
+		a = filepath.Clean(a)
+		if real, err := filepath.EvalSymlinks(a); err == nil {
+			a = real
+		}
+		if pathUnder(src, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// pathUnder reports whether path is dir or below it, by whole components.
+func pathUnder(path, dir string) bool {
+	if dir == "/" {
+		return strings.HasPrefix(path, "/")
+	}
+	return path == dir || strings.HasPrefix(path, dir+"/")
+}
+
+// normalizeCap spells a capability name as the OCI spec does: CAP_NET_ADMIN.
+func normalizeCap(c string) string {
+	c = strings.ToUpper(strings.TrimSpace(c))
+	if !strings.HasPrefix(c, "CAP_") {
+		c = "CAP_" + c
+	}
+	return c
+}
+
+func normalizeCaps(cs []string) []string {
+	out := make([]string, 0, len(cs))
+	for _, c := range cs {
+		if n := normalizeCap(c); !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}

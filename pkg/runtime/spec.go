@@ -1,0 +1,354 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/cap"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/warren/reconciler/pkg/desired"
+)
+
+// FieldError is a manifest field the runtime cannot apply as written (an
+// unknown capability, a malformed user). Like PolicyError it is permanent.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+// Permanent reports that retrying the same manifest cannot succeed.
+func (e *FieldError) Permanent() bool { return true }
+
+// specInput is what the OCI spec of a container is built from.
+type specInput struct {
+	img             containerd.Image
+	entrypoint, cmd []string
+	spec            desired.Spec
+	volumesDir      string // named volumes live in volumesDir/NAME
+	secretsDir      string // this container's staged secrets
+}
+
+// specOpts builds the OCI spec from the image config and the manifest, one
+// option per field, then the secure defaults. command replaces the image's
+// ENTRYPOINT and args its CMD, as Docker and Kubernetes do.
+func specOpts(in specInput) ([]oci.SpecOpts, error) {
+	s := in.spec
+	opts := []oci.SpecOpts{
+		oci.WithImageConfig(in.img),
+		oci.WithProcessArgs(processArgs(in.entrypoint, in.cmd, s.Command, s.Args)...),
+	}
+	opts = append(opts, networkOpts(s.Network)...)
+	if len(s.Env) > 0 {
+		env := make([]string, 0, len(s.Env))
+		for _, e := range s.Env {
+			env = append(env, e.Name+"="+e.Value)
+		}
+		opts = append(opts, oci.WithEnv(env))
+	}
+	if s.WorkingDir != "" {
+		opts = append(opts, oci.WithProcessCwd(s.WorkingDir))
+	}
+	if s.User != "" {
+		o, err := userOpt(s.User)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, o)
+	}
+	opts = append(opts, resourceOpts(s.Resources)...)
+	mounts, err := mountSpecs(s.Mounts, in.volumesDir)
+	if err != nil {
+		return nil, err
+	}
+	if len(mounts) > 0 {
+		opts = append(opts, oci.WithMounts(mounts))
+	}
+	sec, err := securityOpts(s.SecurityContext)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, sec...)
+	if len(s.Secrets) > 0 {
+		// Last but seccomp: it reads the final user to own the files.
+		opts = append(opts, withSecrets(in.secretsDir, s.Secrets))
+	}
+	// The default seccomp profile depends on the capabilities: it comes last.
+	opts = append(opts, seccomp.WithDefaultProfile())
+	return opts, nil
+}
+
+// networkOpts: host shares the host's network namespace, /etc/hosts and
+// /etc/resolv.conf; none keeps the new network namespace of the default
+// spec, in which runc brings up only the loopback interface.
+func networkOpts(n desired.NetworkMode) []oci.SpecOpts {
+	if n == desired.NetworkNone {
+		return nil
+	}
+	return []oci.SpecOpts{
+		oci.WithHostNamespace(specs.NetworkNamespace),
+		oci.WithHostHostsFile,
+		oci.WithHostResolvconf,
+	}
+}
+
+// parseUser reads "uid" or "uid:gid"; hasGID is false for "uid".
+func parseUser(u string) (uid, gid uint32, hasGID bool, err error) {
+	us, gs, hasGID := strings.Cut(u, ":")
+	uid64, err := strconv.ParseUint(us, 10, 32)
+	if err != nil {
+		return 0, 0, false, &FieldError{Field: "spec.user", Reason: fmt.Sprintf("must be \"uid\" or \"uid:gid\" with numeric ids, got %q", u)}
+	}
+	if !hasGID {
+		return uint32(uid64), 0, false, nil
+	}
+	gid64, err := strconv.ParseUint(gs, 10, 32)
+	if err != nil {
+		return 0, 0, false, &FieldError{Field: "spec.user", Reason: fmt.Sprintf("must be \"uid\" or \"uid:gid\" with numeric ids, got %q", u)}
+	}
+	return uint32(uid64), uint32(gid64), true, nil
+}
+
+// userOpt: "uid:gid" is used as given; "uid" takes its group from the
+// image's /etc/passwd, or 0 when the image has no entry for it.
+func userOpt(u string) (oci.SpecOpts, error) {
+	uid, gid, hasGID, err := parseUser(u)
+	if err != nil {
+		return nil, err
+	}
+	if hasGID {
+		return oci.WithUIDGID(uid, gid), nil
+	}
+	return oci.WithUserID(uid), nil
+}
+
+// CFS period used for cpu limits, as Docker and Kubernetes use it.
+const cfsPeriod = 100000
+
+// cpuLimits maps a cpu quantity (cores) to a CFS quota and period and to cpu
+// shares (1024 per core), with the kernel's bounds: a quota of at least 1 ms,
+// shares between 2 and 262144.
+func cpuLimits(q resource.Quantity) (quota int64, period uint64, shares uint64) {
+	milli := q.MilliValue()
+	quota = milli * cfsPeriod / 1000
+	quota = max(quota, 1000)
+	sh := milli * 1024 / 1000
+	sh = min(max(sh, 2), 262144)
+	return quota, cfsPeriod, uint64(sh)
+}
+
+// resourceOpts maps resources to cgroup limits. Memory swap is limited to
+// the memory limit, so a task cannot swap its way past it.
+func resourceOpts(r *desired.Resources) []oci.SpecOpts {
+	if r == nil {
+		return nil
+	}
+	var opts []oci.SpecOpts
+	if r.CPU != nil && !r.CPU.IsZero() {
+		quota, period, shares := cpuLimits(*r.CPU)
+		opts = append(opts, oci.WithCPUCFS(quota, period), oci.WithCPUShares(shares))
+	}
+	if r.Memory != nil && !r.Memory.IsZero() {
+		limit := r.Memory.Value()
+		opts = append(opts, oci.WithMemoryLimit(uint64(limit)), oci.WithMemorySwap(limit))
+	}
+	if r.Pids != nil && *r.Pids > 0 {
+		opts = append(opts, oci.WithPidsLimit(*r.Pids))
+	}
+	return opts
+}
+
+// mountSpecs turns the manifest's mounts into OCI mounts. A named volume is
+// the directory volumesDir/NAME, created on first use and kept when the
+// container goes. Bind sources must exist (the node policy has already
+// allowed them).
+func mountSpecs(ms []desired.Mount, volumesDir string) ([]specs.Mount, error) {
+	var out []specs.Mount
+	for i, m := range ms {
+		field := fmt.Sprintf("spec.mounts[%d]", i)
+		if !filepath.IsAbs(m.Target) {
+			return nil, &FieldError{Field: field + ".target", Reason: fmt.Sprintf("must be an absolute path, got %q", m.Target)}
+		}
+		rw := "rw"
+		if m.ReadOnly {
+			rw = "ro"
+		}
+		switch m.Type {
+		case desired.MountBind:
+			if _, err := os.Stat(m.Source); err != nil {
+				return nil, fmt.Errorf("%s.source: %w", field, err)
+			}
+			out = append(out, specs.Mount{Type: "bind", Source: filepath.Clean(m.Source), Destination: m.Target,
+				Options: []string{"rbind", "rprivate", rw}})
+		case desired.MountVolume:
+			if !validVolumeName(m.Source) {
+				return nil, &FieldError{Field: field + ".source", Reason: fmt.Sprintf("invalid volume name %q", m.Source)}
+			}
+			if volumesDir == "" {
+				return nil, fmt.Errorf("%s: named volumes need a state directory", field)
+			}
+			dir := filepath.Join(volumesDir, m.Source)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, fmt.Errorf("%s: create volume %s: %w", field, m.Source, err)
+			}
+			out = append(out, specs.Mount{Type: "bind", Source: dir, Destination: m.Target,
+				Options: []string{"rbind", "rprivate", rw}})
+		case desired.MountTmpfs:
+			out = append(out, specs.Mount{Type: "tmpfs", Source: "tmpfs", Destination: m.Target,
+				Options: tmpfsOptions(m.Size, m.ReadOnly)})
+		default:
+			return nil, &FieldError{Field: field + ".type", Reason: fmt.Sprintf("unknown mount type %q", m.Type)}
+		}
+	}
+	return out, nil
+}
+
+func tmpfsOptions(size *resource.Quantity, readOnly bool) []string {
+	opts := []string{"nosuid", "nodev", "mode=1777"}
+	if size != nil && !size.IsZero() {
+		opts = append(opts, "size="+strconv.FormatInt(size.Value(), 10))
+	}
+	if readOnly {
+		opts = append(opts, "ro")
+	}
+	return opts
+}
+
+func validVolumeName(n string) bool {
+	if n == "" || n == "." || n == ".." || len(n) > 253 {
+		return false
+	}
+	for _, r := range n {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// securityOpts applies the secure defaults and the security context:
+// NET_RAW dropped, no new privileges, containerd's default masked and
+// read-only paths (from the default spec), then the manifest's capability
+// drops and adds, privileged mode and a read-only root filesystem. The node
+// policy has already been checked.
+func securityOpts(sc *desired.SecurityContext) ([]oci.SpecOpts, error) {
+	opts := []oci.SpecOpts{
+		oci.WithDroppedCapabilities([]string{"CAP_NET_RAW"}),
+		oci.WithNoNewPrivileges,
+	}
+	if sc == nil {
+		return opts, nil
+	}
+	if sc.Privileged {
+		opts = append(opts, oci.WithPrivileged, oci.WithAllDevicesAllowed, oci.WithHostDevices)
+	} else if c := sc.Capabilities; c != nil {
+		drop, add := normalizeCaps(c.Drop), normalizeCaps(c.Add)
+		known := cap.Known()
+		for i, d := range drop {
+			if d != "CAP_ALL" && !slices.Contains(known, d) {
+				return nil, &FieldError{Field: fmt.Sprintf("spec.securityContext.capabilities.drop[%d]", i), Reason: fmt.Sprintf("unknown capability %q", c.Drop[i])}
+			}
+		}
+		for i, a := range add {
+			if a == "CAP_ALL" || !slices.Contains(known, a) {
+				return nil, &FieldError{Field: fmt.Sprintf("spec.securityContext.capabilities.add[%d]", i), Reason: fmt.Sprintf("unknown capability %q", c.Add[i])}
+			}
+		}
+		if slices.Contains(drop, "CAP_ALL") {
+			opts = append(opts, oci.WithCapabilities(nil))
+		} else if len(drop) > 0 {
+			opts = append(opts, oci.WithDroppedCapabilities(drop))
+		}
+		if len(add) > 0 {
+			opts = append(opts, oci.WithAddedCapabilities(add))
+		}
+	}
+	if sc.ReadOnlyRootFilesystem {
+		opts = append(opts, oci.WithRootFSReadonly())
+	}
+	return opts, nil
+}
+
+// withSecrets copies each secret's host file into dir, owned by the
+// process's user with mode 0400, and bind-mounts it read-only at
+// /run/secrets/NAME. The copy is taken when the container is created; the
+// content never goes into the spec, labels or logs.
+func withSecrets(dir string, secrets []desired.Secret) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if dir == "" {
+			return fmt.Errorf("spec.secrets: secrets need a state directory")
+		}
+		uid, gid := 0, 0
+		if s.Process != nil {
+			uid, gid = int(s.Process.User.UID), int(s.Process.User.GID)
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("spec.secrets: %w", err)
+		}
+		for i, sec := range secrets {
+			if !validVolumeName(sec.Name) {
+				return &FieldError{Field: fmt.Sprintf("spec.secrets[%d].name", i), Reason: fmt.Sprintf("invalid secret name %q", sec.Name)}
+			}
+			dst := filepath.Join(dir, sec.Name)
+			if err := copySecret(sec.File, dst, uid, gid); err != nil {
+				return fmt.Errorf("spec.secrets[%d]: %w", i, err)
+			}
+			s.Mounts = append(s.Mounts, specs.Mount{Type: "bind", Source: dst, Destination: SecretsDir + "/" + sec.Name,
+				Options: []string{"rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"}})
+		}
+		return nil
+	}
+}
+
+// SecretsDir is where secrets appear in the container.
+const SecretsDir = "/run/secrets"
+
+// copySecret copies src to dst (replacing it) with mode 0400 and owner uid:gid.
+func copySecret(src, dst string, uid, gid int) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("read secret file: %w", err)
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return fmt.Errorf("read secret file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("secret file %s is not a regular file", src)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".secret-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return fmt.Errorf("copy secret file: %w", err)
+	}
+	if err := tmp.Chmod(0o400); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chown(uid, gid); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
+}

@@ -1,0 +1,174 @@
+package runtime
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/warren/reconciler/pkg/desired"
+)
+
+func TestCPULimits(t *testing.T) {
+	tests := []struct {
+		cpu           string
+		quota         int64
+		period, share uint64
+	}{
+		{"1", 100000, 100000, 1024},
+		{"500m", 50000, 100000, 512},
+		{"2.5", 250000, 100000, 2560},
+		{"1m", 1000, 100000, 2}, // kernel minimums: 1 ms quota, 2 shares
+		{"100m", 10000, 100000, 102},
+		{"1000", 100000000, 100000, 262144}, // shares capped
+	}
+	for _, tc := range tests {
+		quota, period, shares := cpuLimits(resource.MustParse(tc.cpu))
+		if quota != tc.quota || period != tc.period || shares != tc.share {
+			t.Errorf("cpuLimits(%s) = %d/%d shares %d, want %d/%d shares %d", tc.cpu, quota, period, shares, tc.quota, tc.period, tc.share)
+		}
+	}
+}
+
+func TestParseUser(t *testing.T) {
+	tests := []struct {
+		in       string
+		uid, gid uint32
+		hasGID   bool
+		wantErr  bool
+	}{
+		{in: "0", uid: 0},
+		{in: "1000", uid: 1000},
+		{in: "101:102", uid: 101, gid: 102, hasGID: true},
+		{in: "nginx", wantErr: true},
+		{in: "1:x", wantErr: true},
+		{in: "-1", wantErr: true},
+		{in: "4294967296", wantErr: true},
+		{in: "1:2:3", wantErr: true},
+	}
+	for _, tc := range tests {
+		uid, gid, hasGID, err := parseUser(tc.in)
+		if tc.wantErr {
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field != "spec.user" || !fe.Permanent() {
+				t.Errorf("parseUser(%q) error = %v, want a permanent spec.user FieldError", tc.in, err)
+			}
+			continue
+		}
+		if err != nil || uid != tc.uid || gid != tc.gid || hasGID != tc.hasGID {
+			t.Errorf("parseUser(%q) = %d, %d, %v, %v", tc.in, uid, gid, hasGID, err)
+		}
+	}
+}
+
+func TestTmpfsOptions(t *testing.T) {
+	size := resource.MustParse("64Mi")
+	if got, want := tmpfsOptions(&size, false), []string{"nosuid", "nodev", "mode=1777", "size=67108864"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("tmpfsOptions(64Mi) = %v, want %v", got, want)
+	}
+	if got, want := tmpfsOptions(nil, true), []string{"nosuid", "nodev", "mode=1777", "ro"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("tmpfsOptions(nil, ro) = %v, want %v", got, want)
+	}
+}
+
+func TestMountSpecs(t *testing.T) {
+	vols := t.TempDir()
+	src := t.TempDir()
+	ms, err := mountSpecs([]desired.Mount{
+		{Type: desired.MountBind, Source: src, Target: "/b", ReadOnly: true},
+		{Type: desired.MountVolume, Source: "cache", Target: "/v"},
+		{Type: desired.MountTmpfs, Target: "/t"},
+	}, vols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms[0].Source != src || !reflect.DeepEqual(ms[0].Options, []string{"rbind", "rprivate", "ro"}) {
+		t.Errorf("bind mount = %+v", ms[0])
+	}
+	if ms[1].Source != filepath.Join(vols, "cache") || ms[1].Options[2] != "rw" {
+		t.Errorf("volume mount = %+v", ms[1])
+	}
+	if fi, err := os.Stat(filepath.Join(vols, "cache")); err != nil || !fi.IsDir() {
+		t.Errorf("volume directory not created: %v", err)
+	}
+	if ms[2].Type != "tmpfs" || ms[2].Destination != "/t" {
+		t.Errorf("tmpfs mount = %+v", ms[2])
+	}
+
+	for _, tc := range []struct {
+		name    string
+		m       desired.Mount
+		vols    string
+		wantErr string
+	}{
+		{"missing bind source", desired.Mount{Type: desired.MountBind, Source: filepath.Join(src, "nope"), Target: "/b"}, vols, "spec.mounts[0].source: stat"},
+		{"relative target", desired.Mount{Type: desired.MountTmpfs, Target: "t"}, vols, "spec.mounts[0].target: must be an absolute path"},
+		{"volume name with slash", desired.Mount{Type: desired.MountVolume, Source: "../etc", Target: "/v"}, vols, `invalid volume name "../etc"`},
+		{"volume without state dir", desired.Mount{Type: desired.MountVolume, Source: "v", Target: "/v"}, "", "named volumes need a state directory"},
+		{"unknown type", desired.Mount{Type: "nfs", Target: "/n"}, vols, `unknown mount type "nfs"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := mountSpecs([]desired.Mount{tc.m}, tc.vols); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("mountSpecs = %v, want error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestSecurityOptsUnknownCapability(t *testing.T) {
+	for _, tc := range []struct {
+		caps    desired.Capabilities
+		wantErr string
+	}{
+		{desired.Capabilities{Add: []string{"NET_BOGUS"}}, `spec.securityContext.capabilities.add[0]: unknown capability "NET_BOGUS"`},
+		{desired.Capabilities{Add: []string{"ALL"}}, `capabilities.add[0]: unknown capability "ALL"`},
+		{desired.Capabilities{Drop: []string{"CHOWN", "NOPE"}}, `capabilities.drop[1]: unknown capability "NOPE"`},
+	} {
+		_, err := securityOpts(&desired.SecurityContext{Capabilities: &tc.caps})
+		var fe *FieldError
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.As(err, &fe) {
+			t.Errorf("securityOpts(%+v) = %v, want FieldError containing %q", tc.caps, err, tc.wantErr)
+		}
+	}
+	if _, err := securityOpts(&desired.SecurityContext{Capabilities: &desired.Capabilities{Add: []string{"net_admin"}, Drop: []string{"ALL"}}}); err != nil {
+		t.Errorf("securityOpts with valid capabilities: %v", err)
+	}
+}
+
+func TestCopySecret(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.WriteFile(src, []byte("s3cret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	if uid == 0 {
+		uid, gid = 1234, 2345
+	}
+	dst := filepath.Join(dir, "dst")
+	if err := copySecret(src, dst, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode().Perm() != 0o400 || int(st.Uid) != uid || int(st.Gid) != gid {
+		t.Errorf("staged secret mode %v owner %d:%d, want 0400 %d:%d", fi.Mode().Perm(), st.Uid, st.Gid, uid, gid)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "s3cret" {
+		t.Errorf("staged secret content %q", b)
+	}
+	if err := copySecret(filepath.Join(dir, "missing"), dst, uid, gid); err == nil || !strings.Contains(err.Error(), "read secret file") {
+		t.Errorf("copySecret of a missing file = %v", err)
+	}
+	if err := copySecret(dir, filepath.Join(dir, "d2"), uid, gid); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("copySecret of a directory = %v", err)
+	}
+}
