@@ -6,8 +6,9 @@ IMAGES    := build/images
 STATE_DIR ?= /tmp/reconciler-state
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 E2E_TIMEOUT ?= 15m
+FUZZTIME  ?= 60s
 
-.PHONY: help build image deps run test unit e2e lint clean
+.PHONY: help build image deps run test unit e2e lint clean fuzz fuzz-short schema
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -33,13 +34,22 @@ run: build image deps ## run the reconciler on manifests/ (a private containerd 
 	@echo "state in $(STATE_DIR); try: curl 127.0.0.1:8080  or  ctr --address $(STATE_DIR)/containerd/containerd.sock -n warren tasks ls"
 	$(BIN) run --manifests manifests --images $(IMAGES) --state-dir $(STATE_DIR)
 
-test: deps lint unit e2e ## lint, unit tests, and e2e tests against a private containerd
+test: deps lint unit fuzz-short e2e ## lint, unit tests, a brief fuzz run, and e2e tests against a private containerd
 
 unit: ## unit tests (with the race detector)
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
 
 e2e: ## e2e tests: real containerd and runc, started by the tests
 	$(GO) test -count=1 -v -timeout $(E2E_TIMEOUT) ./e2e/
+
+fuzz: ## fuzz the manifest parser for FUZZTIME (default 60s)
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/desired/
+
+fuzz-short: ## fuzz the manifest parser briefly (part of make test)
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 5s ./pkg/desired/
+
+schema: ## regenerate manifests/task.schema.json from the Go types
+	$(GO) run ./cmd/reconciler schema > manifests/task.schema.json.tmp && mv manifests/task.schema.json.tmp manifests/task.schema.json
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l cmd pkg e2e); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

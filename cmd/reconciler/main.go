@@ -38,7 +38,9 @@ const usage = `reconciler keeps the containers on this node equal to the manifes
 
 Usage:
   reconciler run      [flags]          run the daemon
-  reconciler validate PATH...          check manifest files or directories; exit 1 on errors
+  reconciler validate PATH... [-o json]
+                                       check manifest files or directories; exit 1 on errors
+  reconciler schema                    print the JSON Schema of a manifest
   reconciler plan     [flags]          print what run would do now, without doing it
   reconciler logs     TASK [-f] [--tail N] [--state-dir DIR]
                                        print a task's stdout and stderr
@@ -64,6 +66,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "schema":
+		return cmdSchema(args[1:], stdout, stderr)
 	case "plan":
 		return cmdPlan(args[1:], stdout, stderr)
 	case "logs":
@@ -266,61 +270,6 @@ func run(ctx context.Context, c *common, workers int, resync, debounce time.Dura
 	}
 	log.Info("reconciler stopping; containers keep running")
 	return err
-}
-
-func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: reconciler validate PATH...\n\nChecks manifest files and directories; prints every error with file and line; exits 1 if any.")
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return exitUsage
-	}
-	code, tasks := exitOK, 0
-	for _, p := range fs.Args() {
-		fi, err := os.Stat(p)
-		if err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", p, err)
-			code = exitFailure
-			continue
-		}
-		if fi.IsDir() {
-			s := desired.NewLoader(p).Load()
-			if s.Err != nil {
-				fmt.Fprintln(stderr, s.Err)
-				code = exitFailure
-				continue
-			}
-			for _, err := range sortedErrors(s.Broken) {
-				fmt.Fprintln(stderr, err)
-				code = exitFailure
-			}
-			tasks += len(s.Tasks)
-			continue
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", p, err)
-			code = exitFailure
-			continue
-		}
-		ts, err := desired.Parse(p, data)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			code = exitFailure
-			continue
-		}
-		tasks += len(ts)
-	}
-	if code == exitOK {
-		fmt.Fprintf(stdout, "ok: %d task(s)\n", tasks)
-	}
-	return code
 }
 
 func sortedErrors(m map[string]error) []error {

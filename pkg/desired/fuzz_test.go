@@ -17,7 +17,11 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("--- {a: b}\n...\n%YAML 1.2\n---\n"))
 	f.Add([]byte("\ufeffapiVersion: warren/v1\r\nkind: Task\r\n"))
-	if files, _ := filepath.Glob(filepath.Join("testdata", "parse", "*.yaml")); files != nil {
+	f.Add([]byte(specDoc("  resources: {cpu: 0.5, memory: 1Gi}\n  mounts: [{type: tmpfs, target: /t, size: 1Mi}]\n  healthCheck: {tcp: {port: 1}}\n")))
+	files, _ := filepath.Glob(filepath.Join("testdata", "parse", "*.yaml"))
+	examples, _ := filepath.Glob(filepath.Join("..", "..", "manifests", "examples", "*.yaml"))
+	files = append(files, examples...)
+	if files != nil {
 		for _, file := range files {
 			if data, err := os.ReadFile(file); err == nil {
 				f.Add(data)
@@ -59,8 +63,16 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("Source = %q", task.Source)
 			}
 			s := task.Spec
-			if s.StopGracePeriod == nil || s.StopSignal != s.StopSig() || !signals[s.StopSignal] {
+			if s.StopGracePeriod == nil || s.StopSignal != s.StopSig() || !signals[s.StopSignal] ||
+				s.ImagePullPolicy == "" || s.Network == "" || s.RestartPolicy == "" || s.UpdateStrategy == "" {
 				t.Fatalf("defaults not applied: %+v", s)
+			}
+			if h := s.HealthCheck; h != nil && (h.Interval == nil || h.Timeout == nil || h.StartPeriod == nil || h.Retries < 1 ||
+				(h.HTTP != nil && h.HTTP.Path == "")) {
+				t.Fatalf("health check defaults not applied: %+v", h)
+			}
+			if again := (Task{Spec: s.withDefaults()}); again.Hash() != task.Hash() {
+				t.Fatalf("defaults applied twice change the hash")
 			}
 			if h := task.Hash(); !hashRE.MatchString(h) {
 				t.Fatalf("Hash() = %q", h)
