@@ -15,7 +15,7 @@ func manifest(name, image string) string {
 	return "apiVersion: warren/v1\nkind: Task\nmetadata: {name: " + name + "}\nspec: {image: " + image + "}\n"
 }
 
-func writeFile(t *testing.T, dir, name, content string) {
+func writeFile(t testing.TB, dir, name, content string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 		t.Fatal(err)

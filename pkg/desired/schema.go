@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	yaml2 "go.yaml.in/yaml/v2"
@@ -189,7 +190,7 @@ func (ds *docState) checkPlainString(n *yaml3.Node, path string) {
 	if n.Style != 0 || n.Value == "" {
 		return // quoted, block, explicitly tagged, or empty
 	}
-	if len(n.Value) > 5 && !strings.ContainsAny(n.Value[:1], "0123456789+-.") {
+	if !strings.ContainsAny(n.Value[:1], "0123456789+-.") && !yaml11Words[strings.ToLower(n.Value)] {
 		return // cannot be a YAML 1.1 number, boolean or timestamp: skip the parse
 	}
 	var v any
@@ -216,6 +217,13 @@ func (ds *docState) checkPlainString(n *yaml3.Node, path string) {
 	if s != n.Value {
 		ds.errorAt(n.Line, path, fmt.Sprintf("unquoted %s would be read as %s; quote it to keep it as written", n.Value, s))
 	}
+}
+
+// yaml11Words are the plain scalars that YAML 1.1 reads as booleans or
+// null although they start with a letter.
+var yaml11Words = map[string]bool{
+	"y": true, "yes": true, "n": true, "no": true, "true": true, "false": true,
+	"on": true, "off": true, "null": true,
 }
 
 type pair struct {
@@ -289,14 +297,21 @@ func (ds *docState) mergePairs(v *yaml3.Node, path string, depth int) []pair {
 	return nil
 }
 
-// jsonFields maps the json names of struct type t to their types.
+// jsonFields maps the json names of struct type t to their types. The
+// maps are computed once per type and must not be changed.
 func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if m, ok := fieldsCache.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
 	m := map[string]reflect.Type{}
 	for _, f := range structFields(t) {
 		m[f.name] = f.typ
 	}
+	fieldsCache.Store(t, m)
 	return m
 }
+
+var fieldsCache sync.Map // reflect.Type -> map[string]reflect.Type
 
 // jsonField is one field of a struct as JSON sees it.
 type jsonField struct {
