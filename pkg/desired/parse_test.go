@@ -3,6 +3,7 @@ package desired
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -287,12 +288,14 @@ metadata: {name: a, labels: {<<: *g}}
 spec: {image: busybox}
 `
 	done := make(chan error, 1)
+	start := time.Now()
 	go func() {
 		_, err := Parse("bomb.yaml", []byte(in))
 		done <- err
 	}()
 	select {
 	case err := <-done:
+		t.Logf("refused in %s", time.Since(start))
 		es := Errors(err)
 		if len(es) == 0 || len(es) > maxErrors+1 {
 			t.Fatalf("got %d errors, want 1 to %d: %v", len(es), maxErrors+1, err)
@@ -303,6 +306,47 @@ spec: {image: busybox}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Parse of an alias bomb did not finish in 10s")
 	}
+}
+
+// TestParseBillionLaughs: the classic alias bomb, 9^9 strings once
+// expanded, at the top level (an unknown field) and under a list field.
+// Each must be refused in milliseconds.
+func TestParseBillionLaughs(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n")
+	for c := 'b'; c <= 'i'; c++ {
+		p := string(c - 1)
+		fmt.Fprintf(&b, "%c: &%c [*%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s]\n", c, c, p, p, p, p, p, p, p, p, p)
+	}
+	laughs := b.String()
+	docs := map[string]string{
+		"top level":    "apiVersion: warren/v1\nkind: Task\nmetadata: {name: a}\nspec: {image: busybox}\n" + laughs,
+		"in spec.args": "apiVersion: warren/v1\nkind: Task\nmetadata: {name: a}\nspec:\n  image: busybox\n  command: [sh]\n  x:\n" + indent(laughs, "    ") + "  args: *i\n",
+	}
+	for name, doc := range docs {
+		start := time.Now()
+		_, err := Parse("bomb.yaml", []byte(doc))
+		took := time.Since(start)
+		t.Logf("%s: refused in %s: %v", name, took, firstLine(err))
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+		if took > 2*time.Second {
+			t.Errorf("%s: took %s, want milliseconds", name, took)
+		}
+	}
+}
+
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n"+prefix) + "\n"
+}
+
+func firstLine(err error) string {
+	if err == nil {
+		return ""
+	}
+	l, _, _ := strings.Cut(err.Error(), "\n")
+	return l
 }
 
 func TestParseTooLarge(t *testing.T) {
