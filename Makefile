@@ -8,7 +8,9 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 E2E_TIMEOUT ?= 15m
 FUZZTIME  ?= 60s
 
-.PHONY: help build image deps run test unit e2e lint clean fuzz fuzz-short schema
+PREFIX    ?= /usr/local
+
+.PHONY: help build image deps run test unit e2e lint clean install fuzz fuzz-short schema
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -54,6 +56,11 @@ schema: ## regenerate manifests/task.schema.json from the Go types
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l cmd pkg e2e); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+install: build ## install the binary and the systemd unit (as root)
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/reconciler
+	install -D -m 0644 contrib/systemd/reconciler.service $(DESTDIR)/etc/systemd/system/reconciler.service
+	install -d -m 0755 $(DESTDIR)/etc/reconciler/manifests
 
 clean: ## remove build output
 	rm -rf build

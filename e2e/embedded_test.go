@@ -2,9 +2,13 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -26,10 +30,20 @@ func TestEmbeddedContainerd(t *testing.T) {
 	}
 	manifests := t.TempDir()
 	sock := runtime.PathsFor(filepath.Join(state, "containerd")).Socket
+	port := freePort(t)
+	healthz := func() int {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
 	start := func() *daemon {
 		d := &daemon{t: t, done: make(chan struct{})}
 		d.cmd = exec.Command(env.bin, "run", "--address", filepath.Join(state, "nobody-here.sock"),
-			"--manifests", manifests, "--images", env.images, "--state-dir", state, "--resync", "1s")
+			"--manifests", manifests, "--images", env.images, "--state-dir", state, "--resync", "1s",
+			"--listen", fmt.Sprintf("127.0.0.1:%d", port))
 		d.cmd.Stdout, d.cmd.Stderr = d, d
 		if err := d.cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -71,6 +85,32 @@ func TestEmbeddedContainerd(t *testing.T) {
 	n := &node{t: t, ns: runtime.DefaultNamespace, client: c}
 	var before ctr
 	waitFor(t, converge, "embedded running", func() (ok bool) { before, ok = n.running("embedded"); return ok })
+	c.Close()
+
+	// The private containerd dies: /healthz says so, the reconciler starts it
+	// again, and the task was never touched.
+	if code := healthz(); code != http.StatusOK {
+		t.Fatalf("/healthz = %d before the kill", code)
+	}
+	pidBytes, err := os.ReadFile(runtime.PathsFor(filepath.Join(state, "containerd")).PidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrdPid, _ := strconv.Atoi(strings.TrimSpace(string(pidBytes)))
+	if err := syscall.Kill(ctrdPid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, converge, "/healthz to fail while containerd is down", func() bool { return healthz() == http.StatusServiceUnavailable })
+	waitFor(t, converge, "/healthz ok after the restart of containerd", func() bool { return healthz() == http.StatusOK })
+	d.waitLog("managed containerd died; restarting it", time.Second)
+	c, err = containerd.New(sock, containerd.WithDefaultNamespace(runtime.DefaultNamespace))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.client = c
+	if again, ok := n.running("embedded"); !ok || again.Pid != before.Pid {
+		t.Fatalf("after containerd's restart: %+v, want pid %d still running", n.containers("embedded"), before.Pid)
+	}
 	c.Close()
 
 	d.stop()

@@ -5,22 +5,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
-	"syscall"
-	"time"
 
 	"github.com/go-logr/logr"
 
-	"github.com/warren/reconciler/pkg/desired"
-	"github.com/warren/reconciler/pkg/reconcile"
 	"github.com/warren/reconciler/pkg/runtime"
 )
 
@@ -42,6 +36,10 @@ Usage:
                                        check manifest files or directories; exit 1 on errors
   reconciler schema                    print the JSON Schema of a manifest
   reconciler plan     [flags]          print what run would do now, without doing it
+  reconciler status   [TASK] [-o table|json|yaml] [--watch]
+                                       show the tasks as the running daemon knows them
+  reconciler wait     TASK... --for=running|completed|deleted [--timeout 60s]
+                                       wait until the daemon reports the tasks so
   reconciler logs     TASK [-f] [--tail N] [--state-dir DIR]
                                        print a task's stdout and stderr
   reconciler version                   print the version
@@ -64,6 +62,10 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return cmdRun(args[1:], stderr)
+	case "status":
+		return cmdStatus(args[1:], stdout, stderr)
+	case "wait":
+		return cmdWait(args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
 	case "schema":
@@ -173,103 +175,6 @@ func (c *common) connect(ctx context.Context, log logr.Logger, start bool) (*run
 		return nil, nil, err
 	}
 	return rt, m, nil
-}
-
-func cmdRun(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var c common
-	c.register(fs)
-	workers := fs.Int("workers", 4, "tasks worked on at once")
-	resync := fs.Duration("resync", 30*time.Second, "period of the full re-read of the directory and re-list of containerd")
-	debounce := fs.Duration("debounce", 20*time.Millisecond, "quiet time after a file event before the directory is read")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if err := c.check(); err != nil {
-		fmt.Fprintln(stderr, "reconciler run:", err)
-		return exitUsage
-	}
-	log := c.logger(stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
-	if err := run(ctx, &c, *workers, *resync, *debounce, log); err != nil {
-		log.Error(err, "reconciler stopped")
-		return exitFailure
-	}
-	return exitOK
-}
-
-func run(ctx context.Context, c *common, workers int, resync, debounce time.Duration, log logr.Logger) error {
-	if err := os.MkdirAll(c.stateDir, 0o700); err != nil {
-		return fmt.Errorf("create state directory: %w", err)
-	}
-	rt, managed, err := c.connect(ctx, log, true)
-	if err != nil {
-		return err
-	}
-	defer rt.Close()
-	if managed != nil {
-		defer func() {
-			// Containers outlive the daemon: their shims keep running and
-			// the next start reconnects to them.
-			_ = managed.Stop(context.WithoutCancel(ctx))
-		}()
-	}
-	log.Info("reconciler started", "version", version, "manifests", c.manifests, "namespace", c.namespace)
-
-	ctrl := reconcile.New(rt, reconcile.Config{Workers: workers, Resync: resync, Log: log.WithName("controller")})
-	loader := desired.NewLoader(c.manifests)
-	watcher := desired.NewWatcher(c.manifests, debounce, log.WithName("watcher"))
-	load := func() {
-		s := loader.Load()
-		if s.Err != nil {
-			log.Error(s.Err, "manifests directory unreadable; keeping every task as it is")
-		}
-		for file, err := range s.Broken {
-			log.Error(err, "manifest file invalid; its tasks keep their last known good spec", "file", file)
-		}
-		ctrl.SetDesired(s)
-	}
-
-	load() // before the first pass, so that readiness means "desired state applied"
-	go func() {
-		select {
-		case <-ctrl.Ready():
-			log.Info("initial sync done")
-		case <-ctx.Done():
-		}
-	}()
-	errc := make(chan error, 2)
-	go func() { errc <- watcher.Run(ctx, load) }()
-	go func() {
-		// The resync re-reads the directory too: a lost file event delays
-		// convergence by one period at most.
-		t := time.NewTicker(resync)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				errc <- nil
-				return
-			case <-t.C:
-				load()
-			}
-		}
-	}()
-	var exits reconcile.ExitWatcher
-	if w, ok := any(rt).(reconcile.ExitWatcher); ok {
-		exits = w
-	}
-	err = ctrl.Run(ctx, exits)
-	for range 2 {
-		if werr := <-errc; werr != nil && !errors.Is(werr, context.Canceled) && err == nil {
-			err = werr
-		}
-	}
-	log.Info("reconciler stopping; containers keep running")
-	return err
 }
 
 func sortedErrors(m map[string]error) []error {

@@ -112,7 +112,8 @@ func planTask(name string, t *desired.Task, have []observed.Container, want desi
 		return actions
 	}
 
-	id := observed.ContainerID(name, t.Hash())
+	hash := t.Hash()
+	id := observed.ContainerID(name, hash)
 	var current *observed.Container
 	var old []observed.Container
 	for i, c := range have {
@@ -124,7 +125,7 @@ func planTask(name string, t *desired.Task, have []observed.Container, want desi
 	}
 	var removals []Action
 	for _, c := range old {
-		removals = append(removals, remove(c, "spec changed (hash "+c.SpecHash+" -> "+t.Hash()+")")...)
+		removals = append(removals, remove(c, "spec changed (hash "+c.SpecHash+" -> "+hash+")")...)
 	}
 	ensure := ensureRunning(name, id, t, current, foreign, now)
 
@@ -137,7 +138,7 @@ func planTask(name string, t *desired.Task, have []observed.Container, want desi
 		var out []Action
 		for _, c := range old {
 			if !isLive(c.Status) {
-				out = append(out, remove(c, "spec changed (hash "+c.SpecHash+" -> "+t.Hash()+")")...)
+				out = append(out, remove(c, "spec changed (hash "+c.SpecHash+" -> "+hash+")")...)
 			}
 		}
 		return append(out, ensure...)

@@ -121,8 +121,9 @@ func observedStatus(name string, t *desired.Task, have []observed.Container, act
 	st := TaskStatus{Name: name, Phase: PhasePending}
 	var id string
 	if t != nil {
-		id = observed.ContainerID(name, t.Hash())
-		st.Image, st.Source, st.SpecHash, st.ContainerID = t.Spec.Image, t.Source, t.Hash(), id
+		hash := t.Hash()
+		id = observed.ContainerID(name, hash)
+		st.Image, st.Source, st.SpecHash, st.ContainerID = t.Spec.Image, t.Source, hash, id
 		st.Message = "waiting to be created"
 	}
 	var c *observed.Container

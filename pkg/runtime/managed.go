@@ -10,9 +10,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/go-logr/logr"
 )
 
@@ -23,11 +25,15 @@ import (
 //
 // The daemon is stopped by Stop. Containers survive that: their shims keep
 // running, and the next daemon started on the same directory reconnects to them.
+// Supervise restarts the daemon, with backoff, when it dies on its own.
 type Managed struct {
-	Dir string // everything lives under here
-	log logr.Logger
-	cmd *exec.Cmd // nil when an already-running daemon was adopted
-	pid int
+	Dir  string // everything lives under here
+	bin  string
+	log  logr.Logger
+	mu   sync.Mutex
+	pid  int
+	done chan struct{} // closed when the daemon process is gone (nil: adopted, poll the pid)
+	stop bool          // Stop was called: do not restart
 }
 
 // ManagedPaths are the files of a managed daemon under dir.
@@ -68,32 +74,41 @@ func StartManaged(ctx context.Context, dir, bin string, log logr.Logger) (*Manag
 	if len(p.Socket)+len(".ttrpc") > maxSocketPath {
 		return nil, fmt.Errorf("start containerd: socket path %s is longer than %d bytes; use a shorter state directory", p.Socket, maxSocketPath-len(".ttrpc"))
 	}
-	m := &Managed{Dir: dir, log: log}
+	m := &Managed{Dir: dir, bin: bin, log: log}
 	if socketServes(p.Socket) {
 		pid, _ := readPid(p.PidFile)
 		m.pid = pid
 		log.Info("adopted running managed containerd", "socket", p.Socket, "pid", pid)
 		return m, nil
 	}
-	path, err := exec.LookPath(bin)
+	if err := m.start(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// start runs the daemon process and waits until it serves.
+func (m *Managed) start(ctx context.Context) error {
+	p := PathsFor(m.Dir)
+	path, err := exec.LookPath(m.bin)
 	if err != nil {
-		return nil, fmt.Errorf("start containerd: %w (install it, e.g. apt-get install -y containerd runc)", err)
+		return fmt.Errorf("start containerd: %w (install it, e.g. apt-get install -y containerd runc)", err)
 	}
 	if _, err := exec.LookPath("runc"); err != nil {
-		return nil, fmt.Errorf("start containerd: %w (install it, e.g. apt-get install -y runc)", err)
+		return fmt.Errorf("start containerd: %w (install it, e.g. apt-get install -y runc)", err)
 	}
 	for _, d := range []string{p.Root, p.State} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
-			return nil, fmt.Errorf("start containerd: %w", err)
+			return fmt.Errorf("start containerd: %w", err)
 		}
 	}
 	if err := os.WriteFile(p.Config, []byte(configTOML(p)), 0o600); err != nil {
-		return nil, fmt.Errorf("start containerd: write config: %w", err)
+		return fmt.Errorf("start containerd: write config: %w", err)
 	}
 	_ = os.Remove(p.Socket) // stale: nobody serves it
 	logf, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("start containerd: %w", err)
+		return fmt.Errorf("start containerd: %w", err)
 	}
 	defer logf.Close()
 	cmd := exec.Command(path, "--config", p.Config)
@@ -102,12 +117,15 @@ func StartManaged(ctx context.Context, dir, bin string, log logr.Logger) (*Manag
 	// daemon before the reconciler has finished with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start containerd: %w", err)
+		return fmt.Errorf("start containerd: %w", err)
 	}
-	m.cmd, m.pid = cmd, cmd.Process.Pid
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	_ = os.WriteFile(p.PidFile, []byte(strconv.Itoa(m.pid)), 0o600)
+	done := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(done) }()
+	m.mu.Lock()
+	m.pid, m.done = cmd.Process.Pid, done
+	m.mu.Unlock()
+	_ = os.WriteFile(p.PidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
 
 	deadline := time.NewTimer(30 * time.Second)
 	defer deadline.Stop()
@@ -115,34 +133,117 @@ func StartManaged(ctx context.Context, dir, bin string, log logr.Logger) (*Manag
 	defer tick.Stop()
 	for !socketServes(p.Socket) {
 		select {
-		case err := <-exited:
-			m.cmd = nil
-			return nil, fmt.Errorf("start containerd: exited before serving (%v); last log lines:\n%s", err, tail(p.Log, 20))
+		case <-done:
+			return fmt.Errorf("start containerd: exited before serving (%v); last log lines:\n%s", waitErr, tail(p.Log, 20))
 		case <-deadline.C:
-			_ = m.Stop(context.WithoutCancel(ctx))
-			return nil, fmt.Errorf("start containerd: not serving on %s after 30s; last log lines:\n%s", p.Socket, tail(p.Log, 20))
+			_ = m.kill(context.WithoutCancel(ctx))
+			return fmt.Errorf("start containerd: not serving on %s after 30s; last log lines:\n%s", p.Socket, tail(p.Log, 20))
 		case <-ctx.Done():
-			_ = m.Stop(context.WithoutCancel(ctx))
-			return nil, ctx.Err()
+			_ = m.kill(context.WithoutCancel(ctx))
+			return ctx.Err()
 		case <-tick.C:
 		}
 	}
-	log.Info("started managed containerd", "socket", p.Socket, "pid", m.pid, "log", p.Log)
-	return m, nil
+	m.log.Info("started managed containerd", "socket", p.Socket, "pid", cmd.Process.Pid, "log", p.Log)
+	return nil
 }
 
 // Address is the daemon's gRPC socket.
 func (m *Managed) Address() string { return PathsFor(m.Dir).Socket }
 
 // Pid is the daemon's process ID (0 if unknown).
-func (m *Managed) Pid() int { return m.pid }
+func (m *Managed) Pid() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pid
+}
 
-// Stop terminates the daemon: SIGTERM, then SIGKILL after 10 s.
+// Supervise restarts the daemon when it dies (not when Stop ends it), with
+// exponential backoff from 1s to 30s, until ctx is done. Workloads keep
+// running meanwhile: their shims do not need the daemon.
+func (m *Managed) Supervise(ctx context.Context) {
+	b := backoff.NewExponentialBackOff(backoff.WithInitialInterval(time.Second),
+		backoff.WithMaxInterval(30*time.Second), backoff.WithMaxElapsedTime(0))
+	for {
+		if !m.waitExit(ctx) {
+			return
+		}
+		m.log.Error(nil, "managed containerd died; restarting it", "log", PathsFor(m.Dir).Log)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(b.NextBackOff()):
+			}
+			m.mu.Lock()
+			stopped := m.stop
+			m.mu.Unlock()
+			if stopped {
+				return
+			}
+			err := m.start(ctx)
+			if err == nil {
+				b.Reset()
+				break
+			}
+			m.log.Error(err, "restart managed containerd")
+		}
+	}
+}
+
+// waitExit blocks until the daemon process is gone (true) or ctx is done or
+// Stop was called (false).
+func (m *Managed) waitExit(ctx context.Context) bool {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		m.mu.Lock()
+		pid, done, stopped := m.pid, m.done, m.stop
+		m.mu.Unlock()
+		if stopped {
+			return false
+		}
+		if done != nil {
+			select {
+			case <-done:
+				m.mu.Lock()
+				stopped = m.stop
+				m.mu.Unlock()
+				return !stopped
+			case <-ctx.Done():
+				return false
+			case <-tick.C: // Stop may have been called
+				continue
+			}
+		}
+		if pid > 0 && !processAlive(pid) && !socketServes(m.Address()) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop terminates the daemon for good: SIGTERM, then SIGKILL after 10 s.
 func (m *Managed) Stop(ctx context.Context) error {
-	if m.pid <= 0 {
+	m.mu.Lock()
+	m.stop = true
+	m.mu.Unlock()
+	return m.kill(ctx)
+}
+
+// kill terminates the current daemon process: SIGTERM, then SIGKILL after 10 s.
+func (m *Managed) kill(ctx context.Context) error {
+	m.mu.Lock()
+	pid := m.pid
+	m.mu.Unlock()
+	if pid <= 0 {
 		return nil
 	}
-	proc, err := os.FindProcess(m.pid)
+	proc, err := os.FindProcess(pid)
 	if err != nil {
 		return nil
 	}
@@ -150,22 +251,21 @@ func (m *Managed) Stop(ctx context.Context) error {
 		return nil // already gone
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for processAlive(m.pid) {
+	for processAlive(pid) {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			_ = proc.Signal(syscall.SIGKILL)
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if m.cmd == nil {
-		// Adopted: not our child, nothing to reap; wait for it to vanish.
-		for i := 0; i < 100 && processAlive(m.pid); i++ {
-			time.Sleep(20 * time.Millisecond)
-		}
+	for i := 0; i < 100 && processAlive(pid); i++ {
+		time.Sleep(20 * time.Millisecond)
 	}
 	_ = os.Remove(PathsFor(m.Dir).PidFile)
-	m.log.Info("stopped managed containerd", "pid", m.pid)
+	m.log.Info("stopped managed containerd", "pid", pid)
+	m.mu.Lock()
 	m.pid = 0
+	m.mu.Unlock()
 	return nil
 }
 

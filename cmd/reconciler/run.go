@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/warren/reconciler/pkg/desired"
+	"github.com/warren/reconciler/pkg/reconcile"
+)
+
+// runFlags are the flags of `run` beyond the common ones.
+type runFlags struct {
+	workers   int
+	resync    time.Duration
+	debounce  time.Duration
+	listen    string
+	statusDir string
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	var rf runFlags
+	fs.IntVar(&rf.workers, "workers", 4, "tasks worked on at once")
+	fs.DurationVar(&rf.resync, "resync", 30*time.Second, "period of the full re-read of the directory and re-list of containerd")
+	fs.DurationVar(&rf.debounce, "debounce", 20*time.Millisecond, "quiet time after a file event before the directory is read")
+	fs.StringVar(&rf.listen, "listen", "", "also serve the local API on this TCP address (e.g. 127.0.0.1:9090); off by default")
+	fs.StringVar(&rf.statusDir, "status-dir", "", "write each task's status as DIR/TASK.json (atomically); off by default")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if err := c.check(); err != nil {
+		fmt.Fprintln(stderr, "reconciler run:", err)
+		return exitUsage
+	}
+	log := c.logger(stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	if err := run(ctx, &c, rf, log); err != nil {
+		log.Error(err, "reconciler stopped")
+		return exitFailure
+	}
+	return exitOK
+}
+
+func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
+	if err := os.MkdirAll(c.stateDir, 0o700); err != nil {
+		return fmt.Errorf("create state directory: %w", err)
+	}
+	rt, managed, err := c.connect(ctx, log, true)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	if managed != nil {
+		go managed.Supervise(ctx)
+		defer func() {
+			// Containers outlive the daemon: their shims keep running and
+			// the next start reconnects to them.
+			_ = managed.Stop(context.WithoutCancel(ctx))
+		}()
+	}
+	log.Info("reconciler started", "version", version, "manifests", c.manifests, "namespace", c.namespace)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ctrl := reconcile.New(rt, reconcile.Config{
+		Workers: rf.workers, Resync: rf.resync, Log: log.WithName("controller"),
+		Metrics: reconcile.NewMetrics(reg),
+	})
+	loader := desired.NewLoader(c.manifests)
+	watcher := desired.NewWatcher(c.manifests, rf.debounce, log.WithName("watcher"))
+	var lastErr string
+	lastBroken := map[string]string{}
+	load := func() {
+		s := loader.Load()
+		// Log what changed, not every pass.
+		errText := ""
+		if s.Err != nil {
+			errText = s.Err.Error()
+		}
+		if errText != lastErr && s.Err != nil {
+			log.Error(s.Err, "manifests directory unreadable; keeping every task as it is")
+		}
+		lastErr = errText
+		broken := map[string]string{}
+		for file, err := range s.Broken {
+			broken[file] = err.Error()
+			if lastBroken[file] != broken[file] {
+				log.Error(err, "manifest file invalid; its tasks keep their last known good spec", "file", file)
+			}
+		}
+		for file := range lastBroken {
+			if _, ok := broken[file]; !ok && s.Err == nil {
+				log.Info("manifest file valid again or gone", "file", file)
+			}
+		}
+		if s.Err == nil {
+			lastBroken = maps.Clone(broken)
+		}
+		ctrl.SetDesired(s)
+	}
+
+	load() // before the first pass, so that readiness means "desired state applied"
+	go func() {
+		select {
+		case <-ctrl.Ready():
+			log.Info("initial sync done")
+			if err := sdNotify("READY=1"); err != nil {
+				log.Error(err, "notify systemd")
+			}
+		case <-ctx.Done():
+		}
+	}()
+	api := &apiServer{ctrl: ctrl, ping: rt.Ping, reg: reg, log: log.WithName("api")}
+	const background = 4
+	errc := make(chan error, background)
+	go func() { errc <- api.serve(ctx, apiSocket(c.stateDir), rf.listen) }()
+	go func() {
+		if rf.statusDir == "" {
+			errc <- nil
+			return
+		}
+		errc <- writeStatusFiles(ctx, rf.statusDir, ctrl, log.WithName("status-files"))
+	}()
+	go func() { errc <- watcher.Run(ctx, load) }()
+	go func() {
+		// The resync re-reads the directory too: a lost file event delays
+		// convergence by one period at most.
+		t := time.NewTicker(rf.resync)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				errc <- nil
+				return
+			case <-t.C:
+				load()
+			}
+		}
+	}()
+	var exits reconcile.ExitWatcher
+	if w, ok := any(rt).(reconcile.ExitWatcher); ok {
+		exits = w
+	}
+	err = ctrl.Run(ctx, exits)
+	_ = sdNotify("STOPPING=1")
+	for range background {
+		if werr := <-errc; werr != nil && !errors.Is(werr, context.Canceled) && err == nil {
+			err = werr
+		}
+	}
+	log.Info("reconciler stopping; containers keep running")
+	return err
+}

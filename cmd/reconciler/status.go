@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"reflect"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/warren/reconciler/pkg/reconcile"
+)
+
+// clientFlags are the flags of the commands that talk to a running daemon.
+type clientFlags struct {
+	stateDir string
+	api      string
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/reconciler", "the daemon's state directory (its API socket is STATE_DIR/reconciler.sock)")
+	fs.StringVar(&c.api, "api", "", "the daemon's TCP API address (host:port), instead of the unix socket")
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: reconciler status [TASK] [-o table|json|yaml] [--watch]\n\nShows each task's phase, restarts, age, image and last message, as the running daemon knows them.")
+		fs.PrintDefaults()
+	}
+	var cf clientFlags
+	cf.register(fs)
+	output := fs.String("o", "table", "output format: table, json or yaml")
+	watch := fs.Bool("watch", false, "print again at every change until interrupted")
+	names, err := parseArgs(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(names) > 1 || (*output != "table" && *output != "json" && *output != "yaml") {
+		fs.Usage()
+		return exitUsage
+	}
+	task := ""
+	if len(names) == 1 {
+		task = names[0]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	client := newAPIClient(cf.stateDir, cf.api)
+
+	var last any
+	for {
+		var v any
+		var tasks []reconcile.TaskStatus
+		if task != "" {
+			var st reconcile.TaskStatus
+			if err := client.get(ctx, "/status/"+task, &st); err != nil {
+				if errors.Is(err, errNoTask) {
+					fmt.Fprintf(stderr, "reconciler status: no task %q\n", task)
+				} else {
+					fmt.Fprintln(stderr, "reconciler status:", err)
+				}
+				return exitFailure
+			}
+			v, tasks = st, []reconcile.TaskStatus{st}
+		} else {
+			var resp statusResponse
+			if err := client.get(ctx, "/status", &resp); err != nil {
+				fmt.Fprintln(stderr, "reconciler status:", err)
+				return exitFailure
+			}
+			v, tasks = resp, resp.Tasks
+		}
+		if !reflect.DeepEqual(v, last) {
+			if last != nil {
+				fmt.Fprintln(stdout)
+			}
+			if err := printStatus(stdout, *output, v, tasks, time.Now()); err != nil {
+				fmt.Fprintln(stderr, "reconciler status:", err)
+				return exitFailure
+			}
+			last = v
+		}
+		if !*watch {
+			return exitOK
+		}
+		select {
+		case <-ctx.Done():
+			return exitOK
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func printStatus(w io.Writer, format string, v any, tasks []reconcile.TaskStatus, now time.Time) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	case "yaml":
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tPHASE\tRESTARTS\tAGE\tIMAGE\tMESSAGE")
+	for _, st := range tasks {
+		age := "-"
+		if !st.StartedAt.IsZero() {
+			age = humanAge(now.Sub(st.StartedAt))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", st.Name, st.Phase, st.Restarts, age, st.Image, oneLine(st.Message))
+	}
+	return tw.Flush()
+}
+
+// humanAge writes a duration the way kubectl does: 45s, 3m12s, 5h4m, 2d3h.
+func humanAge(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 100 {
+		s = s[:97] + "..."
+	}
+	return s
+}
+
+// waitCondition is what `wait --for` accepts.
+var waitConditions = map[string]func(st reconcile.TaskStatus, found bool) bool{
+	"running":   func(st reconcile.TaskStatus, found bool) bool { return found && st.Phase == reconcile.PhaseRunning },
+	"completed": func(st reconcile.TaskStatus, found bool) bool { return found && st.Phase == reconcile.PhaseCompleted },
+	"deleted":   func(_ reconcile.TaskStatus, found bool) bool { return !found },
+}
+
+func cmdWait(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("wait", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: reconciler wait TASK... --for=running|completed|deleted [--timeout 60s]\n\nWaits until every TASK reaches the condition. Exit 0 when they all did; 1 with their last status when the timeout passed.")
+		fs.PrintDefaults()
+	}
+	var cf clientFlags
+	cf.register(fs)
+	forCond := fs.String("for", "running", "condition: running, completed or deleted")
+	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
+	pending, err := parseArgs(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	cond, ok := waitConditions[*forCond]
+	if len(pending) == 0 || !ok {
+		fs.Usage()
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	client := newAPIClient(cf.stateDir, cf.api)
+
+	last := map[string]string{}
+	for {
+		var still []string
+		for _, name := range pending {
+			var st reconcile.TaskStatus
+			err := client.get(ctx, "/status/"+name, &st)
+			found := err == nil
+			if err != nil && !errors.Is(err, errNoTask) {
+				if ctx.Err() != nil {
+					break
+				}
+				fmt.Fprintln(stderr, "reconciler wait:", err)
+				return exitFailure
+			}
+			if cond(st, found) {
+				fmt.Fprintf(stdout, "%s: %s\n", name, *forCond)
+				continue
+			}
+			still = append(still, name)
+			if found {
+				last[name] = fmt.Sprintf("%s: %s (%s)", name, st.Phase, oneLine(st.Message))
+			} else {
+				last[name] = name + ": not known to the daemon"
+			}
+		}
+		pending = still
+		if len(pending) == 0 {
+			return exitOK
+		}
+		select {
+		case <-ctx.Done():
+			for _, name := range pending {
+				fmt.Fprintf(stderr, "timed out waiting for %s to be %s; last status %s\n", name, *forCond, last[name])
+			}
+			return exitFailure
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// parseArgs parses flags that may come before, between or after the
+// positional arguments (`wait web --for=running`), and returns the
+// positional ones. "--" ends the flags.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if len(args) > 0 && len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warren/reconciler/pkg/reconcile"
+)
+
+func TestParseArgs(t *testing.T) {
+	tests := []struct {
+		args []string
+		pos  []string
+		forV string
+	}{
+		{[]string{"web"}, []string{"web"}, "running"},
+		{[]string{"web", "--for=deleted"}, []string{"web"}, "deleted"},
+		{[]string{"--for", "completed", "a", "b"}, []string{"a", "b"}, "completed"},
+		{[]string{"a", "--for=deleted", "b"}, []string{"a", "b"}, "deleted"},
+		{[]string{"a", "--", "--for=x"}, []string{"a", "--for=x"}, "running"},
+	}
+	for _, tc := range tests {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		forV := fs.String("for", "running", "")
+		pos, err := parseArgs(fs, tc.args)
+		if err != nil || !reflect.DeepEqual(pos, tc.pos) || *forV != tc.forV {
+			t.Errorf("parseArgs(%q) = %q, for=%q, %v; want %q, for=%q", tc.args, pos, *forV, err, tc.pos, tc.forV)
+		}
+	}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if _, err := parseArgs(fs, []string{"a", "--nope"}); err == nil {
+		t.Error("an unknown flag after a positional argument was accepted")
+	}
+}
+
+func TestHumanAge(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		-time.Second: "0s", 45 * time.Second: "45s", 3*time.Minute + 12*time.Second: "3m12s",
+		5*time.Hour + 4*time.Minute: "5h4m", 50 * time.Hour: "2d2h",
+	} {
+		if got := humanAge(d); got != want {
+			t.Errorf("humanAge(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestPrintStatusTable(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	tasks := []reconcile.TaskStatus{
+		{Name: "web", Phase: reconcile.PhaseRunning, Restarts: 2, StartedAt: now.Add(-90 * time.Second), Image: "nginx:1.27", Message: "running"},
+		{Name: "job", Phase: reconcile.PhaseCrashLoopBackOff, Image: "busybox", Message: "exited with code 1;\nback-off 2s"},
+	}
+	var b bytes.Buffer
+	if err := printStatus(&b, "table", nil, tasks, now); err != nil {
+		t.Fatal(err)
+	}
+	want := `NAME   PHASE              RESTARTS   AGE     IMAGE        MESSAGE
+web    Running            2          1m30s   nginx:1.27   running
+job    CrashLoopBackOff   0          -       busybox      exited with code 1; back-off 2s
+`
+	if b.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+func TestClientCommandsWithoutDaemon(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"status", "--state-dir", dir},
+		{"wait", "web", "--state-dir", dir, "--timeout", "1s"},
+	} {
+		var out, errb bytes.Buffer
+		if code := runMain(args, &out, &errb); code != exitFailure || !strings.Contains(errb.String(), "reach the reconciler daemon") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errb.String())
+		}
+	}
+	for _, args := range [][]string{{"wait"}, {"wait", "web", "--for=happy"}, {"status", "a", "b"}, {"status", "-o", "xml"}} {
+		var out, errb bytes.Buffer
+		if code := runMain(args, &out, &errb); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+}
