@@ -8,6 +8,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	eventtypes "github.com/containerd/containerd/api/events"
 	"github.com/containerd/typeurl/v2"
+	"google.golang.org/grpc"
 )
 
 // Event topics WatchExits subscribes to.
@@ -31,13 +32,16 @@ func (r *Runtime) WatchExits(ctx context.Context, onExit func(containerID string
 		backoff.WithInitialInterval(100*time.Millisecond),
 		backoff.WithMaxInterval(10*time.Second),
 		backoff.WithMaxElapsedTime(0))
-	lost := false
+	lost, first := false, true
 	for ctx.Err() == nil {
 		err := r.watchOnce(ctx, filters, onExit, func() {
-			if lost {
+			switch {
+			case first:
+				r.log.Info("watching exit events", "namespace", r.ns)
+			case lost:
 				r.log.Info("exit events resubscribed")
-				lost = false
 			}
+			first, lost = false, false
 			b.Reset()
 		})
 		if ctx.Err() != nil {
@@ -66,6 +70,11 @@ func (r *Runtime) watchOnce(ctx context.Context, filters []string, onExit func(s
 	defer cancel()
 	// A health check first: Subscribe itself reports a dead daemon only
 	// asynchronously, and "resubscribed" must mean it.
+	// Our backoff paces the retries: let gRPC reconnect now rather than
+	// after its own, longer, connection backoff.
+	if cc, ok := r.client.Conn().(*grpc.ClientConn); ok {
+		cc.ResetConnectBackoff()
+	}
 	hctx, hcancel := context.WithTimeout(sctx, 10*time.Second)
 	serving, err := r.client.IsServing(hctx)
 	hcancel()
