@@ -282,11 +282,16 @@ func TestRuntimeArchives(t *testing.T) {
 	}
 	hasImage := func(ref string) bool { _, err := n.client.GetImage(t.Context(), ref); return err == nil }
 	dir := t.TempDir()
-	startReconciler(t, n.ns, dir, "--images", images)
+	d := startReconciler(t, n.ns, dir, "--images", images)
 	waitFor(t, converge, "the docker archive imported at start", func() bool { return hasImage(dockerRef) })
 
 	writeOCIArchive(t, filepath.Join(images, "oci.tar"), ociRef, img)
 	waitFor(t, converge, "the OCI archive imported when added", func() bool { return hasImage(ociRef) })
+
+	// A layout that names its image by a bare tag names nothing: an error
+	// in the log, nothing imported, the daemon goes on.
+	writeOCIArchive(t, filepath.Join(images, "bare.tar"), "v1", img)
+	d.waitLog("the archive names no image", converge)
 
 	writeFile(t, dir, "d.yaml", strings.Replace(taskYAML("from-docker", "imagePullPolicy: Never"), "localhost/reconciler/testapp:v1", dockerRef, 1))
 	writeFile(t, dir, "o.yaml", strings.Replace(taskYAML("from-oci", "imagePullPolicy: Never"), "localhost/reconciler/testapp:v1", ociRef, 1))
