@@ -222,7 +222,7 @@ func TestPlanCommand(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "web.yaml", manifest("web", nil, ""))
 	plan := func() (string, int) {
-		cmd := exec.Command(env.bin, "plan", "--address", env.address, "--managed-containerd", "never",
+		cmd := exec.Command(env.bin, "plan", "--address", env.address, "--containerd", "external",
 			"--namespace", n.ns, "--manifests", dir)
 		out, err := cmd.Output()
 		code := 0

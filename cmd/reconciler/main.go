@@ -97,6 +97,7 @@ type common struct {
 	stateDir   string
 	containerd string
 	logFormat  string
+	verbosity  int
 	node       nodeFlags // node policy, registry credentials, log rotation
 }
 
@@ -104,19 +105,20 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.manifests, "manifests", "/etc/reconciler/manifests", "directory of *.yaml/*.yml task manifests")
 	fs.StringVar(&c.images, "images", "", "directory of image archives (*.tar) imported when an image is missing (default: MANIFESTS/images)")
 	fs.StringVar(&c.address, "address", "/run/containerd/containerd.sock", "containerd socket")
-	fs.StringVar(&c.managed, "managed-containerd", "auto", "auto: start a private containerd under the state dir when --address does not answer; always; never")
+	fs.StringVar(&c.managed, "containerd", "auto", "auto: use --address if it answers, else start a private containerd under the state dir; external: --address only; managed: always the private one")
 	fs.StringVar(&c.namespace, "namespace", runtime.DefaultNamespace, "containerd namespace of the managed containers")
 	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/reconciler", "state directory: task logs and the private containerd")
 	fs.StringVar(&c.containerd, "containerd-bin", "containerd", "containerd binary for the private daemon")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.IntVar(&c.verbosity, "v", 0, "log verbosity: 0 transitions and errors; 1 adds each reconcile and resync; 2 adds debug detail")
 	c.node.register(fs)
 }
 
 func (c *common) check() error {
 	switch c.managed {
-	case "auto", "always", "never":
+	case "auto", "external", "managed":
 	default:
-		return fmt.Errorf("--managed-containerd must be auto, always or never, got %q", c.managed)
+		return fmt.Errorf("--containerd must be auto, external or managed, got %q", c.managed)
 	}
 	switch c.logFormat {
 	case "text", "json":
@@ -130,7 +132,8 @@ func (c *common) check() error {
 }
 
 func (c *common) logger(w io.Writer) logr.Logger {
-	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	// logr's V(n) is slog level -n.
+	opts := &slog.HandlerOptions{Level: slog.Level(-c.verbosity)}
 	if c.logFormat == "json" {
 		return logr.FromSlogHandler(slog.NewJSONHandler(w, opts))
 	}
@@ -152,9 +155,9 @@ func (c *common) connect(ctx context.Context, log logr.Logger, start bool) (*run
 		opts = append(opts, runtime.WithImagesDir(c.images))
 	}
 	opts = append(opts, c.node.options(c.stateDir, start, log)...)
-	if c.managed != "always" {
+	if c.managed != "managed" {
 		rt, err := runtime.New(ctx, c.address, opts...)
-		if err == nil || c.managed == "never" {
+		if err == nil || c.managed == "external" {
 			return rt, nil, err
 		}
 		log.Info("containerd not reachable, using a private one", "address", c.address, "reason", err.Error())

@@ -325,7 +325,9 @@ func (c *Controller) resync(ctx context.Context) error {
 			running++
 		}
 	}
-	c.cfg.Metrics.observeResync(c.cfg.Clock.Now().Sub(began), running, len(have.Containers), len(have.Unmanaged))
+	took := c.cfg.Clock.Now().Sub(began)
+	c.cfg.Metrics.observeResync(took, running, len(have.Containers), len(have.Unmanaged))
+	c.cfg.Log.V(1).Info("resync listed the node", "containers", len(have.Containers), "running", running, "unmanaged", len(have.Unmanaged), "took", took)
 	c.reportUnmanaged(have.Unmanaged)
 	keys := map[string]bool{}
 	c.mu.Lock()
@@ -403,6 +405,7 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		}
 		return nil
 	}
+	c.cfg.Log.V(1).Info("reconciled", "task", name, "actions", len(actions), "containers", len(have.Containers))
 	if !Changes(actions) {
 		c.mu.Lock()
 		delete(c.changedAt, name)
