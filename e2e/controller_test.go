@@ -220,7 +220,7 @@ func TestStartFirstReplacement(t *testing.T) {
 func TestPlanCommand(t *testing.T) {
 	n := newNode(t, "e2e-plan")
 	dir := t.TempDir()
-	writeFile(t, dir, "web.yaml", manifest("web", nil, ""))
+	writeFile(t, dir, "web.yaml", manifest("web", map[string]string{"MESSAGE": "a"}, ""))
 	plan := func() (string, int) {
 		cmd := exec.Command(env.bin, "plan", "--address", env.address, "--containerd", "external",
 			"--namespace", n.ns, "--manifests", dir)
@@ -237,13 +237,21 @@ func TestPlanCommand(t *testing.T) {
 	if code != 2 || !strings.Contains(out, "create  web") {
 		t.Fatalf("plan before run: exit %d\n%s", code, out)
 	}
-	startReconciler(t, n.ns, dir)
+	d := startReconciler(t, n.ns, dir)
 	waitFor(t, converge, "web running", func() bool { _, ok := n.running("web"); return ok })
 	out, code = plan()
 	if code != 0 || out != "nothing to do\n" {
 		t.Fatalf("plan after run: exit %d\n%s", code, out)
 	}
-	if cs := n.containers("web"); len(cs) != 1 {
+	// With the daemon stopped, a changed file is a pending replacement, and
+	// plan names the field that changed.
+	d.stop()
+	writeFile(t, dir, "web.yaml", manifest("web", map[string]string{"MESSAGE": "b"}, ""))
+	out, code = plan()
+	if code != 2 || !strings.Contains(out, `spec.env[MESSAGE].value: "a" -> "b"`) || !strings.Contains(out, "stop    web") {
+		t.Fatalf("plan of a change: exit %d\n%s", code, out)
+	}
+	if cs := n.containers("web"); len(cs) != 1 || cs[0].Status != containerd.Running {
 		t.Fatalf("plan changed something: %+v", cs)
 	}
 }

@@ -34,6 +34,7 @@ type planAction struct {
 	ContainerID string       `json:"containerID"`
 	Reason      string       `json:"reason"`
 	NotBefore   time.Time    `json:"notBefore,omitzero"`
+	Diff        []string     `json:"diff,omitempty"`
 }
 
 // cmdPlan prints what `run` would do now. Exit 0: in sync; 2: changes
@@ -81,7 +82,7 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	actions := reconcile.Plan(want, have, time.Now())
 	out.InSync = !reconcile.Changes(actions)
 	for _, a := range actions {
-		out.Actions = append(out.Actions, planAction{Op: a.Op, Task: a.Task, ContainerID: a.ContainerID, Reason: a.Reason, NotBefore: a.NotBefore})
+		out.Actions = append(out.Actions, planAction{Op: a.Op, Task: a.Task, ContainerID: a.ContainerID, Reason: a.Reason, NotBefore: a.NotBefore, Diff: a.Diff})
 	}
 	out.Unmanaged = append(out.Unmanaged, have.Unmanaged...)
 

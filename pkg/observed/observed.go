@@ -51,6 +51,9 @@ type Raw struct {
 	Pid       uint32
 	ExitCode  uint32
 	ExitedAt  time.Time
+	// Spec is the manifest spec (JSON) the container was created from, as
+	// the runtime recorded it; nil if unknown. For explaining changes only.
+	Spec []byte
 }
 
 // Container is a container the reconciler owns, with its labels decoded.

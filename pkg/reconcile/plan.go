@@ -49,6 +49,9 @@ type Action struct {
 	NotBefore time.Time
 	// Restart marks an OpStart that restarts an exited task.
 	Restart bool
+	// Diff lists the spec fields that changed, on the actions of a
+	// replacement (when the old container recorded its spec).
+	Diff []string
 }
 
 func (a Action) String() string {
@@ -124,10 +127,25 @@ func planTask(name string, t *desired.Task, have []observed.Container, want desi
 		}
 	}
 	var removals []Action
+	var diff []string
 	for _, c := range old {
-		removals = append(removals, remove(c, "spec changed (hash "+c.SpecHash+" -> "+hash+")")...)
+		rm := remove(c, "spec changed (hash "+c.SpecHash+" -> "+hash+")")
+		if c.Spec != nil {
+			if d, err := desired.DiffJSON(c.Spec, t.Spec); err == nil {
+				diff = d
+				for i := range rm {
+					rm[i].Diff = d
+				}
+			}
+		}
+		removals = append(removals, rm...)
 	}
 	ensure := ensureRunning(name, id, t, current, foreign, now)
+	for i := range ensure {
+		if ensure[i].Op == OpCreate {
+			ensure[i].Diff = diff
+		}
+	}
 
 	if t.Spec.UpdateStrategy == desired.UpdateStartFirst {
 		// The old containers stay until the new one runs; stopped ones go
@@ -246,6 +264,11 @@ func Describe(actions []Action) string {
 	var b strings.Builder
 	for _, a := range actions {
 		fmt.Fprintf(&b, "%-7s %-24s %-40s %s\n", a.Op, a.Task, a.ContainerID, a.Reason)
+		if a.Op == OpCreate {
+			for _, d := range a.Diff {
+				fmt.Fprintf(&b, "        %s\n", d)
+			}
+		}
 	}
 	return b.String()
 }

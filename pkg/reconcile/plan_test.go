@@ -1,8 +1,10 @@
 package reconcile
 
 import (
+	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -252,5 +254,29 @@ func TestPlanBlockedByUnmanagedID(t *testing.T) {
 	as := Plan(desired.State{Tasks: map[string]desired.Task{"web": web}}, have, time.Time{})
 	if got := steps(as); !reflect.DeepEqual(got, []step{{OpBlocked, id}}) {
 		t.Fatalf("Plan = %v, want only a blocked action", got)
+	}
+}
+
+func TestPlanReplacementShowsTheFieldsThatChanged(t *testing.T) {
+	old := task("web", "nginx:1.27", desired.EnvVar{Name: "MODE", Value: "dev"})
+	neu := task("web", "nginx:1.27", desired.EnvVar{Name: "MODE", Value: "prod"})
+	c := container(old, observed.Running)
+	var err error
+	if c.Spec, err = json.Marshal(old.Spec); err != nil {
+		t.Fatal(err)
+	}
+	as := Plan(desired.State{Tasks: map[string]desired.Task{"web": neu}}, observed.State{Containers: []observed.Container{c}}, time.Time{})
+	want := []string{`spec.env[MODE].value: "dev" -> "prod"`}
+	var create *Action
+	for i := range as {
+		if as[i].Op == OpCreate {
+			create = &as[i]
+		}
+	}
+	if create == nil || !reflect.DeepEqual(create.Diff, want) {
+		t.Fatalf("create action %+v, want diff %q", create, want)
+	}
+	if out := Describe(as); !strings.Contains(out, "\n        "+want[0]+"\n") {
+		t.Errorf("Describe does not show the diff:\n%s", out)
 	}
 }

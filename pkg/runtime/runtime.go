@@ -189,7 +189,8 @@ func (r *Runtime) List(ctx context.Context, task string) ([]observed.Raw, error)
 	}
 	out := make([]observed.Raw, 0, len(recs))
 	for _, c := range recs {
-		raw := observed.Raw{ID: c.ID, Labels: c.Labels, Image: c.Image, CreatedAt: c.CreatedAt, Status: observed.NoTask}
+		raw := observed.Raw{ID: c.ID, Labels: c.Labels, Image: c.Image, CreatedAt: c.CreatedAt, Status: observed.NoTask,
+			Spec: recordedSpec(c.Extensions)}
 		if i, ok := byID[c.ID]; ok {
 			t := resp.Tasks[i]
 			raw.Status = observed.ParseStatus(t.Status.String())
@@ -252,6 +253,9 @@ func (r *Runtime) Create(ctx context.Context, id string, t desired.Task, labels 
 	}
 	if r.runcRoot != "" {
 		opts = append(opts, containerd.WithRuntime(plugins.RuntimeRuncV2, &options.Options{Root: r.runcRoot}))
+	}
+	if rec, err := specRecord(t.Spec); err == nil {
+		opts = append(opts, containerd.WithContainerExtension(specExtension, rec))
 	}
 	_, err = r.client.NewContainer(ctx, id, opts...)
 	if errdefs.IsAlreadyExists(err) {
