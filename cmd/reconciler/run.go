@@ -27,6 +27,7 @@ type runFlags struct {
 	debounce  time.Duration
 	listen    string
 	statusDir string
+	repull    time.Duration
 }
 
 func cmdRun(args []string, stderr io.Writer) int {
@@ -40,6 +41,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	fs.DurationVar(&rf.debounce, "debounce", 20*time.Millisecond, "quiet time after a file event before the directory is read")
 	fs.StringVar(&rf.listen, "listen", "", "also serve the local API on this TCP address (e.g. 127.0.0.1:9090); off by default")
 	fs.StringVar(&rf.statusDir, "status-dir", "", "write each task's status as DIR/TASK.json (atomically); off by default")
+	fs.DurationVar(&rf.repull, "repull-interval", 0, "re-pull the images of imagePullPolicy: Always tasks this often and replace a container whose tag moved (auto-update); 0: off")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -81,7 +83,7 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctrl := reconcile.New(rt, reconcile.Config{
 		Workers: rf.workers, Resync: rf.resync, Log: log.WithName("controller"),
-		Metrics: reconcile.NewMetrics(reg),
+		Metrics: reconcile.NewMetrics(reg), RepullInterval: rf.repull,
 	})
 	loader := desired.NewLoader(c.manifests)
 	watcher := desired.NewWatcher(c.manifests, rf.debounce, log.WithName("watcher"))

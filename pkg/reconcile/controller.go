@@ -27,6 +27,12 @@ type Runtime interface {
 	SetLabels(ctx context.Context, id string, labels map[string]string) error
 }
 
+// Puller resolves and fetches an image reference now, returning the digest
+// it points at. It is optional: without it there is no periodic re-pull.
+type Puller interface {
+	Pull(ctx context.Context, ref string) (digest string, err error)
+}
+
 // ExitWatcher reports task exits as they happen. It is optional: without it
 // an exit is seen at the next resync.
 type ExitWatcher interface {
@@ -48,6 +54,11 @@ type Config struct {
 
 	// Metrics, if set, records what the controller does.
 	Metrics *Metrics
+
+	// RepullInterval, if set and the runtime is a Puller, re-pulls the image
+	// of every task with imagePullPolicy Always that often; a tag that moved
+	// replaces the task's container (auto-update). Default off.
+	RepullInterval time.Duration
 }
 
 func (c *Config) defaults() {
@@ -84,6 +95,7 @@ type Controller struct {
 	refused   map[string]string    // task -> spec hash whose action failed permanently
 	unmanaged map[string]string    // last reported unmanaged containers, id -> reason
 	changedAt map[string]time.Time // task -> when a desired change queued it, until its first action
+	pulled    map[string]string    // task -> image digest its tag pointed at when last re-pulled
 
 	// The first full pass: every key the first resync queued has been
 	// worked once (successfully or not). ready is closed then.
@@ -105,6 +117,7 @@ func New(rt Runtime, cfg Config) *Controller {
 		q:         newQueue(cfg.Clock),
 		status:    board,
 		changedAt: map[string]time.Time{},
+		pulled:    map[string]string{},
 		want:      desired.State{Tasks: map[string]desired.Task{}},
 		retries:   map[string]*backoff.ExponentialBackOff{},
 		refused:   map[string]string{},
@@ -243,6 +256,13 @@ func (c *Controller) Run(ctx context.Context, exits ExitWatcher) error {
 			}
 		}()
 	}
+	if p, ok := c.rt.(Puller); ok && c.cfg.RepullInterval > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.repullLoop(ctx, p)
+		}()
+	}
 	c.q.Add(resyncKey)
 	var timer Timer
 	var tick func()
@@ -310,6 +330,55 @@ func (c *Controller) work(ctx context.Context) bool {
 		c.q.AddAfter(key, delay)
 	}
 	return true
+}
+
+// repullLoop re-pulls the images of Always tasks every RepullInterval and
+// queues the tasks whose tag moved.
+func (c *Controller) repullLoop(ctx context.Context, p Puller) {
+	for {
+		wake := make(chan struct{})
+		t := c.cfg.Clock.AfterFunc(c.cfg.RepullInterval, func() { close(wake) })
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-wake:
+		}
+		c.mu.Lock()
+		images := map[string]string{}
+		for name, task := range c.want.Tasks {
+			if task.Spec.ImagePullPolicy == desired.PullAlways {
+				images[name] = task.Spec.Image
+			}
+		}
+		c.mu.Unlock()
+		for name, ref := range images {
+			digest, err := p.Pull(ctx, ref)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				c.cfg.Log.Error(err, "re-pull failed; the running container is kept", "task", name, "image", ref)
+				continue
+			}
+			c.mu.Lock()
+			changed := c.pulled[name] != digest
+			c.pulled[name] = digest
+			c.mu.Unlock()
+			if changed {
+				c.q.Add(name)
+			}
+		}
+	}
+}
+
+// staleImage reports whether the container runs an image digest other than
+// the one its tag pointed at when last re-pulled.
+func (c *Controller) staleImage(name string, ct observed.Container) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.pulled[name]
+	return d, d != "" && ct.ImageDigest != "" && ct.ImageDigest != d
 }
 
 // resync lists the whole namespace once and queues every task on either side.
@@ -387,6 +456,23 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		return err
 	}
 	now := c.cfg.Clock.Now()
+	if tp != nil {
+		id := observed.ContainerID(name, tp.Hash())
+		for _, ct := range have.Containers {
+			if d, stale := c.staleImage(name, ct); stale && ct.ID == id {
+				// The tag moved (auto-update): the container goes, and the
+				// next look creates it again from the new image.
+				c.cfg.Log.Info("image tag moved, replacing container", "task", name, "image", tp.Spec.Image, "old", ct.ImageDigest, "new", d)
+				for _, a := range remove(ct, "image "+tp.Spec.Image+" moved to "+d) {
+					if err := c.apply(ctx, a, observedStatus(name, tp, have.Containers, nil, want.Broken)); err != nil {
+						return err
+					}
+				}
+				c.q.Add(name)
+				return nil
+			}
+		}
+	}
 	actions := Plan(want, have, now)
 	st := observedStatus(name, tp, have.Containers, actions, want.Broken)
 

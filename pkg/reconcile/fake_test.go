@@ -26,6 +26,8 @@ type fakeRuntime struct {
 	calls      []fakeCall
 	errs       map[fakeKey]error
 	blocks     map[fakeKey]chan struct{}
+	digests    map[string]string // image ref -> digest its tag points at (Pull, Create)
+	pulls      int
 }
 
 var _ Runtime = (*fakeRuntime)(nil)
@@ -53,6 +55,7 @@ func newFakeRuntime() *fakeRuntime {
 		containers: map[string]observed.Raw{},
 		errs:       map[fakeKey]error{},
 		blocks:     map[fakeKey]chan struct{}{},
+		digests:    map[string]string{},
 	}
 }
 
@@ -113,14 +116,37 @@ func (f *fakeRuntime) Create(ctx context.Context, id string, t desired.Task, lab
 	if _, ok := f.containers[id]; ok {
 		return nil // like containerd through the real runtime: exists is success
 	}
+	labels = maps.Clone(labels)
+	if d, ok := f.digests[t.Spec.Image]; ok {
+		labels[observed.LabelImageDigest] = d // as the real runtime records it
+	}
 	f.containers[id] = observed.Raw{
 		ID:        id,
-		Labels:    maps.Clone(labels),
+		Labels:    labels,
 		Image:     t.Spec.Image,
 		CreatedAt: time.Now(),
 		Status:    observed.NoTask,
 	}
 	return nil
+}
+
+// Pull answers with the digest the test set for the image (a registry's tag).
+func (f *fakeRuntime) Pull(ctx context.Context, ref string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pulls++
+	d, ok := f.digests[ref]
+	if !ok {
+		return "", fmt.Errorf("pull image %s: %w", ref, errFakeNotFound)
+	}
+	return d, nil
+}
+
+// setDigest points the image's tag at digest, as a push to a registry would.
+func (f *fakeRuntime) setDigest(ref, digest string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.digests[ref] = digest
 }
 
 func (f *fakeRuntime) Start(ctx context.Context, id string) error {

@@ -255,3 +255,33 @@ func TestInvalidSourceShowsInStatus(t *testing.T) {
 		t.Errorf("message %q, want %q", st.Message, want)
 	}
 }
+
+func TestRepullReplacesWhenTheTagMoves(t *testing.T) {
+	rt := newFakeRuntime()
+	clk := newFakeClock()
+	web := taskWith(t, "web", "  imagePullPolicy: Always\n")
+	pinned := taskWith(t, "pinned", "  imagePullPolicy: IfNotPresent\n")
+	rt.setDigest(testImage, "sha256:aaa")
+	c, _ := startController(t, rt, Config{Workers: 2, Clock: clk, RepullInterval: time.Minute}, stateOf(web, pinned))
+	waitPhase(t, c, "web", PhaseRunning)
+	waitPhase(t, c, "pinned", PhaseRunning)
+	id := idOf(web)
+
+	// Same digest at the re-pull: nothing happens.
+	clk.Step(time.Minute)
+	eventually(t, func() bool { rt.mu.Lock(); defer rt.mu.Unlock(); return rt.pulls >= 1 }, "no re-pull after the interval")
+	mark := rt.mark()
+
+	rt.setDigest(testImage, "sha256:bbb")
+	clk.Step(time.Minute)
+	eventually(t, func() bool { return rt.labels(id)[observed.LabelImageDigest] == "sha256:bbb" && rt.running(id) },
+		"container not recreated from the moved tag")
+	got := callStrings(rt.mutations(mark, id))
+	want := []string{"stop " + id, "delete " + id, "create " + id, "start " + id}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("calls %v, want %v", got, want)
+	}
+	if n := len(rt.mutations(mark, idOf(pinned))); n != 0 {
+		t.Errorf("an IfNotPresent task was touched by the re-pull: %d calls", n)
+	}
+}
