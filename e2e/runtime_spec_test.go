@@ -160,7 +160,7 @@ func TestRuntimeSecrets(t *testing.T) {
 	if err := os.WriteFile(src, []byte(value), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e := newRT(t, "e2e-rt-secrets")
+	e := newRT(t, "e2e-rt-secrets", runtime.WithPolicy(runtime.Policy{AllowedSecretSources: []string{filepath.Dir(src)}}))
 	id := e.run(taskYAML("secret",
 		`user: "1234:2345"`,
 		fmt.Sprintf("secrets: [{name: api-key, file: %s}]", src),

@@ -14,12 +14,17 @@ import (
 	"github.com/warren/reconciler/pkg/runtime/logfile"
 )
 
+// DefaultSecretSources is where secret files may come from unless the
+// operator says otherwise.
+const DefaultSecretSources = "/etc/reconciler/secrets"
+
 // nodeFlags are the run-time flags of the daemon that are not about where
 // things are: the node policy, registry credentials and log rotation.
 type nodeFlags struct {
 	allowPrivileged bool
 	allowCaps       listFlag
 	bindSources     listFlag
+	secretSources   listFlag
 	registryConfig  string
 	logMaxSize      string
 	logMaxFiles     int
@@ -31,6 +36,7 @@ func (n *nodeFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&n.allowPrivileged, "allow-privileged", false, "node policy: allow manifests with securityContext.privileged")
 	fs.Var(&n.allowCaps, "allow-capabilities", "node policy: capabilities manifests may add (comma-separated or repeated, e.g. NET_ADMIN,SYS_TIME; ALL for any)")
 	fs.Var(&n.bindSources, "allowed-bind-sources", "node policy: host directories bind mounts may come from (comma-separated or repeated; default none: no bind mounts)")
+	fs.Var(&n.secretSources, "allowed-secret-sources", "node policy: host directories secret files may come from (comma-separated or repeated; default /etc/reconciler/secrets)")
 	fs.StringVar(&n.registryConfig, "registry-config", "", "Docker-style config.json with registry credentials (default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json; a missing file means anonymous pulls)")
 	fs.StringVar(&n.logMaxSize, "log-max-size", "10Mi", "task log files are rotated at this size (bytes, or a quantity such as 512Ki, 10Mi)")
 	fs.IntVar(&n.logMaxFiles, "log-max-files", logfile.DefaultMaxFiles, "task log files kept per container, the current one included")
@@ -52,6 +58,14 @@ func (n *nodeFlags) check() error {
 			return fmt.Errorf("--allowed-bind-sources: %q is not an absolute path", s)
 		}
 	}
+	if len(n.secretSources) == 0 {
+		n.secretSources = listFlag{DefaultSecretSources}
+	}
+	for _, s := range n.secretSources {
+		if !filepath.IsAbs(s) {
+			return fmt.Errorf("--allowed-secret-sources: %q is not an absolute path", s)
+		}
+	}
 	if n.registryConfig == "" {
 		n.registryConfig = runtime.DefaultRegistryConfig(os.Getenv)
 	}
@@ -67,7 +81,8 @@ func (n *nodeFlags) options(stateDir string, withLogDriver bool, log logr.Logger
 		runtime.WithPolicy(runtime.Policy{
 			AllowPrivileged:    n.allowPrivileged,
 			AllowCapabilities:  n.allowCaps,
-			AllowedBindSources: n.bindSources,
+			AllowedBindSources:   n.bindSources,
+			AllowedSecretSources: n.secretSources,
 		}),
 		runtime.WithRegistryConfig(n.registryConfig),
 	}

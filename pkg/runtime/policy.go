@@ -21,6 +21,10 @@ type Policy struct {
 	// AllowedBindSources are host path prefixes a bind mount's source may
 	// be under (whole path components: /srv allows /srv/site, not /srvx).
 	AllowedBindSources []string
+	// AllowedSecretSources are host path prefixes a secret's file may be
+	// under. A secret copies a host file into the task, so an unrestricted
+	// one would let a manifest read any file of the node (/etc/shadow).
+	AllowedSecretSources []string
 }
 
 // PolicyError is a manifest field the node policy refuses. It is permanent:
@@ -56,6 +60,14 @@ func (p Policy) Check(s desired.Spec) error {
 			}
 		}
 	}
+	for i, sec := range s.Secrets {
+		if !underAny(sec.File, p.AllowedSecretSources) {
+			return &PolicyError{
+				Field: fmt.Sprintf("spec.secrets[%d].file", i),
+				Flag:  "--allowed-secret-sources=" + filepath.Dir(filepath.Clean(sec.File)) + " (or a parent directory)",
+			}
+		}
+	}
 	for i, m := range s.Mounts {
 		if m.Type != desired.MountBind {
 			continue
@@ -80,12 +92,17 @@ func (p Policy) capabilityAllowed(c string) bool {
 	return false
 }
 
-func (p Policy) bindAllowed(src string) bool {
+func (p Policy) bindAllowed(src string) bool { return underAny(src, p.AllowedBindSources) }
+
+// underAny reports whether src is under one of the dirs, comparing paths
+// with symlinks resolved, so a link inside an allowed directory cannot point
+// outside it.
+func underAny(src string, dirs []string) bool {
 	src = filepath.Clean(src)
 	if real, err := filepath.EvalSymlinks(src); err == nil {
 		src = real
 	}
-	for _, a := range p.AllowedBindSources {
+	for _, a := range dirs {
 		if a == "" {
 			continue
 		}

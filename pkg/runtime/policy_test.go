@@ -111,3 +111,35 @@ func TestPathUnder(t *testing.T) {
 		}
 	}
 }
+
+func TestPolicySecretSources(t *testing.T) {
+	allowed := t.TempDir()
+	other := t.TempDir()
+	if err := os.Symlink("/etc/shadow", filepath.Join(allowed, "sneaky")); err != nil {
+		t.Fatal(err)
+	}
+	p := Policy{AllowedSecretSources: []string{allowed}}
+	tests := []struct {
+		file string
+		ok   bool
+	}{
+		{filepath.Join(allowed, "tls.key"), true},
+		{filepath.Join(allowed, "sub", "tls.key"), true},
+		{filepath.Join(other, "tls.key"), false},
+		{"/etc/shadow", false},
+		{filepath.Join(allowed, "sneaky"), false}, // a link out of the allowed directory
+	}
+	for _, tc := range tests {
+		err := p.Check(desired.Spec{Secrets: []desired.Secret{{Name: "k", File: tc.file}}})
+		if (err == nil) != tc.ok {
+			t.Errorf("secret %s: %v, want allowed=%v", tc.file, err, tc.ok)
+		}
+		var pe *PolicyError
+		if err != nil && (!errors.As(err, &pe) || pe.Field != "spec.secrets[0].file" || !strings.Contains(err.Error(), "--allowed-secret-sources=")) {
+			t.Errorf("secret %s: error %v", tc.file, err)
+		}
+	}
+	if err := (Policy{}).Check(desired.Spec{Secrets: []desired.Secret{{Name: "k", File: "/etc/reconciler/secrets/x"}}}); err == nil {
+		t.Error("the zero policy allowed a secret")
+	}
+}
