@@ -79,8 +79,8 @@ func (n *nodeFlags) options(stateDir string, withLogDriver bool, log logr.Logger
 	opts := []runtime.Option{
 		runtime.WithStateDir(stateDir),
 		runtime.WithPolicy(runtime.Policy{
-			AllowPrivileged:    n.allowPrivileged,
-			AllowCapabilities:  n.allowCaps,
+			AllowPrivileged:      n.allowPrivileged,
+			AllowCapabilities:    n.allowCaps,
 			AllowedBindSources:   n.bindSources,
 			AllowedSecretSources: n.secretSources,
 		}),
