@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/distribution/reference"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
@@ -58,9 +57,7 @@ func (s Spec) canonical() Spec {
 	if s.ImagePullPolicy == DefaultPullPolicy(s.Image) {
 		s.ImagePullPolicy = ""
 	}
-	if named, err := reference.ParseNormalizedNamed(s.Image); err == nil {
-		s.Image = reference.TagNameOnly(named).String()
-	}
+	s.Image = imageFacts(s.Image).normalized
 	if s.Network == DefaultNetwork {
 		s.Network = ""
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distribution/reference"
@@ -280,18 +282,44 @@ const (
 // give one, as Kubernetes decides it: Always when the reference has no tag
 // or the tag "latest" and no digest, IfNotPresent otherwise. An image that
 // does not parse gets IfNotPresent (it is an error anyway).
-func DefaultPullPolicy(image string) PullPolicy {
-	named, err := reference.ParseNormalizedNamed(image)
-	if err != nil {
-		return PullIfNotPresent
+func DefaultPullPolicy(image string) PullPolicy { return imageFacts(image).policy }
+
+// imageFact is what the hash and the defaults need to know of an image
+// reference. Parsing one costs microseconds (regular expressions) and a
+// hash is computed for every task at every pass, so facts are cached.
+type imageFact struct {
+	normalized string // docker.io/library/nginx:latest for nginx; the input if it does not parse
+	policy     PullPolicy
+}
+
+var (
+	imageCache sync.Map // string -> imageFact
+	imageCount atomic.Int64
+)
+
+// maxImageCache bounds the cache: manifests name few distinct images, but a
+// flood of generated ones must not grow memory without end.
+const maxImageCache = 4096
+
+func imageFacts(image string) imageFact {
+	if f, ok := imageCache.Load(image); ok {
+		return f.(imageFact)
 	}
-	if _, ok := named.(reference.Digested); ok {
-		return PullIfNotPresent
+	f := imageFact{normalized: image, policy: PullIfNotPresent}
+	if named, err := reference.ParseNormalizedNamed(image); err == nil {
+		f.normalized = reference.TagNameOnly(named).String()
+		_, digested := named.(reference.Digested)
+		t, tagged := named.(reference.Tagged)
+		if !digested && (!tagged || t.Tag() == "latest") {
+			f.policy = PullAlways
+		}
 	}
-	if t, ok := named.(reference.Tagged); ok && t.Tag() != "latest" {
-		return PullIfNotPresent
+	if imageCount.Load() < maxImageCache {
+		if _, loaded := imageCache.LoadOrStore(image, f); !loaded {
+			imageCount.Add(1)
+		}
 	}
-	return PullAlways
+	return f
 }
 
 // withDefaults returns a deep copy of s with every default filled in and

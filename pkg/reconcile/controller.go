@@ -398,23 +398,49 @@ func (c *Controller) resync(ctx context.Context) error {
 	c.cfg.Metrics.observeResync(took, running, len(have.Containers), len(have.Unmanaged))
 	c.cfg.Log.V(1).Info("resync listed the node", "containers", len(have.Containers), "running", running, "unmanaged", len(have.Unmanaged), "took", took)
 	c.reportUnmanaged(have.Unmanaged)
-	keys := map[string]bool{}
+
+	// Plan every task from this one listing. A task in sync whose status is
+	// already what this listing says is left alone; any other task is
+	// queued, and its worker lists it again, fresh, before acting or writing
+	// its status (this pass never writes a status: its listing may be older
+	// than a worker's). So a pass over a node in sync costs one listing,
+	// whatever the number of tasks.
 	c.mu.Lock()
-	for name := range c.want.Tasks {
+	want := c.want
+	c.mu.Unlock()
+	byTask := map[string][]Action{}
+	for _, a := range Plan(want, have, c.cfg.Clock.Now()) {
+		byTask[a.Task] = append(byTask[a.Task], a)
+	}
+	keys := map[string]bool{}
+	for name := range want.Tasks {
 		keys[name] = true
 	}
 	for _, ct := range have.Containers {
 		keys[ct.Task] = true
 	}
+	var queue []string
+	for name := range keys {
+		t, ok := want.Tasks[name]
+		if len(byTask[name]) > 0 || !ok {
+			queue = append(queue, name)
+			continue
+		}
+		cur, known := c.status.get(name)
+		if st := observedStatus(name, &t, have.ForTask(name), nil, want.Broken); !known || !cur.same(st) {
+			queue = append(queue, name)
+		}
+	}
+	c.mu.Lock()
 	if c.firstPass == nil {
-		c.firstPass = make(map[string]bool, len(keys))
-		for k := range keys {
+		c.firstPass = make(map[string]bool, len(queue))
+		for _, k := range queue {
 			c.firstPass[k] = true
 		}
 		c.maybeReadyLocked()
 	}
 	c.mu.Unlock()
-	for k := range keys {
+	for _, k := range queue {
 		c.q.Add(k)
 	}
 	return nil

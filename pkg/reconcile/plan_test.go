@@ -280,3 +280,21 @@ func TestPlanReplacementShowsTheFieldsThatChanged(t *testing.T) {
 		t.Errorf("Describe does not show the diff:\n%s", out)
 	}
 }
+
+func TestStatusSame(t *testing.T) {
+	one, alsoOne, two := 1, 1, 2
+	a := TaskStatus{Name: "web", Phase: PhaseFailed, ExitCode: &one, LastTransition: time.Unix(1, 0)}
+	b := a
+	b.ExitCode, b.LastTransition = &alsoOne, time.Unix(2, 0)
+	if !a.same(b) {
+		t.Error("equal exit codes behind different pointers, or another transition time, made statuses differ")
+	}
+	b.ExitCode = &two
+	if a.same(b) {
+		t.Error("different exit codes are the same")
+	}
+	b.ExitCode = nil
+	if a.same(b) {
+		t.Error("an exit code and none are the same")
+	}
+}

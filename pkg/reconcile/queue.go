@@ -109,6 +109,13 @@ func (q *queue) Len() int {
 	return len(q.order)
 }
 
+// idle reports whether no key waits and none is being worked.
+func (q *queue) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.order) == 0 && len(q.processing) == 0
+}
+
 // ShutDown wakes all waiting Gets; pending AddAfter timers are dropped.
 func (q *queue) ShutDown() {
 	q.mu.Lock()

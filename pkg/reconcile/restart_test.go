@@ -285,3 +285,27 @@ func TestRepullReplacesWhenTheTagMoves(t *testing.T) {
 		t.Errorf("an IfNotPresent task was touched by the re-pull: %d calls", n)
 	}
 }
+
+func TestResyncOfANodeInSyncListsOnce(t *testing.T) {
+	rt := newFakeRuntime()
+	clk := newFakeClock()
+	var tasks []desired.Task
+	for i := range 50 {
+		tasks = append(tasks, taskWith(t, fmt.Sprintf("t%02d", i), ""))
+	}
+	c, _ := startController(t, rt, Config{Workers: 4, Clock: clk, Resync: time.Minute}, stateOf(tasks...))
+	for _, tk := range tasks {
+		waitPhase(t, c, tk.Metadata.Name, PhaseRunning)
+	}
+	for pass := range 3 {
+		eventually(t, c.q.idle, "controller not idle")
+		mark := rt.mark()
+		clk.Step(time.Minute)
+		eventually(t, func() bool { return len(rt.callsSince(mark)) >= 1 }, "no resync")
+		eventually(t, c.q.idle, "controller not idle after the pass")
+		calls := rt.callsSince(mark)
+		if len(calls) != 1 || calls[0].Op != opList || calls[0].ID != "" {
+			t.Fatalf("pass %d over 50 tasks in sync made %d calls: %v", pass, len(calls), callStrings(calls))
+		}
+	}
+}

@@ -48,6 +48,18 @@ type TaskStatus struct {
 	LastTransition time.Time `json:"lastTransition,omitzero"`
 }
 
+// same reports whether two statuses say the same, the time of the last
+// transition aside.
+func (st TaskStatus) same(o TaskStatus) bool {
+	a, b := st, o
+	a.LastTransition, b.LastTransition = time.Time{}, time.Time{}
+	if (a.ExitCode == nil) != (b.ExitCode == nil) || (a.ExitCode != nil && *a.ExitCode != *b.ExitCode) {
+		return false
+	}
+	a.ExitCode, b.ExitCode = nil, nil
+	return a == b
+}
+
 // statusBoard holds every task's status and tells watchers when one changes.
 type statusBoard struct {
 	mu      sync.Mutex
@@ -70,7 +82,7 @@ func (b *statusBoard) set(st TaskStatus, now time.Time) (prev Phase, transition 
 	} else {
 		st.LastTransition = old.LastTransition
 	}
-	if ok && old == st {
+	if ok && old.same(st) {
 		return old.Phase, false
 	}
 	b.tasks[st.Name] = st
