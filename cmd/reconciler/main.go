@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/warren/reconciler/pkg/desired"
 	"github.com/warren/reconciler/pkg/runtime"
 )
 
@@ -97,6 +98,7 @@ type common struct {
 	stateDir   string
 	containerd string
 	logFormat  string
+	insecure   bool // --insecure-manifests-dir
 	verbosity  int
 	node       nodeFlags // node policy, registry credentials, log rotation
 }
@@ -110,6 +112,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/reconciler", "state directory: task logs and the private containerd")
 	fs.StringVar(&c.containerd, "containerd-bin", "containerd", "containerd binary for the private daemon")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&c.insecure, "insecure-manifests-dir", false, "apply manifests even if the directory or a file is writable by group or others or owned by another user than root or this one (development only)")
 	fs.IntVar(&c.verbosity, "v", 0, "log verbosity: 0 transitions and errors; 1 adds each reconcile and resync; 2 adds debug detail")
 	c.node.register(fs)
 }
@@ -138,6 +141,14 @@ func (c *common) logger(w io.Writer) logr.Logger {
 		return logr.FromSlogHandler(slog.NewJSONHandler(w, opts))
 	}
 	return logr.FromSlogHandler(slog.NewTextHandler(w, opts))
+}
+
+// loaderOptions are the manifests loader's options these flags make.
+func (c *common) loaderOptions() []desired.LoaderOption {
+	if c.insecure {
+		return []desired.LoaderOption{desired.InsecureDir()}
+	}
+	return nil
 }
 
 func (c *common) managedDir() string { return filepath.Join(c.stateDir, "containerd") }

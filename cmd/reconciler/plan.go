@@ -60,7 +60,7 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	out := planOutput{Actions: []planAction{}, Unmanaged: []observed.Unmanaged{}, Warnings: []string{}}
-	want := desired.NewLoader(c.manifests).Load()
+	want := desired.NewLoader(c.manifests, c.loaderOptions()...).Load()
 	if want.Err != nil {
 		out.Warnings = append(out.Warnings, want.Err.Error()+" (nothing would be deleted)")
 	}

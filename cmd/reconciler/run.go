@@ -85,7 +85,7 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 		Workers: rf.workers, Resync: rf.resync, Log: log.WithName("controller"),
 		Metrics: reconcile.NewMetrics(reg), RepullInterval: rf.repull,
 	})
-	loader := desired.NewLoader(c.manifests)
+	loader := desired.NewLoader(c.manifests, c.loaderOptions()...)
 	watcher := desired.NewWatcher(c.manifests, rf.debounce, log.WithName("watcher"))
 	var lastErr string
 	lastBroken := map[string]string{}

@@ -34,15 +34,23 @@ type State struct {
 // Loader loads a directory and remembers the last valid tasks of each file
 // (last known good). It is safe for concurrent use; loads are serialized.
 type Loader struct {
-	dir string
+	dir      string
+	insecure bool // the drop-directory guard is off (see guard.go)
+	uid      int  // the reconciler's own user, trusted by the guard besides root
 
 	mu       sync.Mutex
 	lastGood map[string][]Task // by file base name
 }
 
-// NewLoader returns a Loader for dir. It reads nothing yet.
-func NewLoader(dir string) *Loader {
-	return &Loader{dir: dir, lastGood: map[string][]Task{}}
+// NewLoader returns a Loader for dir. It reads nothing yet. Unless
+// [InsecureDir] is given, every load checks first who can write the
+// directory and its files (see guard.go).
+func NewLoader(dir string, opts ...LoaderOption) *Loader {
+	l := &Loader{dir: dir, uid: os.Geteuid(), lastGood: map[string][]Task{}}
+	for _, o := range opts {
+		o(l)
+	}
+	return l
 }
 
 // Load reads the directory now. See [State] for what it returns.
@@ -64,6 +72,10 @@ func (l *Loader) Load() State {
 	defer l.mu.Unlock()
 
 	entries, err := readDir(l.dir)
+	g := newGuard(l.uid)
+	if err == nil && !l.insecure {
+		err = g.checkDir(l.dir, l.dir)
+	}
 	if err != nil {
 		return State{Err: err}
 	}
@@ -80,6 +92,12 @@ func (l *Loader) Load() State {
 			continue // subdirectories are not read
 		}
 		st.Files = append(st.Files, name)
+		if !l.insecure {
+			if err := g.checkFile(path, name); err != nil {
+				st.Broken[name] = err
+				continue
+			}
+		}
 		pts, err := readFile(path, name)
 		if err != nil {
 			st.Broken[name] = err
