@@ -153,10 +153,11 @@ func (c *common) loaderOptions() []desired.LoaderOption {
 
 func (c *common) managedDir() string { return filepath.Join(c.stateDir, "containerd") }
 
-// connect returns a runtime on the configured containerd. With start, a
-// private containerd is started when allowed and needed; the returned Managed
-// is then non-nil and the caller stops it.
-func (c *common) connect(ctx context.Context, log logr.Logger, start bool) (*runtime.Runtime, *runtime.Managed, error) {
+// connect returns a runtime on the configured containerd, with extra
+// options after the flags' ones. With start, a private containerd is
+// started when allowed and needed; the returned Managed is then non-nil and
+// the caller stops it.
+func (c *common) connect(ctx context.Context, log logr.Logger, start bool, extra ...runtime.Option) (*runtime.Runtime, *runtime.Managed, error) {
 	opts := []runtime.Option{
 		runtime.WithNamespace(c.namespace),
 		runtime.WithLogDir(filepath.Join(c.stateDir, "logs")),
@@ -166,6 +167,7 @@ func (c *common) connect(ctx context.Context, log logr.Logger, start bool) (*run
 		opts = append(opts, runtime.WithImagesDir(c.images))
 	}
 	opts = append(opts, c.node.options(c.stateDir, start, log)...)
+	opts = append(opts, extra...)
 	if c.managed != "managed" {
 		rt, err := runtime.New(ctx, c.address, opts...)
 		if err == nil || c.managed == "external" {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/warren/reconciler/pkg/desired"
 	"github.com/warren/reconciler/pkg/reconcile"
+	"github.com/warren/reconciler/pkg/runtime"
 )
 
 // runFlags are the flags of `run` beyond the common ones.
@@ -64,7 +65,9 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 	if err := os.MkdirAll(c.stateDir, 0o700); err != nil {
 		return fmt.Errorf("create state directory: %w", err)
 	}
-	rt, managed, err := c.connect(ctx, log, true)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rt, managed, err := c.connect(ctx, log, true, runtime.WithMetrics(runtime.NewMetrics(reg)))
 	if err != nil {
 		return err
 	}
@@ -79,8 +82,6 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 	}
 	log.Info("reconciler started", "version", version, "manifests", c.manifests, "namespace", c.namespace)
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctrl := reconcile.New(rt, reconcile.Config{
 		Workers: rf.workers, Resync: rf.resync, Log: log.WithName("controller"),
 		Metrics: reconcile.NewMetrics(reg), RepullInterval: rf.repull,

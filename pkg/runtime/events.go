@@ -18,11 +18,11 @@ const (
 )
 
 // WatchExits calls onExit with the container ID of every task exit and OOM
-// kill in the namespace, until ctx is done (it then returns nil). When the
-// event stream breaks (containerd restarted), it resubscribes with
-// exponential backoff (100 ms doubling to 10 s), logging the loss and the
-// recovery once each. Exits during the gap are not replayed: the caller's
-// periodic resync sees them.
+// kill in the namespace, until ctx is done (it then returns nil); OOM kills
+// are also counted in the runtime's metrics. When the event stream breaks
+// (containerd restarted), it resubscribes with exponential backoff (100 ms
+// doubling to 10 s), logging the loss and the recovery once each. Exits
+// during the gap are not replayed: the caller's periodic resync sees them.
 func (r *Runtime) WatchExits(ctx context.Context, onExit func(containerID string)) error {
 	filters := []string{
 		fmt.Sprintf(`topic==%q,namespace==%q`, topicExit, r.ns),
@@ -111,6 +111,7 @@ func (r *Runtime) watchOnce(ctx context.Context, filters []string, onExit func(s
 			case *eventtypes.TaskExit:
 				onExit(ev.ContainerID)
 			case *eventtypes.TaskOOM:
+				r.metrics.oomKilled()
 				onExit(ev.ContainerID)
 			}
 		}

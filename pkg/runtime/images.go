@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/remotes"
@@ -98,13 +99,15 @@ func (r *Runtime) Pull(ctx context.Context, ref string) (string, error) {
 	return img.Target().Digest.String(), nil
 }
 
-func (r *Runtime) pull(ctx context.Context, name string) (containerd.Image, error) {
+func (r *Runtime) pull(ctx context.Context, name string) (img containerd.Image, err error) {
+	start := time.Now()
+	defer func() { r.metrics.observePull(time.Since(start), err) }()
 	resolver, err := r.resolver(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("pull image %s: %w", name, err)
 	}
 	r.log.Info("pulling image", "image", name)
-	img, err := r.client.Pull(ctx, name,
+	img, err = r.client.Pull(ctx, name,
 		containerd.WithPullUnpack,
 		containerd.WithPullSnapshotter(r.snapshotter),
 		containerd.WithResolver(resolver))

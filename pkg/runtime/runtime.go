@@ -50,6 +50,8 @@ type Runtime struct {
 	registryConfig string // Docker config.json with registry credentials ("" = anonymous)
 	dialOpts       []grpc.DialOption
 	log            logr.Logger
+	metrics        *Metrics    // nil: none recorded
+	stats          *statsCache // per-task usage for the metrics, read at scrape time
 
 	importMu sync.Mutex
 	imported map[string]time.Time // archive path -> mtime when last looked at
@@ -118,6 +120,9 @@ func New(ctx context.Context, address string, opts ...Option) (*Runtime, error) 
 		return nil, fmt.Errorf("connect to containerd at %s: %w", address, ErrNoContainerd)
 	}
 	copts := []containerd.Opt{containerd.WithDefaultNamespace(r.ns), containerd.WithTimeout(10 * time.Second)}
+	if r.metrics != nil {
+		r.dialOpts = append(r.dialOpts, r.metrics.dialOptions()...)
+	}
 	if len(r.dialOpts) > 0 {
 		copts = append(copts, containerd.WithExtraDialOpts(r.dialOpts))
 	}
@@ -138,11 +143,20 @@ func New(ctx context.Context, address string, opts ...Option) (*Runtime, error) 
 			return nil, fmt.Errorf("create log directory: %w", err)
 		}
 	}
+	r.stats = &statsCache{ttl: DefaultStatsTTL, now: time.Now, read: r.readTaskUsage}
+	if r.metrics != nil {
+		r.metrics.rt.Store(r)
+	}
 	return r, nil
 }
 
 // Close closes the connection.
-func (r *Runtime) Close() error { return r.client.Close() }
+func (r *Runtime) Close() error {
+	if r.metrics != nil {
+		r.metrics.rt.CompareAndSwap(r, nil)
+	}
+	return r.client.Close()
+}
 
 // Namespace is the containerd namespace in use.
 func (r *Runtime) Namespace() string { return r.ns }
