@@ -58,7 +58,18 @@ type Writer struct {
 	maxFiles int
 	f        *os.File
 	size     int64
+
+	// While writes fail (a full disk), Copy drops records, counting
+	// them, and tries again every retryEvery; the first record written
+	// again says how many were lost and why.
+	dropped int64
+	dropErr error
+	retryAt time.Time
+	closed  bool
 }
+
+// retryEvery is how often a Writer whose writes fail tries again.
+const retryEvery = time.Second
 
 // Path is the current log file of container id in dir.
 func Path(dir, id string) string { return filepath.Join(dir, id+".log") }
@@ -114,6 +125,82 @@ func (w *Writer) recordLimit() int {
 
 // WriteRecord writes one record. partial marks a piece of a longer line.
 func (w *Writer) WriteRecord(ts time.Time, stream string, partial bool, content []byte) error {
+	rec := record(ts, stream, partial, content)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writeLocked(rec)
+}
+
+// writeLocked writes one whole record, rotating first if it would not fit.
+// A record that could be written only in part is cut off again, so that
+// the file never holds a torn record.
+func (w *Writer) writeLocked(rec []byte) error {
+	if w.closed {
+		return errors.New("log file closed")
+	}
+	if w.f == nil { // a rotation failed half way
+		if err := w.open(); err != nil {
+			return err
+		}
+	}
+	if w.size > 0 && w.size+int64(len(rec)) > w.maxSize {
+		if err := w.rotate(); err != nil {
+			return err
+		}
+	}
+	n, err := w.f.Write(rec)
+	if err != nil {
+		if n > 0 {
+			_ = w.f.Truncate(w.size)
+		}
+		return err
+	}
+	w.size += int64(n)
+	return nil
+}
+
+// writeOrDrop writes a record as Copy does: when the file cannot be
+// written (a full disk, a failed rotation) the record is dropped and
+// counted instead, and the writer tries again no sooner than retryEvery
+// later, reopening the file. The first record written after a loss is
+// preceded by a stderr record saying how many were dropped and why. It
+// fails only once the writer is closed.
+func (w *Writer) writeOrDrop(ts time.Time, stream string, partial bool, content []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return errors.New("log file closed")
+	}
+	if w.dropped > 0 {
+		if ts.Before(w.retryAt) {
+			w.dropped++
+			return nil
+		}
+		if w.f != nil {
+			_ = w.f.Close()
+			w.f = nil
+		}
+		note := fmt.Sprintf("[reconciler log driver: %d records dropped: %v]", w.dropped, w.dropErr)
+		if err := w.writeLocked(record(ts, "stderr", false, []byte(note))); err != nil {
+			w.drop(ts, err)
+			return nil
+		}
+		w.dropped, w.dropErr = 0, nil
+	}
+	if err := w.writeLocked(record(ts, stream, partial, content)); err != nil {
+		w.drop(ts, err)
+	}
+	return nil
+}
+
+func (w *Writer) drop(ts time.Time, err error) {
+	w.dropped++
+	w.dropErr = err
+	w.retryAt = ts.Add(retryEvery)
+}
+
+// record formats one record.
+func record(ts time.Time, stream string, partial bool, content []byte) []byte {
 	tag := "F"
 	if partial {
 		tag = "P"
@@ -128,20 +215,7 @@ func (w *Writer) WriteRecord(ts time.Time, stream string, partial bool, content 
 	b.WriteByte(' ')
 	b.Write(content)
 	b.WriteByte('\n')
-
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.f == nil {
-		return errors.New("log file closed")
-	}
-	if w.size > 0 && w.size+int64(b.Len()) > w.maxSize {
-		if err := w.rotate(); err != nil {
-			return err
-		}
-	}
-	n, err := w.f.Write(b.Bytes())
-	w.size += int64(n)
-	return err
+	return b.Bytes()
 }
 
 // rotate shifts ID.log.N to ID.log.N+1 (dropping the oldest) and starts a
@@ -174,6 +248,7 @@ func (w *Writer) rotate() error {
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.closed = true
 	if w.f == nil {
 		return nil
 	}
@@ -182,7 +257,11 @@ func (w *Writer) Close() error {
 	return err
 }
 
-// Copy reads r until EOF and writes every line as a record of stream. A line
+// Copy reads r until EOF and writes every line as a record of stream. It
+// never stops reading because the file cannot be written: a task whose
+// output is not read blocks, or dies of SIGPIPE once the driver is gone.
+// Records that cannot be written (a full disk) are dropped and counted
+// until writing works again (see writeOrDrop). A line
 // longer than the record limit is written as P records and a final F record;
 // content after the last newline is written as an F record at EOF.
 func (w *Writer) Copy(stream string, r io.Reader, now func() time.Time) error {
@@ -191,21 +270,21 @@ func (w *Writer) Copy(stream string, r io.Reader, now func() time.Time) error {
 		line, err := br.ReadSlice('\n')
 		switch {
 		case err == nil:
-			if werr := w.WriteRecord(now(), stream, false, line[:len(line)-1]); werr != nil {
+			if werr := w.writeOrDrop(now(), stream, false, line[:len(line)-1]); werr != nil {
 				return werr
 			}
 		case errors.Is(err, bufio.ErrBufferFull):
-			if werr := w.WriteRecord(now(), stream, true, line); werr != nil {
+			if werr := w.writeOrDrop(now(), stream, true, line); werr != nil {
 				return werr
 			}
 		case errors.Is(err, io.EOF):
 			if len(line) > 0 {
-				return w.WriteRecord(now(), stream, false, line)
+				return w.writeOrDrop(now(), stream, false, line)
 			}
 			return nil
 		default:
 			if len(line) > 0 {
-				_ = w.WriteRecord(now(), stream, false, line)
+				_ = w.writeOrDrop(now(), stream, false, line)
 			}
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -268,5 +269,98 @@ func TestFollowAcrossRotationAndReplacement(t *testing.T) {
 		if !strings.Contains(got, fmt.Sprintf("after %02d\n", i)) {
 			t.Errorf("follower lost line %02d (rotation):\n%s", i, got)
 		}
+	}
+}
+
+// TestCopyDropsWhileFullThenRecovers: while the log file cannot be written
+// (a full disk, here /dev/full) Copy goes on reading, so that the task is
+// never blocked or killed by SIGPIPE; the records are dropped and counted,
+// and once writing works again a note says how many were lost and why.
+func TestCopyDropsWhileFullThenRecovers(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	dir := t.TempDir()
+	const id = "web-abc123abc123"
+	path := Path(dir, id)
+	if err := os.Symlink("/dev/full", path); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Open(dir, id, 1<<20, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	clock := t0
+	now := func() time.Time { clock = clock.Add(100 * time.Millisecond); return clock }
+	r := strings.NewReader("a\nb\nc\nd\ne\n")
+	if err := w.Copy("stdout", r, now); err != nil {
+		t.Fatalf("Copy with the disk full = %v, want nil (keep reading)", err)
+	}
+	if r.Len() != 0 {
+		t.Errorf("Copy left %d bytes unread", r.Len())
+	}
+
+	// Space again. Within a second of the last failure records are still
+	// dropped; after it, the note, then the record.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Copy("stdout", strings.NewReader("f\n"), now); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(time.Second)
+	if err := w.Copy("stdout", strings.NewReader("g\n"), now); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], " stderr F [reconciler log driver: 6 records dropped: write ") ||
+		!strings.Contains(lines[0], "no space left on device]") || !strings.HasSuffix(lines[1], " stdout F g") {
+		t.Errorf("file after recovery:\n%s\nwant the drop note and then g", b)
+	}
+
+	// Closed: Copy stops.
+	w.Close()
+	if err := w.Copy("stdout", strings.NewReader("h\n"), now); err == nil {
+		t.Error("Copy after Close = nil, want an error")
+	}
+}
+
+// TestWriteRecordNeverTorn: a record that fits only in part is cut off
+// again, so that the next record starts a line.
+func TestWriteRecordNeverTorn(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("mount a tmpfs: %v: %s", err, out)
+	}
+	defer exec.Command("umount", dir).Run()
+	w, err := Open(dir, "web-abc123abc123", 1<<20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	line := []byte(strings.Repeat("x", 3000))
+	var failed bool
+	for range 5 {
+		if err := w.WriteRecord(t0, "stdout", false, line); err != nil {
+			failed = true
+		}
+	}
+	if !failed {
+		t.Fatal("no write failed on an 8k tmpfs")
+	}
+	b, _ := os.ReadFile(Path(dir, "web-abc123abc123"))
+	if n := len(record(t0, "stdout", false, line)); len(b)%n != 0 || !strings.HasSuffix(string(b), "x\n") {
+		t.Errorf("file of %d bytes does not end with a whole record", len(b))
 	}
 }
