@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -92,6 +93,7 @@ type Controller struct {
 	mu        sync.Mutex
 	want      desired.State
 	retries   map[string]*backoff.ExponentialBackOff
+	retryAt   map[string]time.Time // task -> when its retry after a failed sync is due
 	refused   map[string]string    // task -> spec hash whose action failed permanently
 	unmanaged map[string]string    // last reported unmanaged containers, id -> reason
 	changedAt map[string]time.Time // task -> when a desired change queued it, until its first action
@@ -120,6 +122,7 @@ func New(rt Runtime, cfg Config) *Controller {
 		pulled:    map[string]string{},
 		want:      desired.State{Tasks: map[string]desired.Task{}},
 		retries:   map[string]*backoff.ExponentialBackOff{},
+		retryAt:   map[string]time.Time{},
 		refused:   map[string]string{},
 		unmanaged: map[string]string{},
 		ready:     make(chan struct{}),
@@ -312,6 +315,7 @@ func (c *Controller) work(ctx context.Context) bool {
 	b := c.retries[key]
 	if err == nil {
 		delete(c.retries, key)
+		delete(c.retryAt, key)
 		c.mu.Unlock()
 		return true
 	}
@@ -324,6 +328,7 @@ func (c *Controller) work(ctx context.Context) bool {
 		c.retries[key] = b
 	}
 	delay := b.NextBackOff()
+	c.retryAt[key] = c.cfg.Clock.Now().Add(delay)
 	c.mu.Unlock()
 	if ctx.Err() == nil {
 		c.cfg.Log.Error(err, "sync failed, will retry", "task", key, "retryIn", delay)
@@ -431,7 +436,17 @@ func (c *Controller) resync(ctx context.Context) error {
 			queue = append(queue, name)
 		}
 	}
+	// A task waiting out its retry backoff after a failed sync is left to
+	// its timer: the resync must not turn the backoff into a retry every
+	// period (a registry down, with many tasks, would get a pull storm).
+	// A desired change or an exit still queues it at once. Such a task
+	// has been worked once already, so the first pass need not wait for it.
 	c.mu.Lock()
+	now := c.cfg.Clock.Now()
+	queue = slices.DeleteFunc(queue, func(k string) bool {
+		at, ok := c.retryAt[k]
+		return ok && now.Before(at)
+	})
 	if c.firstPass == nil {
 		c.firstPass = make(map[string]bool, len(queue))
 		for _, k := range queue {
