@@ -7,13 +7,16 @@ STATE_DIR ?= /tmp/reconciler-state
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 E2E_TIMEOUT ?= 15m
 FUZZTIME  ?= 60s
+BENCH_JSON  ?= build/bench.json
+BENCH_FLAGS ?=
+GO_BENCHES  := 'Plan10000|Pass200|Load1000|WatchEvent'
 
 PREFIX    ?= /usr/local
 
-.PHONY: help build image deps run test unit e2e lint clean install fuzz fuzz-short schema
+.PHONY: help build image deps run test unit e2e lint clean install fuzz fuzz-short schema bench bench-smoke
 
 help: ## list the targets
-	@grep -hE '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build the binary into build/reconciler
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/reconciler
@@ -36,13 +39,22 @@ run: build image deps ## run the reconciler on manifests/ (a private containerd 
 	@echo "state in $(STATE_DIR); try: curl 127.0.0.1:8080  or  ctr --address $(STATE_DIR)/containerd/containerd.sock -n warren tasks ls"
 	$(BIN) run --manifests manifests --images $(IMAGES) --state-dir $(STATE_DIR)
 
-test: deps lint unit fuzz-short e2e ## lint, unit tests, a brief fuzz run, and e2e tests against a private containerd
+test: deps lint unit fuzz-short e2e bench-smoke ## lint, unit tests, a brief fuzz run, e2e tests against a private containerd, a benchmark smoke run
 
 unit: ## unit tests (with the race detector)
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
 
 e2e: ## e2e tests: real containerd and runc, started by the tests
 	$(GO) test -count=1 -v -timeout $(E2E_TIMEOUT) ./e2e/
+
+bench: deps ## benchmarks against raw containerd, several minutes (as root): table on stdout, JSON in BENCH_JSON; see docs/benchmarks.md
+	@mkdir -p $(dir $(BENCH_JSON))
+	$(GO) run ./e2e/bench -json $(BENCH_JSON) $(BENCH_FLAGS)
+	$(GO) test -run '^$$' -bench $(GO_BENCHES) ./pkg/reconcile/ ./pkg/desired/
+
+bench-smoke: ## the benchmarks with tiny N, in seconds (part of make test), so that they never rot
+	$(GO) run ./e2e/bench -n 3 -c 2 -k 3 -rounds 1 -levels 0,2 -idle-window 2s -resync 1s -grace 1s -stops 2 -pause 50ms
+	$(GO) test -run '^$$' -bench $(GO_BENCHES) -benchtime 1x ./pkg/reconcile/ ./pkg/desired/
 
 fuzz: ## fuzz the manifest parser for FUZZTIME (default 60s)
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/desired/

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// daemon is a `reconciler run` process driven by the benchmark.
+type daemon struct {
+	cmd   *exec.Cmd
+	state string
+	done  chan struct{}
+	http  *http.Client
+
+	mu    sync.Mutex
+	lines []logLine
+	file  *os.File // everything it logged, for a post-mortem
+}
+
+// logLine is one JSON log line of the reconciler.
+type logLine struct {
+	At        time.Time // the line's own time field
+	Msg       string
+	Container string
+	Raw       string
+}
+
+// startDaemon runs `reconciler run` on manifests against the containerd at
+// address with JSON logs, and waits until it has done its first sync.
+func startDaemon(ctx context.Context, bin, address, ns, manifests, images, state string, workers int, resync time.Duration) (*daemon, error) {
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		return nil, err
+	}
+	args := []string{"run",
+		"--address", address, "--namespace", ns,
+		"--manifests", manifests, "--images", images, "--state-dir", state,
+		"--workers", strconv.Itoa(workers), "--resync", resync.String(),
+		"--log-format", "json"}
+	logf, err := os.Create(filepath.Join(state, "reconciler.log"))
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{cmd: exec.Command(bin, args...), state: state, done: make(chan struct{}), file: logf}
+	sock := filepath.Join(state, "reconciler.sock")
+	d.http = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var dl net.Dialer
+			return dl.DialContext(ctx, "unix", sock)
+		}}}
+	stderr, err := d.cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	d.cmd.Stdout = logf
+	if err := d.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start reconciler: %w", err)
+	}
+	go d.read(stderr)
+	if _, err := d.waitLog(ctx, 0, "initial sync done", 60*time.Second); err != nil {
+		d.stop()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *daemon) read(r io.Reader) {
+	defer close(d.done)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		raw := sc.Text()
+		var f struct {
+			Time      time.Time `json:"time"`
+			Msg       string    `json:"msg"`
+			Container string    `json:"container"`
+		}
+		_ = json.Unmarshal([]byte(raw), &f)
+		d.mu.Lock()
+		fmt.Fprintln(d.file, raw)
+		d.lines = append(d.lines, logLine{At: f.Time, Msg: f.Msg, Container: f.Container, Raw: raw})
+		d.mu.Unlock()
+	}
+	_ = d.cmd.Wait()
+}
+
+func (d *daemon) pid() int { return d.cmd.Process.Pid }
+
+// logMark is the index of the next log line.
+func (d *daemon) logMark() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.lines)
+}
+
+// logs returns the lines from index i on whose message is msg.
+func (d *daemon) logs(i int, msg string) []logLine {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []logLine
+	for _, l := range d.lines[min(i, len(d.lines)):] {
+		if l.Msg == msg {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// waitLog waits for a line with message msg from index i on.
+func (d *daemon) waitLog(ctx context.Context, i int, msg string, timeout time.Duration) (logLine, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if ls := d.logs(i, msg); len(ls) > 0 {
+			return ls[0], nil
+		}
+		select {
+		case <-d.done:
+			return logLine{}, fmt.Errorf("reconciler exited while waiting for %q; its log: %s", msg, d.file.Name())
+		case <-ctx.Done():
+			return logLine{}, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return logLine{}, fmt.Errorf("reconciler did not log %q within %s; its log: %s", msg, timeout, d.file.Name())
+		}
+	}
+}
+
+// errors returns the reconciler's error lines so far.
+func (d *daemon) errors() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for _, l := range d.lines {
+		if strings.Contains(l.Raw, `"level":"ERROR"`) {
+			out = append(out, l.Raw)
+		}
+	}
+	return out
+}
+
+// stop sends SIGTERM and waits (SIGKILL after 30 s).
+func (d *daemon) stop() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.done
+	}
+	d.file.Close()
+}
+
+// metrics reads the named samples (name plus optional {labels}, as printed)
+// from the reconciler's /metrics.
+func (d *daemon) metrics(ctx context.Context) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://reconciler/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := d.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("read metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out, sc.Err()
+}
+
+// userHZ is the unit of the times in /proc/PID/stat (USER_HZ, 100 on every
+// mainstream Linux architecture).
+const userHZ = 100
+
+// cpuTime is the process's user+system CPU time (all its threads, alive or
+// gone; not its children) from /proc/PID/stat.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command (which may hold spaces) start at field 3.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	return time.Duration(utime+stime) * time.Second / userHZ, nil
+}
+
+// mem is a process's resident memory in bytes, from /proc/PID/status.
+type mem struct {
+	Peak int64 // VmHWM: since start or the last resetPeak
+	RSS  int64 // VmRSS, now
+	Anon int64 // RssAnon: the private part (heap, stacks); the rest is mostly the binary's own pages
+}
+
+func memory(pid int) (mem, error) {
+	var m mem
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return m, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		var dst *int64
+		switch k {
+		case "VmHWM":
+			dst = &m.Peak
+		case "VmRSS":
+			dst = &m.RSS
+		case "RssAnon":
+			dst = &m.Anon
+		default:
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			return m, fmt.Errorf("parse /proc/%d/status %s: %w", pid, k, err)
+		}
+		*dst = kb << 10
+	}
+	return m, nil
+}
+
+// logDrivers sums the memory of the processes running bin other than
+// skip: the task log drivers the shims started (the reconciler binary in
+// its log-driver mode, one per task). PSS shares the binary's pages among
+// them; private is what each one costs on its own.
+func logDrivers(bin string, skip int) (n int, pss, private int64, err error) {
+	bin, err = filepath.EvalSymlinks(bin)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == skip {
+			continue
+		}
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err != nil || exe != bin {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		n++
+		for _, l := range strings.Split(string(b), "\n") {
+			f := strings.Fields(l)
+			if len(f) < 2 {
+				continue
+			}
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			switch f[0] {
+			case "Pss:":
+				pss += kb << 10
+			case "Private_Clean:", "Private_Dirty:":
+				private += kb << 10
+			}
+		}
+	}
+	return n, pss, private, nil
+}
+
+// resetPeak resets VmHWM to the current RSS (clear_refs 5).
+func resetPeak(pid int) error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}

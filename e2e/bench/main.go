@@ -1,0 +1,321 @@
+// Command bench measures the reconciler against the floor: the bare
+// containerd client creating and starting the same containers (same image,
+// same command) at the same concurrency, on the same containerd, in the same
+// run. It prints one row per measure (figure, floor, ratio or difference,
+// target, met) and writes the same as JSON with -json.
+//
+// It needs root, containerd and runc, like the e2e tests. It builds the
+// reconciler and the test image, starts a private containerd in a short
+// temporary directory (runtime.StartManaged), and drives the reconciler
+// binary as a subprocess. Everything it concludes comes from containerd
+// (its events, or a counting proxy on its socket) and /proc, never from the
+// reconciler's own status.
+//
+//	make bench          # the full run, several minutes
+//	make bench-smoke    # tiny N, seconds (part of make test)
+//
+// docs/benchmarks.md shows a run and how to read it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/go-logr/logr"
+
+	"github.com/warren/reconciler/e2e/imagebuild"
+	"github.com/warren/reconciler/pkg/runtime"
+)
+
+// Namespaces: the reconciler's (the default one) and the floor's own.
+const (
+	nsReconciler = runtime.DefaultNamespace
+	nsFloor      = "bench-floor"
+	nsRuntime    = "bench-runtime"
+)
+
+type config struct {
+	n, c, k      int
+	rounds       int
+	levels       []int
+	idleWindow   time.Duration
+	resync       time.Duration
+	grace        time.Duration
+	stops        int
+	pause        time.Duration
+	jsonOut      string
+	keep, strict bool
+}
+
+// gap is the quiet time that separates two resync passes in the call log.
+func (c config) gap() time.Duration { return min(time.Second, c.resync/4) }
+
+func main() { os.Exit(benchMain(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func benchMain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg config
+	var levels string
+	fs.IntVar(&cfg.n, "n", 100, "burst: tasks dropped at once (and floor containers)")
+	fs.IntVar(&cfg.c, "c", 4, "concurrency: the floor's and the reconciler's --workers")
+	fs.IntVar(&cfg.k, "k", 100, "single drop: trials")
+	fs.IntVar(&cfg.rounds, "rounds", 3, "burst: rounds (floor and reconciler alternate; medians are compared)")
+	fs.StringVar(&levels, "levels", "0,100,200", "idle cost and memory: running tasks at each step; CPU is measured at the last")
+	fs.DurationVar(&cfg.idleWindow, "idle-window", 60*time.Second, "idle CPU: length of the window")
+	fs.DurationVar(&cfg.resync, "resync", 30*time.Second, "the reconciler's --resync")
+	fs.DurationVar(&cfg.grace, "grace", 2*time.Second, "teardown: stopGracePeriod of tasks that ignore SIGTERM")
+	fs.IntVar(&cfg.stops, "stops", 4, "teardown: tasks stopped at once (at most -c, so that none waits for a worker)")
+	fs.DurationVar(&cfg.pause, "pause", 200*time.Millisecond, "quiet time between trials")
+	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file (- for stdout, instead of the table)")
+	fs.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (containerd and reconciler logs)")
+	fs.BoolVar(&cfg.strict, "strict", false, "exit 1 when a target is missed")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	for _, s := range strings.Split(levels, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || v < 0 || (len(cfg.levels) > 0 && v < cfg.levels[len(cfg.levels)-1]) {
+			fmt.Fprintf(stderr, "bench: -levels: want ascending counts such as 0,100,200, got %q\n", levels)
+			return 2
+		}
+		cfg.levels = append(cfg.levels, v)
+	}
+	if cfg.n < 1 || cfg.c < 1 || cfg.k < 1 || cfg.rounds < 1 || cfg.stops < 1 || cfg.resync <= 0 {
+		fmt.Fprintln(stderr, "bench: -n, -c, -k, -rounds, -stops and -resync must be positive")
+		return 2
+	}
+	if cfg.stops > cfg.c {
+		fmt.Fprintf(stderr, "bench: -stops %d is more than -c %d: the later stops would wait for a worker\n", cfg.stops, cfg.c)
+		return 2
+	}
+	if why := missing(); why != "" {
+		if os.Getenv("CI") == "true" {
+			fmt.Fprintf(stderr, "bench: CI=true and %s\n", why)
+			return 1
+		}
+		fmt.Fprintf(stderr, "bench: skipped: %s\n", why)
+		return 0
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	b := &bench{cfg: cfg, out: stderr}
+	err := b.run(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	rows := b.res.rows(cfg)
+	b.res.Rows = rows
+	if cfg.jsonOut != "-" {
+		printTable(stdout, rows)
+	}
+	if cfg.jsonOut != "" {
+		if err := writeJSON(cfg.jsonOut, stdout, &b.res); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+	}
+	if cfg.strict {
+		for _, r := range rows {
+			if r.Met == "no" {
+				return 1
+			}
+		}
+	}
+	return 0
+}
+
+// missing says what this machine lacks to run the benchmark, or "".
+func missing() string {
+	if os.Geteuid() != 0 {
+		return "not running as root"
+	}
+	for _, b := range []string{"containerd", "runc", "containerd-shim-runc-v2", "go"} {
+		if _, err := exec.LookPath(b); err != nil {
+			return b + " not found on PATH (apt-get install -y containerd runc)"
+		}
+	}
+	return ""
+}
+
+// bench is one run.
+type bench struct {
+	cfg    config
+	out    io.Writer
+	dir    string
+	bin    string // the reconciler binary
+	client *containerd.Client
+	rec    *recorder
+	res    results
+
+	floor   *rawClient   // the floor
+	seccomp *rawClient   // the floor with containerd's default seccomp profile
+	runtime *runtimeOnly // pkg/runtime alone
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.out, "bench: "+format+"\n", args...)
+}
+
+func (b *bench) run(ctx context.Context) (err error) {
+	dir, err := os.MkdirTemp("", "rcb")
+	if err != nil {
+		return err
+	}
+	b.dir = dir
+	defer func() {
+		if b.cfg.keep || err != nil {
+			b.logf("kept %s (logs: containerd in c/containerd.log, the reconcilers in s*/reconciler.log)", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	}()
+	b.res.Machine = describeMachine()
+	b.res.Source = sourceVersion(ctx)
+	b.res.Started = time.Now().UTC()
+	b.logf("load before: %s", b.res.Machine.LoadBefore)
+
+	bin := filepath.Join(dir, "reconciler")
+	b.bin = bin
+	b.logf("building the reconciler and the test image")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/warren/reconciler/cmd/reconciler").CombinedOutput(); err != nil {
+		return fmt.Errorf("build reconciler: %w\n%s", err, out)
+	}
+	images := filepath.Join(dir, "images")
+	archive := filepath.Join(images, "testapp.tar")
+	if err := imagebuild.Build(ctx, "github.com/warren/reconciler/e2e/testapp", imagebuild.DefaultRef, archive, dir); err != nil {
+		return err
+	}
+
+	logf, err := os.Create(filepath.Join(dir, "bench.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	mc, err := runtime.StartManaged(ctx, filepath.Join(dir, "c"), "containerd", logr.FromSlogHandler(slog.NewTextHandler(logf, nil)))
+	if err != nil {
+		return err
+	}
+	b.client, err = containerd.New(mc.Address())
+	if err != nil {
+		_ = mc.Stop(context.WithoutCancel(ctx))
+		return fmt.Errorf("connect to containerd: %w", err)
+	}
+	defer func() {
+		if werr := b.wipe(); werr != nil && err == nil {
+			err = werr
+		}
+		b.client.Close()
+		_ = mc.Stop(context.WithoutCancel(ctx))
+	}()
+	if v, err := b.client.Version(ctx); err == nil {
+		b.res.Machine.Containerd = v.Version
+	}
+	b.rec, err = record(ctx, b.client, nsFloor)
+	if err != nil {
+		return err
+	}
+	if b.floor, err = newRawClient(ctx, b.client, nsFloor, archive, imagebuild.DefaultRef, false); err != nil {
+		return err
+	}
+	if b.seccomp, err = newRawClient(ctx, b.client, nsFloor, archive, imagebuild.DefaultRef, true); err != nil {
+		return err
+	}
+	if b.runtime, err = newRuntimeOnly(ctx, mc.Address(), nsRuntime, images, filepath.Join(dir, "rt"), bin); err != nil {
+		return err
+	}
+	defer b.runtime.rt.Close()
+
+	// A reconciler for the latency, burst and teardown measures, on
+	// containerd directly.
+	man1 := filepath.Join(dir, "m1")
+	if err := os.MkdirAll(man1, 0o755); err != nil {
+		return err
+	}
+	d1, err := startDaemon(ctx, bin, mc.Address(), nsReconciler, man1, images, filepath.Join(dir, "s1"), b.cfg.c, b.cfg.resync)
+	if err != nil {
+		return err
+	}
+	b.res.Daemons = append(b.res.Daemons, d1.cmd.Args)
+	err = b.phases(ctx, d1, man1,
+		phase{"single drop", b.latency},
+		phase{"burst", b.burst},
+		phase{"teardown", b.teardown})
+	d1.stop()
+	if err != nil {
+		return err
+	}
+
+	// Another for the idle cost and memory, its calls counted by a proxy.
+	p, err := startProxy(filepath.Join(dir, "px.sock"), mc.Address())
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	man2 := filepath.Join(dir, "m2")
+	if err := os.MkdirAll(man2, 0o755); err != nil {
+		return err
+	}
+	d2, err := startDaemon(ctx, bin, p.socket, nsReconciler, man2, images, filepath.Join(dir, "s2"), b.cfg.c, b.cfg.resync)
+	if err != nil {
+		return err
+	}
+	b.res.Daemons = append(b.res.Daemons, d2.cmd.Args)
+	err = b.phases(ctx, d2, man2, phase{"idle", func(ctx context.Context, d *daemon, dir string) error {
+		return b.idle(ctx, p, d, dir)
+	}})
+	d2.stop()
+	b.res.Machine.LoadAfter = loadavg()
+	b.res.Finished = time.Now().UTC()
+	b.logf("load after: %s", b.res.Machine.LoadAfter)
+	return err
+}
+
+type phase struct {
+	name string
+	fn   func(ctx context.Context, d *daemon, dir string) error
+}
+
+// phases runs each phase in turn; a reconciler error line fails the run.
+func (b *bench) phases(ctx context.Context, d *daemon, dir string, ps ...phase) error {
+	for _, p := range ps {
+		b.logf("%s", p.name)
+		if err := p.fn(ctx, d, dir); err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+	}
+	if errs := d.errors(); len(errs) > 0 {
+		return fmt.Errorf("the reconciler logged %d errors, first: %s", len(errs), errs[0])
+	}
+	return nil
+}
+
+// wipe removes whatever containers are left in both namespaces (after a
+// failure), so that no shim outlives the run.
+func (b *bench) wipe() error {
+	if b.client == nil {
+		return nil
+	}
+	ctx := context.Background() // also after an interrupt
+	var errs []error
+	for _, ns := range []string{nsReconciler, nsFloor, nsRuntime} {
+		f := &rawClient{client: b.client, ns: ns}
+		errs = append(errs, f.wipe(ctx, 8))
+	}
+	return errors.Join(errs...)
+}
