@@ -39,7 +39,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	var rf runFlags
 	fs.IntVar(&rf.workers, "workers", 4, "tasks worked on at once")
 	fs.DurationVar(&rf.resync, "resync", 30*time.Second, "period of the full re-read of the directory and re-list of containerd")
-	fs.DurationVar(&rf.debounce, "debounce", 20*time.Millisecond, "quiet time after a file event before the directory is read")
+	fs.DurationVar(&rf.debounce, "debounce", desired.DefaultDebounce, "quiet time after a file event before the directory is read")
 	fs.StringVar(&rf.listen, "listen", "", "also serve the local API on this TCP address (e.g. 127.0.0.1:9090); off by default")
 	fs.StringVar(&rf.statusDir, "status-dir", "", "write each task's status as DIR/TASK.json (atomically); off by default")
 	fs.DurationVar(&rf.repull, "repull-interval", 0, "re-pull the images of imagePullPolicy: Always tasks this often and replace a container whose tag moved (auto-update); 0: off")

@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"io/fs"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // State is what the directory asks for at one moment.
@@ -31,22 +33,44 @@ type State struct {
 	Err error
 }
 
+// RemoveGrace is how long a manifest file that disappeared keeps its tasks
+// while the directory is still changing: a file is removed for good once the
+// directory's entries (its modification time) have not changed for this
+// long. Editors that save by renaming the original away (vim's
+// backupcopy=no, emacs' first save), `git checkout` and scripts that
+// re-create the directory and fill it again leave a file missing for a
+// moment before its new version exists; removing a task is never urgent.
+// The [Watcher] reads the directory again once the grace is over.
+const RemoveGrace = 200 * time.Millisecond
+
 // Loader loads a directory and remembers the last valid tasks of each file
 // (last known good). It is safe for concurrent use; loads are serialized.
 type Loader struct {
 	dir      string
 	insecure bool // the drop-directory guard is off (see guard.go)
 	uid      int  // the reconciler's own user, trusted by the guard besides root
+	grace    time.Duration
+	now      func() time.Time // injected in tests
 
 	mu       sync.Mutex
-	lastGood map[string][]Task // by file base name
+	lastGood map[string][]Task     // by file base name
+	parsed   map[string]parsedFile // by file base name: its last content and what it parsed to
+	parses   int                   // files parsed (not taken from parsed), for tests
+}
+
+// parsedFile is what one content of a file parsed to.
+type parsedFile struct {
+	sum [sha256.Size]byte
+	pts []parsedTask
+	err error
 }
 
 // NewLoader returns a Loader for dir. It reads nothing yet. Unless
 // [InsecureDir] is given, every load checks first who can write the
 // directory and its files (see guard.go).
 func NewLoader(dir string, opts ...LoaderOption) *Loader {
-	l := &Loader{dir: dir, uid: os.Geteuid(), lastGood: map[string][]Task{}}
+	l := &Loader{dir: dir, uid: os.Geteuid(), grace: RemoveGrace, now: time.Now,
+		lastGood: map[string][]Task{}, parsed: map[string]parsedFile{}}
 	for _, o := range opts {
 		o(l)
 	}
@@ -67,14 +91,33 @@ func NewLoader(dir string, opts ...LoaderOption) *Loader {
 // from one file to another works once both files are valid. A file that is
 // broken for a duplicate keeps its other tasks at their last known good too:
 // a file is applied whole or not at all.
+//
+// Writers are caught mid-write, so two transient states are not taken at
+// their word. An empty file (0 bytes: truncated, its new content not yet
+// written, as by `cp`, shell redirection or an editor that writes in place)
+// whose last known good has tasks is reported as broken and keeps them; an
+// empty file that had none is a valid file with no tasks. To remove the tasks
+// of a file, delete it or write a comment into it. A file that disappeared
+// keeps its tasks while the directory changed less than [RemoveGrace] ago
+// (unless another file defines them now: a file renamed). A file whose
+// content is the same as at the last load is not parsed again (touch, chmod,
+// a rewrite with the same bytes cost a read and a hash).
+//
+// When the directory is a symlink (git-sync, a ConfigMap-style layout) it is
+// resolved once per load, so that one load reads one revision even if the
+// link is swapped meanwhile.
 func (l *Loader) Load() State {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 
-	entries, err := readDir(l.dir)
+	dir := l.dir
+	if real, err := filepath.EvalSymlinks(l.dir); err == nil {
+		dir = real
+	}
+	entries, changed, err := readDir(l.dir, dir)
 	g := newGuard(l.uid)
 	if err == nil && !l.insecure {
-		err = g.checkDir(l.dir, l.dir)
+		err = g.checkDir(l.dir, dir)
 	}
 	if err != nil {
 		return State{Err: err}
@@ -87,7 +130,7 @@ func (l *Loader) Load() State {
 		if Ignored(name) {
 			continue
 		}
-		path := filepath.Join(l.dir, name)
+		path := filepath.Join(dir, name)
 		if e.IsDir() || isDirLink(path, e) {
 			continue // subdirectories are not read
 		}
@@ -98,7 +141,16 @@ func (l *Loader) Load() State {
 				continue
 			}
 		}
-		pts, err := readFile(path, name)
+		data, err := readFile(path, name)
+		if err != nil {
+			st.Broken[name] = err
+			continue
+		}
+		if len(data) == 0 && len(l.lastGood[name]) > 0 {
+			st.Broken[name] = &Error{File: name, Msg: "file is empty (being written?); its tasks keep their last valid spec until it has content; delete the file or write a comment into it to remove them"}
+			continue
+		}
+		pts, err := l.parse(name, data)
 		if err != nil {
 			st.Broken[name] = err
 			continue
@@ -110,9 +162,25 @@ func (l *Loader) Load() State {
 		delete(parsed, name)
 	}
 
+	// Files that disappeared while the directory is still changing keep
+	// their tasks a moment longer, after the files that are there.
+	var vanished []string
+	if age := l.now().Sub(changed); age < l.grace && age > -l.grace {
+		for name, tasks := range l.lastGood {
+			if len(tasks) > 0 && !slices.Contains(st.Files, name) {
+				vanished = append(vanished, name)
+			}
+		}
+		slices.Sort(vanished)
+	}
 	for name := range maps.Keys(l.lastGood) {
-		if !slices.Contains(st.Files, name) {
+		if !slices.Contains(st.Files, name) && !slices.Contains(vanished, name) {
 			delete(l.lastGood, name)
+		}
+	}
+	for name := range maps.Keys(l.parsed) {
+		if !slices.Contains(st.Files, name) {
+			delete(l.parsed, name)
 		}
 	}
 	for _, name := range st.Files {
@@ -132,7 +200,27 @@ func (l *Loader) Load() State {
 			}
 		}
 	}
+	for _, name := range vanished {
+		for _, t := range l.lastGood[name] {
+			if _, taken := st.Tasks[t.Metadata.Name]; !taken {
+				st.Tasks[t.Metadata.Name] = t.clone()
+			}
+		}
+	}
 	return st
+}
+
+// parse parses the content of file name, or returns what the same content
+// parsed to at the last load.
+func (l *Loader) parse(name string, data []byte) ([]parsedTask, error) {
+	sum := sha256.Sum256(data)
+	if p, ok := l.parsed[name]; ok && p.sum == sum {
+		return p.pts, p.err
+	}
+	l.parses++
+	pts, err := parseFile(name, data)
+	l.parsed[name] = parsedFile{sum: sum, pts: pts, err: err}
+	return pts, err
 }
 
 // claim is one file's definition of a task name.
@@ -207,20 +295,22 @@ func duplicateMsg(name string, c claim, all []claim) string {
 		name, strings.Join(others, " and "))
 }
 
-// readDir lists dir, sorted by name, with an error that names the directory.
-func readDir(dir string) ([]fs.DirEntry, error) {
-	fi, err := os.Stat(dir)
+// readDir lists path, sorted by name, with an error that names the
+// directory as the user gave it (name). changed is the modification time of
+// the directory: when an entry was last added, removed or renamed.
+func readDir(name, path string) (entries []fs.DirEntry, changed time.Time, err error) {
+	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("read manifests directory %s: %w", dir, err)
+		return nil, time.Time{}, fmt.Errorf("read manifests directory %s: %w", name, err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("read manifests directory %s: not a directory", dir)
+		return nil, time.Time{}, fmt.Errorf("read manifests directory %s: not a directory", name)
 	}
-	entries, err := os.ReadDir(dir)
+	entries, err = os.ReadDir(path)
 	if err != nil {
-		return nil, fmt.Errorf("read manifests directory %s: %w", dir, err)
+		return nil, time.Time{}, fmt.Errorf("read manifests directory %s: %w", name, err)
 	}
-	return entries, nil
+	return entries, fi.ModTime(), nil
 }
 
 // isDirLink reports whether e is a symlink to a directory.
@@ -232,9 +322,9 @@ func isDirLink(path string, e fs.DirEntry) bool {
 	return err == nil && fi.IsDir()
 }
 
-// readFile reads and parses one manifest file: a regular file, or a symlink
-// to one, of at most MaxFileSize bytes.
-func readFile(path, name string) ([]parsedTask, error) {
+// readFile reads one manifest file: a regular file, or a symlink to one, of
+// at most MaxFileSize bytes.
+func readFile(path, name string) ([]byte, error) {
 	// O_NONBLOCK: if the name was swapped for a FIFO since the listing,
 	// opening it must not hang the loader.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -259,7 +349,7 @@ func readFile(path, name string) ([]parsedTask, error) {
 	if len(data) > MaxFileSize {
 		return nil, tooLarge(name)
 	}
-	return parseFile(name, data)
+	return data, nil
 }
 
 // fileKind names the kind of a file that is not a regular one.

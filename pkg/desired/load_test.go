@@ -2,6 +2,7 @@ package desired
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func manifest(name, image string) string {
@@ -63,6 +65,7 @@ func mapsEqual(a, b map[string]string) bool {
 func TestLoaderLastKnownGood(t *testing.T) {
 	dir := t.TempDir()
 	l := NewLoader(dir)
+	l.grace = 0 // deletions at once (TestLoaderVanishedFileGrace has the grace)
 	writeFile(t, dir, "web.yaml", manifest("web", "nginx:1"))
 	writeFile(t, dir, "db.yaml", manifest("db", "postgres:16"))
 	checkState(t, l.Load(), map[string]string{"web": "nginx:1@web.yaml", "db": "postgres:16@db.yaml"})
@@ -121,6 +124,7 @@ func TestLoaderStateIsACopy(t *testing.T) {
 func TestLoaderDuplicateAcrossFiles(t *testing.T) {
 	dir := t.TempDir()
 	l := NewLoader(dir)
+	l.grace = 0 // deletions at once (TestLoaderVanishedFileGrace has the grace)
 	writeFile(t, dir, "a.yaml", manifest("web", "nginx:a"))
 	writeFile(t, dir, "b.yaml", manifest("db", "postgres")+"---\n"+manifest("web", "nginx:b"))
 	// Both definitions are errors, in both files; neither file was ever
@@ -333,5 +337,162 @@ func TestIgnored(t *testing.T) {
 		if got := Ignored(tt.name); got != tt.ignored {
 			t.Errorf("Ignored(%q) = %v, want %v", tt.name, got, tt.ignored)
 		}
+	}
+}
+
+// TestLoaderEmptyFile: an empty file is what a writer leaves between
+// truncating a file and writing its new content (cp, shell redirection,
+// editors that write in place). It keeps the last known good tasks; an empty
+// file that never had tasks is simply a file with none.
+func TestLoaderEmptyFile(t *testing.T) {
+	dir := t.TempDir()
+	l := NewLoader(dir)
+	writeFile(t, dir, "web.yaml", manifest("web", "nginx:1"))
+	writeFile(t, dir, "new.yaml", "")
+	checkState(t, l.Load(), map[string]string{"web": "nginx:1@web.yaml"})
+
+	writeFile(t, dir, "web.yaml", "")
+	st := l.Load()
+	checkState(t, st, map[string]string{"web": "nginx:1@web.yaml"}, "web.yaml")
+	if got := st.Broken["web.yaml"].Error(); !strings.HasPrefix(got, "web.yaml: file is empty") {
+		t.Errorf("Broken[web.yaml] = %q", got)
+	}
+	writeFile(t, dir, "web.yaml", manifest("web", "nginx:2"))
+	checkState(t, l.Load(), map[string]string{"web": "nginx:2@web.yaml"})
+
+	// A comment is content: the tasks go. Emptied after that, nothing to keep.
+	writeFile(t, dir, "web.yaml", "# retired\n")
+	checkState(t, l.Load(), map[string]string{})
+	writeFile(t, dir, "web.yaml", "")
+	checkState(t, l.Load(), map[string]string{})
+}
+
+// TestLoaderParsesChangedContentOnly: a file whose bytes did not change is not
+// parsed again; one whose bytes changed is, also back to an earlier content.
+func TestLoaderParsesChangedContentOnly(t *testing.T) {
+	dir := t.TempDir()
+	l := NewLoader(dir)
+	writeFile(t, dir, "web.yaml", manifest("web", "nginx:1"))
+	writeFile(t, dir, "bad.yaml", "broken: [\n")
+	l.Load()
+	if l.parses != 2 {
+		t.Fatalf("parses = %d, want 2", l.parses)
+	}
+	now := time.Now().Add(time.Minute)
+	must(t, os.Chtimes(filepath.Join(dir, "web.yaml"), now, now))
+	writeFile(t, dir, "bad.yaml", "broken: [\n")
+	st := l.Load()
+	checkState(t, st, map[string]string{"web": "nginx:1@web.yaml"}, "bad.yaml")
+	if l.parses != 2 {
+		t.Errorf("unchanged files were parsed again: parses = %d, want 2", l.parses)
+	}
+	writeFile(t, dir, "web.yaml", manifest("web", "nginx:2"))
+	checkState(t, l.Load(), map[string]string{"web": "nginx:2@web.yaml"}, "bad.yaml")
+	writeFile(t, dir, "web.yaml", manifest("web", "nginx:1"))
+	checkState(t, l.Load(), map[string]string{"web": "nginx:1@web.yaml"}, "bad.yaml")
+	if l.parses != 4 {
+		t.Errorf("parses = %d, want 4", l.parses)
+	}
+	// A file renamed is another file: parsed under its new name.
+	must(t, os.Rename(filepath.Join(dir, "web.yaml"), filepath.Join(dir, "site.yaml")))
+	checkState(t, l.Load(), map[string]string{"web": "nginx:1@site.yaml"}, "bad.yaml")
+}
+
+// TestLoaderSymlinkLayouts reads the two symlink layouts of GitOps tools: the
+// directory a symlink to the checked-out revision (git-sync), and the
+// Kubernetes ConfigMap volume (each file a symlink through "..data", itself
+// a link to a hidden, timestamped directory).
+func TestLoaderSymlinkLayouts(t *testing.T) {
+	root := t.TempDir()
+	must(t, os.Mkdir(filepath.Join(root, "rev1"), 0o755))
+	writeFile(t, filepath.Join(root, "rev1"), "web.yaml", manifest("web", "nginx:1"))
+	must(t, os.Symlink("rev1", filepath.Join(root, "current")))
+	checkState(t, NewLoader(filepath.Join(root, "current")).Load(), map[string]string{"web": "nginx:1@web.yaml"})
+
+	cm := filepath.Join(root, "cm")
+	must(t, os.MkdirAll(filepath.Join(cm, "..2026_01_02_15_04_05.1"), 0o755))
+	writeFile(t, filepath.Join(cm, "..2026_01_02_15_04_05.1"), "web.yaml", manifest("web", "nginx:1"))
+	writeFile(t, filepath.Join(cm, "..2026_01_02_15_04_05.1"), "db.yaml", manifest("db", "postgres"))
+	must(t, os.Symlink("..2026_01_02_15_04_05.1", filepath.Join(cm, "..data")))
+	for _, f := range []string{"web.yaml", "db.yaml"} {
+		must(t, os.Symlink(filepath.Join("..data", f), filepath.Join(cm, f)))
+	}
+	st := NewLoader(cm).Load()
+	checkState(t, st, map[string]string{"web": "nginx:1@web.yaml", "db": "postgres@db.yaml"})
+	if want := []string{"db.yaml", "web.yaml"}; !slices.Equal(st.Files, want) {
+		t.Errorf("Files = %v, want %v", st.Files, want)
+	}
+}
+
+// BenchmarkLoad1000Cold loads 1,000 files with a new Loader each time, so
+// every file is parsed (BenchmarkLoad1000 reuses its Loader: after the first
+// load it measures listing, reading and hashing unchanged files).
+func BenchmarkLoad1000Cold(b *testing.B) {
+	dir := b.TempDir()
+	for i := range 1000 {
+		writeFile(b, dir, fmt.Sprintf("task-%04d.yaml", i), benchManifest(i))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if st := NewLoader(dir).Load(); len(st.Tasks) != 1000 {
+			b.Fatalf("tasks %d", len(st.Tasks))
+		}
+	}
+}
+
+// TestLoaderVanishedFileGrace: a file that disappeared keeps its tasks while
+// the directory changed less than RemoveGrace ago (an editor's save by
+// rename, a directory re-created and refilled), unless another file defines
+// them now; after that it is gone.
+func TestLoaderVanishedFileGrace(t *testing.T) {
+	dir := t.TempDir()
+	l := NewLoader(dir)
+	var later time.Duration // how far the loader's clock is ahead
+	l.now = func() time.Time { return time.Now().Add(later) }
+	writeFile(t, dir, "web.yaml", manifest("web", "nginx:1"))
+	writeFile(t, dir, "db.yaml", manifest("db", "postgres"))
+	checkState(t, l.Load(), map[string]string{"web": "nginx:1@web.yaml", "db": "postgres@db.yaml"})
+
+	// vim: renamed to web.yaml~, the new file not there yet.
+	must(t, os.Rename(filepath.Join(dir, "web.yaml"), filepath.Join(dir, "web.yaml~")))
+	st := l.Load()
+	checkState(t, st, map[string]string{"web": "nginx:1@web.yaml", "db": "postgres@db.yaml"})
+	if slices.Contains(st.Files, "web.yaml") {
+		t.Errorf("Files = %v: web.yaml is not there", st.Files)
+	}
+	writeFile(t, dir, "web.yaml", manifest("web", "nginx:2"))
+	checkState(t, l.Load(), map[string]string{"web": "nginx:2@web.yaml", "db": "postgres@db.yaml"})
+
+	// Renamed within: the new file defines the task at once.
+	must(t, os.Rename(filepath.Join(dir, "web.yaml"), filepath.Join(dir, "site.yaml")))
+	checkState(t, l.Load(), map[string]string{"web": "nginx:2@site.yaml", "db": "postgres@db.yaml"})
+
+	// Removed: kept during the grace, gone after it.
+	must(t, os.Remove(filepath.Join(dir, "db.yaml")))
+	checkState(t, l.Load(), map[string]string{"web": "nginx:2@site.yaml", "db": "postgres@db.yaml"})
+	later = RemoveGrace
+	checkState(t, l.Load(), map[string]string{"web": "nginx:2@site.yaml"})
+	later = 0
+	// ...and forgotten: a later change of the directory does not bring it back.
+	writeFile(t, dir, "other.yaml", manifest("other", "busybox"))
+	checkState(t, l.Load(), map[string]string{"web": "nginx:2@site.yaml", "other": "busybox@other.yaml"})
+
+	// The directory deleted and re-created: its files keep their tasks
+	// while it is new and filling up.
+	must(t, os.RemoveAll(dir))
+	if st := l.Load(); st.Err == nil {
+		t.Fatal("Load of a missing directory: Err is nil")
+	}
+	must(t, os.Mkdir(dir, 0o755))
+	checkState(t, l.Load(), map[string]string{"web": "nginx:2@site.yaml", "other": "busybox@other.yaml"})
+	writeFile(t, dir, "site.yaml", manifest("web", "nginx:2"))
+	later = RemoveGrace
+	checkState(t, l.Load(), map[string]string{"web": "nginx:2@site.yaml"})
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
