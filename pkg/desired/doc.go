@@ -38,6 +38,15 @@
 // default written out or left out, or a field added to the schema later,
 // does not change it.
 //
+// Transient states. Writers pass through states that must not delete a
+// task: a file truncated before it is written again is empty, and an editor
+// that saves by renaming the old file away leaves a moment with no file at
+// all. So an empty file keeps its tasks' last good spec (it is reported as
+// broken), and a file that vanished keeps its tasks while the directory was
+// changed less than [RemoveGrace] ago, unless another file now defines them;
+// the watcher reads the directory again once that grace is over. A file whose
+// content is unchanged is not parsed again.
+//
 // The JSON Schema of a manifest ([JSONSchema]) is generated from the same
 // types, enums and patterns that validation uses; manifests/task.schema.json
 // is its committed copy.
