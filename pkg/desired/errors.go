@@ -28,6 +28,11 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, ":%d", e.Line)
 	}
 	b.WriteString(": ")
+	if e.Doc > 0 {
+		// Documents after the first are named too: in a file of many,
+		// the task a line belongs to is not always obvious.
+		fmt.Fprintf(&b, "document %d: ", e.Doc+1)
+	}
 	if e.Field != "" {
 		b.WriteString(e.Field)
 		b.WriteString(": ")

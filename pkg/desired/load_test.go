@@ -133,7 +133,7 @@ func TestLoaderDuplicateAcrossFiles(t *testing.T) {
 	checkState(t, st, map[string]string{}, "a.yaml", "b.yaml")
 	for file, want := range map[string]string{
 		"a.yaml": `a.yaml:3: metadata.name: task "web" is also defined in b.yaml:8; neither definition is applied, the task keeps its previous spec until only one file defines it`,
-		"b.yaml": `b.yaml:8: metadata.name: task "web" is also defined in a.yaml:3; neither definition is applied, the task keeps its previous spec until only one file defines it`,
+		"b.yaml": `b.yaml:8: document 2: metadata.name: task "web" is also defined in a.yaml:3; neither definition is applied, the task keeps its previous spec until only one file defines it`,
 	} {
 		if got := st.Broken[file].Error(); got != want {
 			t.Errorf("Broken[%s] = %q, want %q", file, got, want)

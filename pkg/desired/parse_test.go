@@ -209,11 +209,11 @@ func TestParseDocuments(t *testing.T) {
 		{name: "three documents", in: doc("a") + "---\n" + doc("b") + "--- \t# c next\n" + doc("c"), wantNames: []string{"a", "b", "c"}},
 		{name: "crlf and byte order mark", in: "\ufeff" + strings.ReplaceAll(doc("a")+"---\n"+doc("b"), "\n", "\r\n"), wantNames: []string{"a", "b"}},
 		{name: "error lines count from the file, not the document", in: doc("a") + "---\n# comment\n" + strings.Replace(doc("b"), "busybox", "Busy:Box", 1),
-			wantErrs: []string{`f.yaml:10: spec.image: invalid image reference "Busy:Box": invalid reference format: repository name (library/Busy) must be lowercase`}},
+			wantErrs: []string{`f.yaml:10: document 2: spec.image: invalid image reference "Busy:Box": invalid reference format: repository name (library/Busy) must be lowercase`}},
 		{name: "duplicate name in one file", in: doc("a") + "---\n" + doc("a"),
-			wantErrs: []string{`f.yaml:8: metadata.name: duplicate task name "a", first defined at line 3`}},
+			wantErrs: []string{`f.yaml:8: document 2: metadata.name: duplicate task name "a", first defined at line 3`}},
 		{name: "a broken document breaks the file", in: doc("a") + "---\nkind: Task\n",
-			wantErrs: []string{`f.yaml:6: apiVersion: required, must be "warren/v1"`}},
+			wantErrs: []string{`f.yaml:6: document 2: apiVersion: required, must be "warren/v1"`}},
 		{name: "document that is not a mapping", in: "---\n- a\n- b\n",
 			wantErrs: []string{`f.yaml:2: document must be a mapping with apiVersion, kind, metadata and spec, got a list`}},
 		{name: "separator with content is not a separator", in: doc("a") + "--- {a: b}\n",
@@ -227,7 +227,7 @@ func TestParseDocuments(t *testing.T) {
 		{name: "errors in two documents", in: strings.Replace(doc("a"), "a}", "A}", 1) + "---\n" + strings.Replace(doc("b"), "Task", "Job", 1),
 			wantErrs: []string{
 				`f.yaml:3: metadata.name: must be a DNS-1123 label (at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit), got "A"`,
-				`f.yaml:7: kind: must be "Task", got "Job"`,
+				`f.yaml:7: document 2: kind: must be "Task", got "Job"`,
 			}},
 	}
 	for _, tt := range tests {
