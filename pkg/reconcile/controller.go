@@ -34,6 +34,13 @@ type Puller interface {
 	Pull(ctx context.Context, ref string) (digest string, err error)
 }
 
+// ImageChecker says whether an image is on the node already. It is optional:
+// with it, a create that has to fetch its image first shows the phase
+// Pulling instead of Creating.
+type ImageChecker interface {
+	HasImage(ctx context.Context, ref string) (bool, error)
+}
+
 // ExitWatcher reports task exits as they happen. It is optional: without it
 // an exit is seen at the next resync.
 type ExitWatcher interface {
@@ -620,7 +627,13 @@ func (c *Controller) apply(ctx context.Context, a Action, st TaskStatus) error {
 	switch a.Op {
 	case OpCreate:
 		t := a.Desired
-		c.setStatus(withPhase(st, PhaseCreating, "creating container "+a.ContainerID))
+		phase, msg := PhaseCreating, "creating container "+a.ContainerID
+		if ic, ok := c.rt.(ImageChecker); ok {
+			if has, err := ic.HasImage(ctx, t.Spec.Image); err == nil && (!has || t.Spec.ImagePullPolicy == desired.PullAlways) {
+				phase, msg = PhasePulling, "pulling "+t.Spec.Image+" for container "+a.ContainerID
+			}
+		}
+		c.setStatus(withPhase(st, phase, msg))
 		log.Info("creating container", "image", t.Spec.Image)
 		labels := observed.Labels(t.Metadata.Name, t.Hash(), t.Source, t.Spec.StopSig(), t.Spec.StopGrace())
 		return c.rt.Create(ctx, a.ContainerID, *t, labels)

@@ -142,6 +142,14 @@ func (f *fakeRuntime) Pull(ctx context.Context, ref string) (string, error) {
 	return d, nil
 }
 
+// HasImage says an image is present when the test gave it a digest.
+func (f *fakeRuntime) HasImage(ctx context.Context, ref string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.digests[ref]
+	return ok, nil
+}
+
 // setDigest points the image's tag at digest, as a push to a registry would.
 func (f *fakeRuntime) setDigest(ref, digest string) {
 	f.mu.Lock()

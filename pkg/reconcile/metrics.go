@@ -99,7 +99,7 @@ func (p phaseCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-var allPhases = []Phase{PhasePending, PhaseCreating, PhaseRunning, PhaseStopping, PhaseRestarting,
+var allPhases = []Phase{PhasePending, PhasePulling, PhaseCreating, PhaseRunning, PhaseStopping, PhaseRestarting,
 	PhaseCrashLoopBackOff, PhaseCompleted, PhaseFailed, PhaseInvalid, PhaseBlocked, PhaseError}
 
 func (m *Metrics) observeAction(op Op, d time.Duration, err error) {

@@ -60,6 +60,7 @@ reconciler_tasks{phase="Error"} 0
 reconciler_tasks{phase="Failed"} 0
 reconciler_tasks{phase="Invalid"} 0
 reconciler_tasks{phase="Pending"} 0
+reconciler_tasks{phase="Pulling"} 0
 reconciler_tasks{phase="Restarting"} 0
 reconciler_tasks{phase="Running"} 1
 reconciler_tasks{phase="Stopping"} 0

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -307,5 +308,35 @@ func TestResyncOfANodeInSyncListsOnce(t *testing.T) {
 		if len(calls) != 1 || calls[0].Op != opList || calls[0].ID != "" {
 			t.Fatalf("pass %d over 50 tasks in sync made %d calls: %v", pass, len(calls), callStrings(calls))
 		}
+	}
+}
+
+func TestPhasePullingWhileTheImageIsFetched(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		present bool
+		policy  string
+		want    Phase
+	}{
+		{"absent image", false, "IfNotPresent", PhasePulling},
+		{"present image", true, "IfNotPresent", PhaseCreating},
+		{"Always pulls", true, "Always", PhasePulling},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := newFakeRuntime()
+			if tc.present {
+				rt.setDigest(testImage, "sha256:aaa")
+			}
+			web := taskWith(t, "web", "  imagePullPolicy: "+tc.policy+"\n")
+			release := rt.block(OpCreate, idOf(web))
+			defer release()
+			c, _ := startController(t, rt, Config{Workers: 2}, stateOf(web))
+			st := waitPhase(t, c, "web", tc.want)
+			if tc.want == PhasePulling && !strings.Contains(st.Message, "pulling "+testImage) {
+				t.Errorf("message %q", st.Message)
+			}
+			release()
+			waitPhase(t, c, "web", PhaseRunning)
+		})
 	}
 }

@@ -17,6 +17,7 @@ type Phase string
 // Phases of a task.
 const (
 	PhasePending          Phase = "Pending"          // desired, nothing created yet
+	PhasePulling          Phase = "Pulling"          // its image is being pulled or imported
 	PhaseCreating         Phase = "Creating"         // image made available, container being created
 	PhaseRunning          Phase = "Running"          // its process runs
 	PhaseStopping         Phase = "Stopping"         // being stopped (replacement or removal)
