@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -213,9 +214,21 @@ func TestRuntimeNetwork(t *testing.T) {
 	}()
 	addr := l.Addr().String()
 	e := newRT(t, "e2e-rt-net")
-	host := e.run(taskYAML("nethost", "network: host", envYAML("CONNECT", addr)))
+	host := e.run(taskYAML("nethost", "network: host", envYAML("CONNECT", addr, "PRINT_HOSTNAME", "true", "INSPECT", "/etc/resolv.conf")))
 	none := e.run(taskYAML("netnone", "network: none", envYAML("CONNECT", addr, "INSPECT", "/proc/net/dev")))
 	e.waitOutput(host, `connect `+addr+`: ok`)
+	// The host's name and resolver are usable from a host-network task.
+	hostname, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitOutput(host, `hostname: `+regexp.QuoteMeta(hostname)+` <nil>`)
+	if resolv, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+		m := e.waitOutput(host, `inspect /etc/resolv.conf: .*content="(.*)"`)
+		if got := strings.ReplaceAll(m[1], `\n`, "\n"); strings.TrimSpace(got) != strings.TrimSpace(string(resolv)) {
+			t.Errorf("resolv.conf in a host-network task:\n%s\nwant the host's:\n%s", got, resolv)
+		}
+	}
 	e.waitOutput(none, `connect `+addr+`: error: .*connection refused`)
 	m := e.waitOutput(none, `inspect /proc/net/dev: .*content="(.*)"`)
 	ifaces := strings.Split(strings.TrimSpace(strings.ReplaceAll(m[1], `\n`, "\n")), "\n")[2:]

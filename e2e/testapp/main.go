@@ -37,6 +37,7 @@ func main() {
 	termDelay := fs.Duration("term-delay", 0, "on SIGTERM, wait this long before exiting")
 	tick := fs.Duration("tick", 0, "print a line to stdout at this interval (0: never)")
 	printEnv := fs.Bool("print-env", false, "print the environment at start, sorted")
+	printHost := fs.Bool("print-hostname", false, "print the hostname at start")
 	printSec := fs.Bool("print-security", false, "print uid, gid, cwd and the CapEff, Seccomp and NoNewPrivs lines of /proc/self/status")
 	allocMiB := fs.Int("alloc-mib", 0, "allocate and touch this many MiB at start, then keep them")
 	writeFile := fs.String("write-file", "", "comma-separated files: try to write -write-content (or -write-bytes zero bytes) to each at start")
@@ -61,6 +62,10 @@ func main() {
 		}
 	}
 
+	if *printHost {
+		h, err := os.Hostname()
+		fmt.Printf("hostname: %s %v\n", h, err)
+	}
 	if *printSec {
 		wd, _ := os.Getwd()
 		fmt.Printf("testapp: identity: uid=%d gid=%d cwd=%s\n", os.Getuid(), os.Getgid(), wd)
