@@ -53,6 +53,7 @@ bench: deps ## benchmarks against raw containerd, several minutes (as root): tab
 	$(GO) test -run '^$$' -bench $(GO_BENCHES) ./pkg/reconcile/ ./pkg/desired/
 
 bench-smoke: ## the benchmarks with tiny N, in seconds (part of make test), so that they never rot
+	$(GO) test -count=1 ./e2e/bench/
 	$(GO) run ./e2e/bench -n 3 -c 2 -k 3 -rounds 1 -levels 0,2 -idle-window 2s -resync 1s -grace 1s -stops 2 -pause 50ms
 	$(GO) test -run '^$$' -bench $(GO_BENCHES) -benchtime 1x ./pkg/reconcile/ ./pkg/desired/
 

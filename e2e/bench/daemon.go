@@ -24,6 +24,7 @@ type daemon struct {
 	state string
 	done  chan struct{}
 	http  *http.Client
+	pprof string // host:port of the profiling endpoint ("" without -pprof)
 
 	mu    sync.Mutex
 	lines []logLine
@@ -40,7 +41,7 @@ type logLine struct {
 
 // startDaemon runs `reconciler run` on manifests against the containerd at
 // address with JSON logs, and waits until it has done its first sync.
-func startDaemon(ctx context.Context, bin, address, ns, manifests, images, state string, workers int, resync time.Duration) (*daemon, error) {
+func startDaemon(ctx context.Context, bin, address, ns, manifests, images, state string, workers int, resync time.Duration, pprof bool) (*daemon, error) {
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return nil, err
 	}
@@ -54,6 +55,15 @@ func startDaemon(ctx context.Context, bin, address, ns, manifests, images, state
 		return nil, err
 	}
 	d := &daemon{cmd: exec.Command(bin, args...), state: state, done: make(chan struct{}), file: logf}
+	if pprof {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		d.pprof = l.Addr().String()
+		l.Close()
+		d.cmd.Env = append(os.Environ(), "RECONCILER_PPROF="+d.pprof) // see cmd/reconciler/pprof.go
+	}
 	sock := filepath.Join(state, "reconciler.sock")
 	d.http = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -175,6 +185,9 @@ func (d *daemon) metrics(ctx context.Context) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Uncompressed: a gzip writer would add its buffers to the memory
+	// measured.
+	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := d.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("read metrics: %w", err)
@@ -197,6 +210,39 @@ func (d *daemon) metrics(ctx context.Context) (map[string]float64, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+// profile saves a profile of the reconciler to path: "heap" (after a GC)
+// or "cpu" over the given time. Without -pprof it does nothing.
+func (d *daemon) profile(ctx context.Context, kind string, over time.Duration, path string) error {
+	if d.pprof == "" {
+		return nil
+	}
+	url := "http://" + d.pprof + "/debug/pprof/heap?gc=1"
+	if kind == "cpu" {
+		url = fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", d.pprof, max(1, int(over.Round(time.Second).Seconds())))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // userHZ is the unit of the times in /proc/PID/stat (USER_HZ, 100 on every

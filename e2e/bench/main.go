@@ -57,6 +57,7 @@ type config struct {
 	stops        int
 	pause        time.Duration
 	jsonOut      string
+	pprof        string // directory for profiles of the reconciler ("" none)
 	keep, strict bool
 }
 
@@ -81,6 +82,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.stops, "stops", 4, "teardown: tasks stopped at once (at most -c, so that none waits for a worker)")
 	fs.DurationVar(&cfg.pause, "pause", 200*time.Millisecond, "quiet time between trials")
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file (- for stdout, instead of the table)")
+	fs.StringVar(&cfg.pprof, "pprof", "", "build the reconciler with -tags pprof and save its profiles here: CPU over the first burst and the idle window, heap at each idle level (the figures of such a run are not the reference ones)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (containerd and reconciler logs)")
 	fs.BoolVar(&cfg.strict, "strict", false, "exit 1 when a target is missed")
 	if err := fs.Parse(args); err != nil {
@@ -193,7 +195,14 @@ func (b *bench) run(ctx context.Context) (err error) {
 	bin := filepath.Join(dir, "reconciler")
 	b.bin = bin
 	b.logf("building the reconciler and the test image")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/warren/reconciler/cmd/reconciler").CombinedOutput(); err != nil {
+	buildArgs := []string{"build", "-o", bin}
+	if b.cfg.pprof != "" {
+		if err := os.MkdirAll(b.cfg.pprof, 0o755); err != nil {
+			return err
+		}
+		buildArgs = append(buildArgs, "-tags", "pprof")
+	}
+	if out, err := exec.CommandContext(ctx, "go", append(buildArgs, "github.com/warren/reconciler/cmd/reconciler")...).CombinedOutput(); err != nil {
 		return fmt.Errorf("build reconciler: %w\n%s", err, out)
 	}
 	images := filepath.Join(dir, "images")
@@ -247,7 +256,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(man1, 0o755); err != nil {
 		return err
 	}
-	d1, err := startDaemon(ctx, bin, mc.Address(), nsReconciler, man1, images, filepath.Join(dir, "s1"), b.cfg.c, b.cfg.resync)
+	d1, err := startDaemon(ctx, bin, mc.Address(), nsReconciler, man1, images, filepath.Join(dir, "s1"), b.cfg.c, b.cfg.resync, b.cfg.pprof != "")
 	if err != nil {
 		return err
 	}
@@ -271,7 +280,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(man2, 0o755); err != nil {
 		return err
 	}
-	d2, err := startDaemon(ctx, bin, p.socket, nsReconciler, man2, images, filepath.Join(dir, "s2"), b.cfg.c, b.cfg.resync)
+	d2, err := startDaemon(ctx, bin, p.socket, nsReconciler, man2, images, filepath.Join(dir, "s2"), b.cfg.c, b.cfg.resync, b.cfg.pprof != "")
 	if err != nil {
 		return err
 	}

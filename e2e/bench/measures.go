@@ -110,6 +110,17 @@ func (b *bench) burst(ctx context.Context, d *daemon, dir string) error {
 		raw(b.seccomp, "sc", &b.res.Seccomp.BurstSeconds),
 		raw(b.runtime, "rt", &b.res.Runtime.BurstSeconds),
 		{"reconciler", func(ctx context.Context, r int) (time.Duration, error) {
+			if r == 0 && d.pprof != "" && len(b.res.Floor.BurstSeconds) > 0 {
+				// A CPU profile over the first burst: twice the floor's time.
+				over := time.Duration(2*b.res.Floor.BurstSeconds[0]*float64(time.Second)) + time.Second
+				done := make(chan error, 1)
+				go func() { done <- d.profile(ctx, "cpu", over, filepath.Join(b.cfg.pprof, "burst.cpu.pprof")) }()
+				defer func() {
+					if err := <-done; err != nil {
+						b.logf("profile: %v", err)
+					}
+				}()
+			}
 			return b.dropBurst(ctx, d, dir, names(fmt.Sprintf("burst%d", r), 0, n))
 		}, &b.res.Reconciler.BurstSeconds},
 	})
@@ -245,17 +256,9 @@ func (b *bench) idle(ctx context.Context, p *countingProxy, d *daemon, dir strin
 		if err := p.waitQuiet(ctx, gap, 5*time.Minute); err != nil {
 			return fmt.Errorf("idle level %d: %w", level, err)
 		}
-		before, err := d.metrics(ctx)
-		if err != nil {
-			return err
-		}
 		pass, err := b.onePass(ctx, p, gap)
 		if err != nil {
 			return fmt.Errorf("idle level %d: %w", level, err)
-		}
-		after, err := d.metrics(ctx)
-		if err != nil {
-			return err
 		}
 		m, err := memory(d.pid())
 		if err != nil {
@@ -267,13 +270,15 @@ func (b *bench) idle(ctx context.Context, p *countingProxy, d *daemon, dir strin
 		}
 		lv := levelResult{
 			N: level, Calls: len(pass), Methods: methods(pass),
-			PassSeconds:      passTime(pass),
-			ListSeconds:      meanDelta(before, after, "reconciler_resync_duration_seconds"),
-			ReconcileSeconds: sumDelta(before, after, "reconciler_reconcile_duration_seconds_sum"),
-			PeakBytes:        m.Peak, RSSBytes: m.RSS, AnonBytes: m.Anon,
+			PassSeconds: passTime(pass),
+			ListSeconds: passTime(pass[:min(2, len(pass))]),
+			PeakBytes:   m.Peak, RSSBytes: m.RSS, AnonBytes: m.Anon,
 			LogDrivers: nd, LogDriversPSS: pss, LogDriversPrivate: private,
 		}
 		b.res.Idle.Levels = append(b.res.Idle.Levels, lv)
+		if err := d.profile(ctx, "heap", 0, filepath.Join(b.cfg.pprof, fmt.Sprintf("idle-%d.heap.pprof", level))); err != nil {
+			return err
+		}
 		b.logf("idle N=%d: %d containerd calls in one resync pass %v, pass %s (listing %s), memory peak %s, resident %s (anonymous %s); %d log drivers: PSS %s, private %s",
 			level, lv.Calls, lv.Methods, ms(lv.PassSeconds), ms(lv.ListSeconds), mib(m.Peak), mib(m.RSS), mib(m.Anon), nd, mib(pss), mib(private))
 	}
@@ -287,7 +292,13 @@ func (b *bench) idle(ctx context.Context, p *countingProxy, d *daemon, dir strin
 	}
 	began := time.Now()
 	b.logf("idle N=%d: measuring CPU over %s", prev, b.cfg.idleWindow)
-	pause(ctx, b.cfg.idleWindow)
+	if d.pprof != "" {
+		if err := d.profile(ctx, "cpu", b.cfg.idleWindow, filepath.Join(b.cfg.pprof, "idle.cpu.pprof")); err != nil {
+			return err
+		}
+	} else {
+		pause(ctx, b.cfg.idleWindow)
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -307,6 +318,11 @@ func (b *bench) idle(ctx context.Context, p *countingProxy, d *daemon, dir strin
 	b.res.Idle.Passes = len(clusters(calls, gap))
 	b.res.Idle.Calls = len(countable(calls))
 	b.res.Idle.RSSBytes = m.RSS
+	// The reconciler's own figure for its listings, over the whole run
+	// (read after the window: a scrape costs it CPU and memory).
+	if mt, err := d.metrics(ctx); err == nil && mt["reconciler_resync_duration_seconds_count"] > 0 {
+		b.res.Idle.ResyncMetricMean = mt["reconciler_resync_duration_seconds_sum"] / mt["reconciler_resync_duration_seconds_count"]
+	}
 	b.logf("idle N=%d: CPU %s over %s (%.3f%% of a core), %d passes, %d calls, resident %s",
 		prev, ms(b.res.Idle.CPUSeconds), secs(window.Seconds()), 100*b.res.Idle.CPUSeconds/window.Seconds(),
 		b.res.Idle.Passes, b.res.Idle.Calls, mib(m.RSS))
@@ -402,18 +418,6 @@ func methods(cs []call) map[string]int {
 		out[strings.TrimPrefix(filepath.Base(filepath.Dir(c.Method)), "containerd.services.")+"/"+filepath.Base(c.Method)]++
 	}
 	return out
-}
-
-func meanDelta(before, after map[string]float64, hist string) float64 {
-	n := after[hist+"_count"] - before[hist+"_count"]
-	if n <= 0 {
-		return 0
-	}
-	return (after[hist+"_sum"] - before[hist+"_sum"]) / n
-}
-
-func sumDelta(before, after map[string]float64, name string) float64 {
-	return after[name] - before[name]
 }
 
 // pause waits for d or until ctx is done. The benchmark pauses on purpose
