@@ -19,6 +19,7 @@ import (
 	"github.com/warren/reconciler/pkg/desired"
 	"github.com/warren/reconciler/pkg/observed"
 	"github.com/warren/reconciler/pkg/runtime"
+	"github.com/warren/reconciler/pkg/runtime/logfile"
 )
 
 func withNS(ctx context.Context, ns string) context.Context {
@@ -40,11 +41,15 @@ type starter interface {
 // its task with no output and start it. With seccomp it also applies
 // containerd's default seccomp profile, the one secure default of the
 // reconciler that costs time at start (runc compiles and loads the filter).
+// With a log driver (the reconciler binary and the log directory), the
+// task's output goes to it as the reconciler's does: the shim starts one
+// such process per task.
 type rawClient struct {
-	client  *containerd.Client
-	ns      string
-	img     containerd.Image
-	seccomp bool
+	client    *containerd.Client
+	ns        string
+	img       containerd.Image
+	seccomp   bool
+	logDriver [2]string // binary, log directory
 }
 
 // newRawClient imports the image archive into ns and unpacks it.
@@ -84,7 +89,11 @@ func (f *rawClient) createStart(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("floor: create %s: %w", id, err)
 	}
-	t, err := c.NewTask(ctx, cio.NullIO)
+	ioc := cio.NullIO
+	if bin, dir := f.logDriver[0], f.logDriver[1]; bin != "" {
+		ioc = cio.BinaryIO(bin, logfile.DriverArgs(dir, 10<<20, 5))
+	}
+	t, err := c.NewTask(ctx, ioc)
 	if err != nil {
 		return fmt.Errorf("floor: create task %s: %w", id, err)
 	}

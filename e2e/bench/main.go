@@ -165,9 +165,10 @@ type bench struct {
 	rec    *recorder
 	res    results
 
-	floor   *rawClient   // the floor
-	seccomp *rawClient   // the floor with containerd's default seccomp profile
-	runtime *runtimeOnly // pkg/runtime alone
+	floor     *rawClient   // the floor
+	seccomp   *rawClient   // the floor with containerd's default seccomp profile
+	logDriver *rawClient   // the same with the reconciler's log driver
+	runtime   *runtimeOnly // pkg/runtime alone
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -245,6 +246,10 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if b.seccomp, err = newRawClient(ctx, b.client, nsFloor, archive, imagebuild.DefaultRef, true); err != nil {
 		return err
 	}
+	if b.logDriver, err = newRawClient(ctx, b.client, nsFloor, archive, imagebuild.DefaultRef, true); err != nil {
+		return err
+	}
+	b.logDriver.logDriver = [2]string{bin, filepath.Join(dir, "ld")}
 	if b.runtime, err = newRuntimeOnly(ctx, mc.Address(), nsRuntime, images, filepath.Join(dir, "rt"), bin); err != nil {
 		return err
 	}

@@ -50,6 +50,9 @@ func (b *bench) latency(ctx context.Context, d *daemon, dir string) error {
 		{"floor with seccomp", func(ctx context.Context, i int) (time.Duration, error) {
 			return singleOf(ctx, b.seccomp, b.rec, fmt.Sprintf("sc-s%03d", i))
 		}, &b.res.Seccomp.SingleSeconds},
+		{"floor with seccomp and log driver", func(ctx context.Context, i int) (time.Duration, error) {
+			return singleOf(ctx, b.logDriver, b.rec, fmt.Sprintf("ld-s%03d", i))
+		}, &b.res.LogDriver.SingleSeconds},
 		{"pkg/runtime", func(ctx context.Context, i int) (time.Duration, error) {
 			return singleOf(ctx, b.runtime, b.rec, fmt.Sprintf("rt-s%03d", i))
 		}, &b.res.Runtime.SingleSeconds},
@@ -63,9 +66,9 @@ func (b *bench) latency(ctx context.Context, d *daemon, dir string) error {
 		return err
 	}
 	b.res.Reconciler.DroppedAt = dropped[2:]
-	b.logf("single drop: p50 %s (floor %s, with seccomp %s, pkg/runtime %s), p99 %s (floor %s)",
+	b.logf("single drop: p50 %s (floor %s, with seccomp %s, and log driver %s, pkg/runtime %s), p99 %s (floor %s)",
 		ms(pct(b.res.Reconciler.SingleSeconds, 50)), ms(pct(b.res.Floor.SingleSeconds, 50)),
-		ms(pct(b.res.Seccomp.SingleSeconds, 50)), ms(pct(b.res.Runtime.SingleSeconds, 50)),
+		ms(pct(b.res.Seccomp.SingleSeconds, 50)), ms(pct(b.res.LogDriver.SingleSeconds, 50)), ms(pct(b.res.Runtime.SingleSeconds, 50)),
 		ms(pct(b.res.Reconciler.SingleSeconds, 99)), ms(pct(b.res.Floor.SingleSeconds, 99)))
 	return nil
 }
@@ -108,6 +111,7 @@ func (b *bench) burst(ctx context.Context, d *daemon, dir string) error {
 	return b.rotate(ctx, b.cfg.rounds, 0, []side{
 		raw(b.floor, "fl", &b.res.Floor.BurstSeconds),
 		raw(b.seccomp, "sc", &b.res.Seccomp.BurstSeconds),
+		raw(b.logDriver, "ld", &b.res.LogDriver.BurstSeconds),
 		raw(b.runtime, "rt", &b.res.Runtime.BurstSeconds),
 		{"reconciler", func(ctx context.Context, r int) (time.Duration, error) {
 			if r == 0 && d.pprof != "" && len(b.res.Floor.BurstSeconds) > 0 {

@@ -28,6 +28,7 @@ type results struct {
 
 	Floor      series `json:"floor"`      // the bare containerd client
 	Seccomp    series `json:"seccomp"`    // the same with containerd's default seccomp profile
+	LogDriver  series `json:"logDriver"`  // and the reconciler's log driver as the task's IO
 	Runtime    series `json:"runtime"`    // pkg/runtime called directly: the reconciler without its loop
 	Reconciler series `json:"reconciler"` // manifests dropped into a running reconciler
 	Idle       struct {
@@ -135,7 +136,11 @@ func (r *results) rows(cfg config) []row {
 	for _, ref := range []struct {
 		what string
 		s    series
-	}{{"ref: burst, floor + default seccomp profile", r.Seccomp}, {"ref: burst, pkg/runtime alone (no loop)", r.Runtime}} {
+	}{
+		{"ref: burst, floor + default seccomp profile", r.Seccomp},
+		{"ref: burst, floor + seccomp + log driver", r.LogDriver},
+		{"ref: burst, pkg/runtime alone (no loop)", r.Runtime},
+	} {
 		x := median(ref.s.BurstSeconds)
 		out = append(out, row{Measure: ref.what, Figure: secs(x), Floor: secs(fb), VsFloor: fmt.Sprintf("x%.2f", x/fb), Target: "-"})
 	}
@@ -157,7 +162,11 @@ func (r *results) rows(cfg config) []row {
 	for _, ref := range []struct {
 		what string
 		s    series
-	}{{"ref: single, floor + default seccomp profile, p50", r.Seccomp}, {"ref: single, pkg/runtime alone (no loop), p50", r.Runtime}} {
+	}{
+		{"ref: single, floor + default seccomp profile, p50", r.Seccomp},
+		{"ref: single, floor + seccomp + log driver, p50", r.LogDriver},
+		{"ref: single, pkg/runtime alone (no loop), p50", r.Runtime},
+	} {
 		x, f := median(ref.s.SingleSeconds), median(r.Floor.SingleSeconds)
 		out = append(out, row{Measure: ref.what, Figure: ms(x), Floor: ms(f), VsFloor: signedMS(x - f), Target: "-"})
 	}
