@@ -41,6 +41,15 @@ type ImageChecker interface {
 	HasImage(ctx context.Context, ref string) (bool, error)
 }
 
+// Collector removes what interrupted operations left behind: snapshots,
+// leases and files of containers that no longer exist (the reconciler was
+// killed, or containerd went away, half way through a create or a delete).
+// It is optional; the controller calls it at each resync and logs its
+// error. It must be cheap when there is nothing to look for.
+type Collector interface {
+	Collect(ctx context.Context) error
+}
+
 // ExitWatcher reports task exits as they happen. It is optional: without it
 // an exit is seen at the next resync.
 type ExitWatcher interface {
@@ -399,6 +408,11 @@ func (c *Controller) resync(ctx context.Context) error {
 	have, err := observed.Observe(ctx, c.rt, "")
 	if err != nil {
 		return err
+	}
+	if col, ok := c.rt.(Collector); ok {
+		if err := col.Collect(ctx); err != nil {
+			c.cfg.Log.Error(err, "remove what interrupted operations left behind; trying again at the next resync")
+		}
 	}
 	running := 0
 	for _, ct := range have.Containers {

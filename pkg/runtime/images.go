@@ -107,6 +107,11 @@ func (r *Runtime) pull(ctx context.Context, name string) (img containerd.Image, 
 		return nil, fmt.Errorf("pull image %s: %w", name, err)
 	}
 	r.log.Info("pulling image", "image", name)
+	ctx, release, err := r.lease(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("pull image %s: %w", name, err)
+	}
+	defer release()
 	img, err = r.client.Pull(ctx, name,
 		containerd.WithPullUnpack,
 		containerd.WithPullSnapshotter(r.snapshotter),
@@ -197,6 +202,11 @@ func (r *Runtime) importArchive(ctx context.Context, path string) error {
 		return fmt.Errorf("import %s: %w", path, err)
 	}
 	defer f.Close()
+	ctx, release, err := r.lease(ctx)
+	if err != nil {
+		return fmt.Errorf("import %s: %w", path, err)
+	}
+	defer release()
 	imgs, err := r.client.Import(ctx, f, containerd.WithImageRefTranslator(ociRefName))
 	if err != nil {
 		return fmt.Errorf("import %s: %w", path, err)

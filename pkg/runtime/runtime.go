@@ -16,6 +16,7 @@ import (
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
@@ -55,6 +56,11 @@ type Runtime struct {
 
 	importMu sync.Mutex
 	imported map[string]time.Time // archive path -> mtime when last looked at
+
+	gcMu        sync.Mutex     // guards what Collect needs (collect.go)
+	inFlight    map[string]int // container and lease IDs operations of this process work on
+	collectDue  bool           // an operation failed: something may be left behind
+	lastCollect time.Time
 }
 
 // Option configures a Runtime.
@@ -112,7 +118,7 @@ func WithLogger(l logr.Logger) Option { return func(r *Runtime) { r.log = l } }
 
 // New connects to the containerd socket at address.
 func New(ctx context.Context, address string, opts ...Option) (*Runtime, error) {
-	r := &Runtime{ns: DefaultNamespace, log: logr.Discard(), imported: map[string]time.Time{}}
+	r := &Runtime{ns: DefaultNamespace, log: logr.Discard(), imported: map[string]time.Time{}, inFlight: map[string]int{}}
 	for _, o := range opts {
 		o(r)
 	}
@@ -227,10 +233,30 @@ func (r *Runtime) List(ctx context.Context, task string) ([]observed.Raw, error)
 // The node policy is checked first: a refused field is a *PolicyError
 // (permanent), wrapped as "create container ID: FIELD: denied by node
 // policy (...)". The image follows the task's imagePullPolicy.
+//
+// Everything it makes on the way (image content, the snapshot) is held by a
+// lease of the reconciler's until the container holds it; if the create is
+// interrupted (the reconciler killed, containerd gone), Collect removes
+// what was left.
 func (r *Runtime) Create(ctx context.Context, id string, t desired.Task, labels map[string]string) error {
 	if err := r.policy.Check(t.Spec); err != nil {
 		return fmt.Errorf("create container %s: %w", id, err)
 	}
+	r.busy(id, true)
+	defer r.busy(id, false)
+	ctx, release, err := r.lease(ctx)
+	if err != nil {
+		return fmt.Errorf("create container %s: %w", id, err)
+	}
+	defer release()
+	if err := r.create(ctx, id, t, labels); err != nil {
+		r.needCollect()
+		return err
+	}
+	return nil
+}
+
+func (r *Runtime) create(ctx context.Context, id string, t desired.Task, labels map[string]string) error {
 	if _, err := r.client.LoadContainer(ctx, id); err == nil {
 		return nil // created before: identity makes this a no-op
 	}
@@ -261,7 +287,7 @@ func (r *Runtime) Create(ctx context.Context, id string, t desired.Task, labels 
 	opts := []containerd.NewContainerOpts{
 		containerd.WithImage(img),
 		containerd.WithSnapshotter(r.snapshotter),
-		containerd.WithNewSnapshot(id, img),
+		containerd.WithNewSnapshot(id, img, snapshots.WithLabels(ownedLabel)),
 		containerd.WithNewSpec(sopts...),
 		containerd.WithContainerLabels(labels),
 	}
@@ -377,6 +403,17 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 		ioc = cio.LogFile(r.LogPath(id))
 	}
 	t, err := c.NewTask(ctx, ioc)
+	if errdefs.IsAlreadyExists(err) {
+		// A task delete cut short (the reconciler killed during it) can
+		// leave containerd with a task of this ID that it neither lists
+		// nor loads, and that blocks every new task of the ID. Deleting
+		// it by ID clears it (containerd answers not found, and clears it).
+		r.log.Info("clearing a stale task left by an interrupted delete", "container", id)
+		if err := r.deleteStaleTask(ctx, id); err != nil {
+			return fmt.Errorf("start container %s: %w", id, err)
+		}
+		t, err = c.NewTask(ctx, ioc)
+	}
 	if err != nil {
 		return fmt.Errorf("start container %s: create task: %w", id, err)
 	}
@@ -464,6 +501,14 @@ func (r *Runtime) Stop(ctx context.Context, id, signal string, grace time.Durati
 // Delete removes the container's task (killing it if it still runs), the
 // container, its snapshot, its staged secrets and its log files. A missing container is success.
 func (r *Runtime) Delete(ctx context.Context, id string) error {
+	err := r.delete(ctx, id)
+	if err != nil {
+		r.needCollect()
+	}
+	return err
+}
+
+func (r *Runtime) delete(ctx context.Context, id string) error {
 	c, err := r.client.LoadContainer(ctx, id)
 	if errdefs.IsNotFound(err) {
 		return r.removeSnapshot(ctx, id)
@@ -476,6 +521,11 @@ func (r *Runtime) Delete(ctx context.Context, id string) error {
 		}
 	} else if !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: load task: %w", id, err)
+	} else if err := r.deleteStaleTask(ctx, id); err != nil {
+		// No task that containerd can load, but maybe one an interrupted
+		// delete left: it would outlive the container and block a new
+		// container of the same ID (the same spec again) from starting.
+		return fmt.Errorf("delete container %s: %w", id, err)
 	}
 	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", id, err)
@@ -484,7 +534,19 @@ func (r *Runtime) Delete(ctx context.Context, id string) error {
 	if r.logDir != "" {
 		if err := logfile.Remove(r.logDir, id); err != nil {
 			r.log.Error(err, "remove log files", "container", id)
+			r.needCollect()
 		}
+	}
+	return nil
+}
+
+// deleteStaleTask deletes the task of container id by ID, through the task
+// service: also one that containerd cannot load (its shim's container is
+// gone), which Task(...).Delete cannot reach. Not found is success.
+func (r *Runtime) deleteStaleTask(ctx context.Context, id string) error {
+	_, err := r.client.TaskService().Delete(ctx, &tasksapi.DeleteTaskRequest{ContainerID: id})
+	if err = errgrpc.ToNative(err); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete stale task: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,132 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+)
+
+// staleTask makes a container whose task delete was cut short (as when the
+// reconciler is SIGKILLed during it): containerd then has a task it can
+// neither list nor load, and refuses every new task of that container ID
+// ("task ...: already exists"). It tries delete timeouts around the few
+// milliseconds a delete takes until one lands in the window, and returns
+// the container's ID, or "" if none did.
+func staleTask(t *testing.T, e *rtEnv, name string) string {
+	t.Helper()
+	ctx := namespaces.WithNamespace(context.Background(), e.n.ns)
+	for i := range 120 {
+		id := e.run(taskYAML(fmt.Sprintf("%s-%d", name, i)))
+		c, err := e.n.client.LoadContainer(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk, err := c.Task(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exited, err := tk.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tk.Kill(ctx, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-exited
+		cctx, cancel := context.WithTimeout(ctx, time.Duration(8000+i%32*250)*time.Microsecond)
+		_, _ = tk.Delete(cctx)
+		cancel()
+		if _, err := c.Task(ctx, nil); !errdefs.IsNotFound(err) {
+			_ = e.rt.Delete(ctx, id)
+			continue
+		}
+		probe, err := c.NewTask(ctx, cio.NullIO)
+		if err == nil {
+			_, _ = probe.Delete(ctx, containerd.WithProcessKill)
+			_ = e.rt.Delete(ctx, id)
+			continue
+		}
+		if errdefs.IsAlreadyExists(err) {
+			t.Logf("stale task after %d tries: %v", i+1, err)
+			return id
+		}
+		_ = e.rt.Delete(ctx, id)
+	}
+	return ""
+}
+
+// TestRuntimeStartClearsStaleTask: Start of a container whose last task's
+// delete was cut short starts it anyway. Found by the chaos suite: after a
+// SIGKILL of the reconciler during a delete, a task whose spec came back
+// (the same container ID) could never start again ("already exists",
+// retried forever) until containerd was restarted.
+func TestRuntimeStartClearsStaleTask(t *testing.T) {
+	e := newRT(t, "e2e-rt-stale-start")
+	id := staleTask(t, e, "stale")
+	if id == "" {
+		t.Skip("no delete was cut short in the window on this machine")
+	}
+	if err := e.rt.Start(t.Context(), id); err != nil {
+		t.Fatalf("Start after an interrupted delete: %v", err)
+	}
+	waitFor(t, converge, id+" running", func() bool {
+		cs := e.n.containers("")
+		for _, c := range cs {
+			if c.ID == id {
+				return c.Status == containerd.Running
+			}
+		}
+		return false
+	})
+}
+
+// TestRuntimeDeleteClearsStaleTask: Delete of such a container clears the
+// stale task too, so that a container of the same ID created later (the
+// same spec again) starts.
+func TestRuntimeDeleteClearsStaleTask(t *testing.T) {
+	e := newRT(t, "e2e-rt-stale-delete")
+	id := staleTask(t, e, "gone")
+	if id == "" {
+		t.Skip("no delete was cut short in the window on this machine")
+	}
+	if err := e.rt.Delete(t.Context(), id); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	c, err := e.n.client.LoadContainer(t.Context(), id)
+	if err == nil {
+		t.Fatalf("container %s still there after Delete", c.ID())
+	}
+	// The same container ID again, started by hand (not through Start,
+	// which would clear it itself).
+	var yaml string
+	for i := range 120 {
+		if y := taskYAML(fmt.Sprintf("gone-%d", i)); parseID(t, y) == id {
+			yaml = y
+		}
+	}
+	if _, err := e.create(yaml); err != nil {
+		t.Fatal(err)
+	}
+	ctx := namespaces.WithNamespace(t.Context(), e.n.ns)
+	c, err = e.n.client.LoadContainer(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := c.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatalf("a new task of %s after Delete: %v", id, err)
+	}
+	_, _ = tk.Delete(ctx, containerd.WithProcessKill)
+}
+
+func parseID(t *testing.T, yaml string) string {
+	task := parseTask(t, yaml)
+	return task.Metadata.Name + "-" + task.Hash()
+}
