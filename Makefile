@@ -10,10 +10,15 @@ FUZZTIME  ?= 60s
 BENCH_JSON  ?= build/bench.json
 BENCH_FLAGS ?=
 GO_BENCHES  := 'Plan10000|Pass200|Load1000|WatchEvent'
+CHAOS_ITERATIONS ?= 40
+CHAOS_DURATION   ?= 0s
+CHAOS_SEED       ?= 0
+CHAOS_TIMEOUT    ?= 4h
+CHAOS_REPORT     ?= build/chaos.md
 
 PREFIX    ?= /usr/local
 
-.PHONY: help build image deps run test unit e2e lint clean install fuzz fuzz-short schema bench bench-smoke
+.PHONY: help build image deps run test unit e2e lint clean install fuzz fuzz-short schema bench bench-smoke chaos chaos-short
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,9 +42,9 @@ deps: ## install containerd and runc when missing (as root, with apt-get)
 
 run: build image deps ## run the reconciler on manifests/ (a private containerd under STATE_DIR if none is running)
 	@echo "state in $(STATE_DIR); try: curl 127.0.0.1:8080  or  ctr --address $(STATE_DIR)/containerd/containerd.sock -n warren tasks ls"
-	$(BIN) run --manifests manifests --images $(IMAGES) --state-dir $(STATE_DIR)
+	$(BIN) run --manifests manifests --images $(IMAGES) --state-dir $(STATE_DIR) --insecure-manifests-dir
 
-test: deps lint unit fuzz-short e2e bench-smoke ## lint, unit tests, a brief fuzz run, e2e tests against a private containerd, a benchmark smoke run
+test: deps lint unit fuzz-short e2e bench-smoke chaos-short ## lint, unit tests, a brief fuzz run, e2e tests against a private containerd, a benchmark smoke run, one fault of each chaos kind
 
 unit: ## unit tests (with the race detector)
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
@@ -54,8 +59,22 @@ bench: deps ## benchmarks against raw containerd, several minutes (as root): tab
 
 bench-smoke: ## the benchmarks with tiny N, in seconds (part of make test), so that they never rot
 	$(GO) test -count=1 ./e2e/bench/
-	$(GO) run ./e2e/bench -n 3 -c 2 -k 3 -rounds 1 -levels 0,2 -idle-window 2s -resync 1s -grace 1s -stops 2 -pause 50ms
+	$(GO) run ./e2e/bench -n 3 -c 2 -k 3 -k-busy 2 -rounds 1 -levels 0,2 -idle-window 2s -resync 1s -grace 1s -stops 2 -pause 50ms
 	$(GO) test -run '^$$' -bench $(GO_BENCHES) -benchtime 1x ./pkg/reconcile/ ./pkg/desired/
+
+chaos: deps ## the chaos suite, long (as root): CHAOS_ITERATIONS faults of each kind or CHAOS_DURATION, seed CHAOS_SEED; table on stderr and in CHAOS_REPORT; see docs/reliability.md
+	@mkdir -p $(dir $(CHAOS_REPORT))
+	$(GO) test -count=1 -v -timeout $(CHAOS_TIMEOUT) ./e2e/chaos/ -args -chaos.iterations=$(CHAOS_ITERATIONS) -chaos.duration=$(CHAOS_DURATION) -chaos.seed=$(CHAOS_SEED) -chaos.report=$(abspath $(CHAOS_REPORT))
+
+chaos-short: ## one fault of each chaos kind and the invariant checker's own test, a few minutes (part of make test)
+	$(GO) test -count=1 -timeout 10m ./e2e/chaos/ -args -chaos.iterations=1 -chaos.seed=$(CHAOS_SEED)
+
+chaos: deps ## the chaos suite, long (as root): CHAOS_ITERATIONS faults of each kind or CHAOS_DURATION, seed CHAOS_SEED; table on stderr and in CHAOS_REPORT; see docs/reliability.md
+	@mkdir -p $(dir $(CHAOS_REPORT))
+	$(GO) test -count=1 -v -timeout $(CHAOS_TIMEOUT) ./e2e/chaos/ -args -chaos.iterations=$(CHAOS_ITERATIONS) -chaos.duration=$(CHAOS_DURATION) -chaos.seed=$(CHAOS_SEED) -chaos.report=$(abspath $(CHAOS_REPORT))
+
+chaos-short: ## one fault of each chaos kind and the invariant checker's own test, a few minutes (part of make test)
+	$(GO) test -count=1 -timeout 10m ./e2e/chaos/ -args -chaos.iterations=1 -chaos.seed=$(CHAOS_SEED)
 
 fuzz: ## fuzz the manifest parser for FUZZTIME (default 60s)
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/desired/

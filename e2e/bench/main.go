@@ -49,6 +49,7 @@ const (
 
 type config struct {
 	n, c, k      int
+	kAtN         int
 	rounds       int
 	levels       []int
 	idleWindow   time.Duration
@@ -74,6 +75,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.n, "n", 100, "burst: tasks dropped at once (and floor containers)")
 	fs.IntVar(&cfg.c, "c", 4, "concurrency: the floor's and the reconciler's --workers")
 	fs.IntVar(&cfg.k, "k", 100, "single drop: trials")
+	fs.IntVar(&cfg.kAtN, "k-busy", 20, "single drop with the last idle level's tasks running: trials")
 	fs.IntVar(&cfg.rounds, "rounds", 3, "burst: rounds (floor and reconciler alternate; medians are compared)")
 	fs.StringVar(&levels, "levels", "0,100,200", "idle cost and memory: running tasks at each step; CPU is measured at the last")
 	fs.DurationVar(&cfg.idleWindow, "idle-window", 60*time.Second, "idle CPU: length of the window")
@@ -294,6 +296,22 @@ func (b *bench) run(ctx context.Context) (err error) {
 		return b.idle(ctx, p, d, dir)
 	}})
 	d2.stop()
+	if err != nil {
+		return err
+	}
+
+	// A third, started on containerd directly over the tasks the second
+	// left running: it adopts them, then takes single drops on a busy node.
+	began := time.Now()
+	d3, err := startDaemon(ctx, bin, mc.Address(), nsReconciler, man2, images, filepath.Join(dir, "s3"), b.cfg.c, b.cfg.resync, b.cfg.pprof != "")
+	if err != nil {
+		return err
+	}
+	b.res.Idle.AdoptSeconds = time.Since(began).Seconds()
+	b.logf("a reconciler started over %d running tasks was ready (first pass done) in %s", b.res.Idle.N, secs(b.res.Idle.AdoptSeconds))
+	b.res.Daemons = append(b.res.Daemons, d3.cmd.Args)
+	err = b.phases(ctx, d3, man2, phase{"busy", b.busy})
+	d3.stop()
 	b.res.Machine.LoadAfter = loadavg()
 	b.res.Finished = time.Now().UTC()
 	b.logf("load after: %s", b.res.Machine.LoadAfter)

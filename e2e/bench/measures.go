@@ -331,6 +331,35 @@ func (b *bench) idle(ctx context.Context, p *countingProxy, d *daemon, dir strin
 		prev, ms(b.res.Idle.CPUSeconds), secs(window.Seconds()), 100*b.res.Idle.CPUSeconds/window.Seconds(),
 		b.res.Idle.Passes, b.res.Idle.Calls, mib(m.RSS))
 
+	return nil
+}
+
+// busy: a reconciler started on the node the idle measure left (its tasks
+// running, as after a restart of the daemon), on containerd directly.
+// Single drops, each with one floor create+start on the same busy
+// containerd; then every task is removed through it.
+func (b *bench) busy(ctx context.Context, d *daemon, dir string) error {
+	prev := b.res.Idle.N
+	// Single drops with the level's tasks running, each with one floor
+	// create+start on the same busy containerd.
+	if prev > 0 && b.cfg.kAtN > 0 {
+		err := b.rotate(ctx, b.cfg.kAtN, 1, []side{
+			{"floor", func(ctx context.Context, i int) (time.Duration, error) {
+				return singleOf(ctx, b.floor, b.rec, fmt.Sprintf("fl-n%03d", i))
+			}, &b.res.Floor.SingleAtNSeconds},
+			{"reconciler", func(ctx context.Context, i int) (time.Duration, error) {
+				_, dur, err := b.dropSingle(ctx, dir, fmt.Sprintf("busy-%03d", i))
+				return dur, err
+			}, &b.res.Reconciler.SingleAtNSeconds},
+		})
+		if err != nil {
+			return fmt.Errorf("single drop with %d running: %w", prev, err)
+		}
+		b.logf("single drop with %d running: p50 %s (floor %s), p99 %s (floor %s)", prev,
+			ms(pct(b.res.Reconciler.SingleAtNSeconds, 50)), ms(pct(b.res.Floor.SingleAtNSeconds, 50)),
+			ms(pct(b.res.Reconciler.SingleAtNSeconds, 99)), ms(pct(b.res.Floor.SingleAtNSeconds, 99)))
+	}
+
 	// Clean up through the reconciler.
 	tasks := names("idle", 0, prev)
 	if len(tasks) > 0 {
