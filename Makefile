@@ -69,13 +69,6 @@ chaos: deps ## the chaos suite, long (as root): CHAOS_ITERATIONS faults of each 
 chaos-short: ## one fault of each chaos kind and the invariant checker's own test, a few minutes (part of make test)
 	$(GO) test -count=1 -timeout 10m ./e2e/chaos/ -args -chaos.iterations=1 -chaos.seed=$(CHAOS_SEED)
 
-chaos: deps ## the chaos suite, long (as root): CHAOS_ITERATIONS faults of each kind or CHAOS_DURATION, seed CHAOS_SEED; table on stderr and in CHAOS_REPORT; see docs/reliability.md
-	@mkdir -p $(dir $(CHAOS_REPORT))
-	$(GO) test -count=1 -v -timeout $(CHAOS_TIMEOUT) ./e2e/chaos/ -args -chaos.iterations=$(CHAOS_ITERATIONS) -chaos.duration=$(CHAOS_DURATION) -chaos.seed=$(CHAOS_SEED) -chaos.report=$(abspath $(CHAOS_REPORT))
-
-chaos-short: ## one fault of each chaos kind and the invariant checker's own test, a few minutes (part of make test)
-	$(GO) test -count=1 -timeout 10m ./e2e/chaos/ -args -chaos.iterations=1 -chaos.seed=$(CHAOS_SEED)
-
 fuzz: ## fuzz the manifest parser for FUZZTIME (default 60s)
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/desired/
 

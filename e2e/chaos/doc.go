@@ -1,0 +1,25 @@
+// Package chaos is the reconciler's chaos suite: real faults against real
+// processes (the reconciler binary, containerd, runc, a registry on
+// 127.0.0.1, a tiny tmpfs), each followed by a wait for convergence and a
+// check of every invariant with package invariants.
+//
+// Fault kinds (one test each):
+//
+//  1. kill: SIGKILL of the reconciler at a random moment while it converges
+//     a burst of creates, replacements and deletions; it is started again.
+//  2. containerd: SIGTERM or SIGKILL of containerd during convergence; it
+//     is started again on the same directories.
+//  3. ctr: task processes killed and containers deleted behind the
+//     reconciler's back, with ctr and kill(2).
+//  4. image: the registry stopped, or the credentials wrong, then right.
+//  5. flood: hundreds of malformed files dropped while tasks run.
+//  6. disk: the state directory on a tiny tmpfs that fills up, then frees.
+//
+// `go test ./e2e/chaos/` runs one iteration of each (part of make test);
+// `make chaos` runs many (-chaos.iterations, -chaos.duration) and prints a
+// table of faults by kind, convergence times (p50, p99) and violations. The
+// random seed is printed and taken by -chaos.seed, so a failure replays.
+//
+// Like the e2e tests it needs root, containerd and runc; under CI=true it
+// must run, it never skips.
+package chaos

@@ -1,0 +1,554 @@
+package chaos
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+
+	"github.com/warren/reconciler/e2e/imagebuild"
+	"github.com/warren/reconciler/e2e/invariants"
+)
+
+// world is one test's node: a namespace of a containerd, a manifests
+// directory, a state directory and the reconciler running on them.
+type world struct {
+	t         *testing.T
+	kind      string
+	rng       *rand.Rand
+	ns        string
+	address   string
+	manifests string
+	state     string
+	client    *containerd.Client
+	check     *invariants.Checker
+	flags     []string // extra flags of `reconciler run`
+	d         *daemon
+	versions  map[string]int // task name -> version in its file (absent: no file)
+	stable    []string       // tasks no fault touches
+}
+
+// newWorld prepares a world for fault kind on the containerd at address
+// (env.address if ""). state is the reconciler's state directory ("" for a
+// fresh one). It starts nothing.
+func newWorld(t *testing.T, kind, address, state string, flags ...string) *world {
+	t.Helper()
+	requireEnv(t)
+	if address == "" {
+		address = env.address
+	}
+	ns := "chaos-" + kind
+	if state == "" {
+		state = filepath.Join(env.dir, "s-"+kind)
+	}
+	manifests := filepath.Join(env.dir, "m-"+kind)
+	for _, d := range []string{state, manifests} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := containerd.New(address, containerd.WithDefaultNamespace(ns))
+	if err != nil {
+		t.Fatalf("connect containerd: %v", err)
+	}
+	h := fnv.New64a()
+	h.Write([]byte(kind))
+	w := &world{
+		t: t, kind: kind, rng: rand.New(rand.NewPCG(uint64(env.seed), h.Sum64())),
+		ns: ns, address: address, manifests: manifests, state: state, client: c,
+		flags: flags, versions: map[string]int{},
+	}
+	w.check = &invariants.Checker{Client: c, Namespace: ns, Manifests: manifests, StateDir: state}
+	t.Cleanup(func() {
+		if w.d != nil {
+			w.d.stop()
+			if t.Failed() {
+				t.Logf("reconciler output (last 200 lines):\n%s", lastLines(w.d.output(), 200))
+			}
+		}
+		w.wipe()
+		c.Close()
+	})
+	return w
+}
+
+// wipe removes everything of the namespace, so that tests leave nothing.
+func (w *world) wipe() {
+	ctx := context.Background()
+	cs, err := w.client.Containers(ctx)
+	if err != nil {
+		w.t.Logf("cleanup: list: %v", err)
+		return
+	}
+	for _, c := range cs {
+		if tk, err := c.Task(ctx, nil); err == nil {
+			_, _ = tk.Delete(ctx, containerd.WithProcessKill)
+		}
+		if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+			w.t.Logf("cleanup: delete %s: %v", c.ID(), err)
+		}
+	}
+}
+
+// start starts the reconciler and waits for its first full sync.
+func (w *world) start() {
+	w.t.Helper()
+	w.d = startDaemon(w.t, w.runArgs())
+	w.d.waitLog("initial sync done", 60*time.Second)
+}
+
+func (w *world) runArgs() []string {
+	return append([]string{"run",
+		"--address", w.address, "--containerd", "external",
+		"--namespace", w.ns, "--manifests", w.manifests, "--images", env.images,
+		"--state-dir", w.state, "--resync", "2s"}, w.flags...)
+}
+
+// taskYAML is the manifest of a test-image task at a version (its env).
+func taskYAML(name string, version int, extra ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: warren/v1\nkind: Task\nmetadata:\n  name: %s\nspec:\n  image: %s\n  stopGracePeriod: 2s\n  env:\n    - {name: VERSION, value: %q}\n",
+		name, imagebuild.DefaultRef, strconv.Itoa(version))
+	for _, l := range extra {
+		b.WriteString("  " + l + "\n")
+	}
+	return b.String()
+}
+
+// write writes a file into the manifests directory atomically.
+func (w *world) write(name, content string) {
+	w.t.Helper()
+	writeAtomic(w.t, filepath.Join(w.manifests, name), content)
+}
+
+func writeAtomic(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setTask writes task name at version v (its own file, NAME.yaml).
+func (w *world) setTask(name string, v int, extra ...string) {
+	w.write(name+".yaml", taskYAML(name, v, extra...))
+	w.versions[name] = v
+}
+
+// removeTask deletes the task's file.
+func (w *world) removeTask(name string) {
+	w.t.Helper()
+	if err := os.Remove(filepath.Join(w.manifests, name+".yaml")); err != nil && !os.IsNotExist(err) {
+		w.t.Fatal(err)
+	}
+	delete(w.versions, name)
+}
+
+// burst applies n random changes to the pool of tasks "NAME-0".."NAME-(size-1)":
+// creates, replacements (a new version) and deletions, mixed. It returns a
+// summary such as "3 creates, 2 replacements, 1 deletion", and forgets the
+// changed tasks in b (if not nil): they may restart.
+func (w *world) burst(prefix string, size, n int, b *invariants.Baseline) string {
+	var creates, replaces, deletes int
+	for range n {
+		name := fmt.Sprintf("%s-%d", prefix, w.rng.IntN(size))
+		if b != nil {
+			delete(b.Tasks, name)
+		}
+		v, present := w.versions[name]
+		switch {
+		case !present:
+			w.setTask(name, 1)
+			creates++
+		case w.rng.IntN(3) == 0:
+			w.removeTask(name)
+			deletes++
+		default:
+			w.setTask(name, v+1)
+			replaces++
+		}
+	}
+	return fmt.Sprintf("%d creates, %d replacements, %d deletions", creates, replaces, deletes)
+}
+
+// pool returns the tasks of a burst pool that have a file now.
+func (w *world) pool(prefix string) []string {
+	var out []string
+	for name := range w.versions {
+		if strings.HasPrefix(name, prefix+"-") {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// addStable writes the tasks no fault may touch and remembers them.
+func (w *world) addStable(names ...string) {
+	for _, n := range names {
+		w.setTask(n, 1)
+		w.stable = append(w.stable, n)
+	}
+}
+
+// addBystander creates and starts a container the reconciler does not own
+// (no labels), which it must leave alone.
+func (w *world) addBystander(id string) {
+	w.t.Helper()
+	ctx := w.t.Context()
+	f, err := os.Open(env.archive)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := w.client.Import(ctx, f); err != nil {
+		w.t.Fatalf("import: %v", err)
+	}
+	img, err := w.client.GetImage(ctx, imagebuild.DefaultRef)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if err := img.Unpack(ctx, ""); err != nil {
+		w.t.Fatal(err)
+	}
+	c, err := w.client.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
+		containerd.WithNewSpec(oci.WithImageConfig(img)), containerd.WithContainerLabels(map[string]string{"owner": "someone-else"}))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	tk, err := c.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if err := tk.Start(ctx); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// baseline records what the next fault must not change: the bystanders,
+// and the tasks named (default: the stable ones).
+func (w *world) baseline(tasks ...string) invariants.Baseline {
+	w.t.Helper()
+	if len(tasks) == 0 {
+		tasks = w.stable
+	}
+	var b invariants.Baseline
+	var err error
+	for i := 0; i < 3; i++ { // the node may be between two states of a stable task's restart
+		if b, err = w.check.Baseline(w.t.Context(), tasks...); err == nil {
+			return b
+		}
+		time.Sleep(time.Second)
+	}
+	w.t.Fatalf("baseline: %v", err)
+	return b
+}
+
+// settle is how long the invariants must hold once they first hold: at
+// least one resync of the reconciler, so that a late action shows.
+const settle = 2500 * time.Millisecond
+
+// converge waits until every invariant holds (and still holds after the
+// settle time), and records the fault with the time from since to the
+// first clean check. A fault that does not converge in -chaos.converge
+// records its violations and fails the test.
+func (w *world) converge(what string, since time.Time, b invariants.Baseline) time.Duration {
+	w.t.Helper()
+	return w.waitConverged(what, since, b, true)
+}
+
+// ready waits for convergence without recording a fault (set-up).
+func (w *world) ready(what string) {
+	w.t.Helper()
+	if w.waitConverged(what, time.Now(), invariants.Baseline{}, false) < 0 {
+		w.t.FailNow()
+	}
+}
+
+func (w *world) waitConverged(what string, since time.Time, b invariants.Baseline, record bool) time.Duration {
+	w.t.Helper()
+	deadline := since.Add(*flagConverge)
+	var last []invariants.Violation
+	var took time.Duration
+	clean := time.Time{}
+	for {
+		w.noCrash()
+		vs, err := w.check.Check(w.t.Context(), b)
+		if err != nil {
+			vs = []invariants.Violation{{Kind: invariants.CheckFailure, Subject: "containerd", Detail: err.Error()}}
+		}
+		now := time.Now()
+		switch {
+		case len(vs) > 0:
+			clean = time.Time{}
+			last = vs
+		case clean.IsZero():
+			clean, took = now, now.Sub(since)
+		case now.Sub(clean) >= settle:
+			if record {
+				stats.record(w.kind, took, 0)
+			}
+			w.t.Logf("%s: converged in %s", what, took.Round(time.Millisecond))
+			return took
+		}
+		if now.After(deadline) {
+			n := 0
+			for _, v := range last {
+				if v.Kind != invariants.CheckFailure {
+					n++
+				}
+			}
+			if record {
+				stats.record(w.kind, -1, max(n, 1))
+			}
+			w.t.Errorf("%s: no convergence after %s (seed %d); %d violations:\n%s", what, *flagConverge, env.seed, len(last), violationList(last))
+			w.dump()
+			return -1
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func violationList(vs []invariants.Violation) string {
+	var b strings.Builder
+	for _, v := range vs {
+		fmt.Fprintf(&b, "  %s\n", v)
+	}
+	return b.String()
+}
+
+// dump logs what containerd says, for a failure's post-mortem.
+func (w *world) dump() {
+	for _, args := range [][]string{{"containers", "ls"}, {"tasks", "ls"}, {"snapshots", "ls"}, {"leases", "ls"}} {
+		out, err := w.ctr(args...)
+		w.t.Logf("ctr %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	if out, err := exec.Command("sh", "-c", "tail -n 60 "+filepath.Join(filepath.Dir(w.address), "containerd.log")).CombinedOutput(); err == nil {
+		w.t.Logf("containerd log:\n%s", out)
+	}
+}
+
+// noCrash fails the test if the reconciler died or panicked.
+func (w *world) noCrash() {
+	w.t.Helper()
+	if w.d == nil {
+		return
+	}
+	out := w.d.output()
+	if strings.Contains(out, "panic:") || strings.Contains(out, "fatal error:") {
+		w.t.Fatalf("the reconciler panicked (seed %d):\n%s", env.seed, lastLines(out, 100))
+	}
+	if !w.d.alive() {
+		w.t.Fatalf("the reconciler exited (seed %d):\n%s", env.seed, lastLines(out, 100))
+	}
+}
+
+// status is `reconciler status -o json` of the world's daemon.
+func (w *world) status() statusResponse {
+	w.t.Helper()
+	out, err := exec.Command(env.bin, "status", "-o", "json", "--state-dir", w.state).Output()
+	var st statusResponse
+	if err != nil {
+		w.t.Fatalf("reconciler status: %v", err)
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		w.t.Fatalf("reconciler status: %v\n%s", err, out)
+	}
+	return st
+}
+
+type statusResponse struct {
+	Tasks []struct {
+		Name     string `json:"name"`
+		Phase    string `json:"phase"`
+		Message  string `json:"message"`
+		Restarts int    `json:"restarts"`
+	} `json:"tasks"`
+}
+
+// taskStatus returns one task's phase and message from the status ("" if absent).
+func (w *world) taskStatus(name string) (phase, message string) {
+	for _, t := range w.status().Tasks {
+		if t.Name == name {
+			return t.Phase, t.Message
+		}
+	}
+	return "", ""
+}
+
+// waitFor polls cond every 100 ms until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s (seed %d)", timeout, what, env.seed)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// jitter is a random duration in [0, d).
+func (w *world) jitter(d time.Duration) time.Duration {
+	return time.Duration(w.rng.Int64N(int64(d)))
+}
+
+// iterations runs one fault iteration at a time: at least -chaos.iterations,
+// and while this kind's share of -chaos.duration lasts.
+func iterations(t *testing.T, each func(i int)) {
+	share := *flagDuration / time.Duration(len(kinds))
+	began := time.Now()
+	for i := 0; i < *flagIterations || time.Since(began) < share; i++ {
+		if t.Failed() {
+			return
+		}
+		each(i)
+	}
+}
+
+// daemon is a running reconciler process.
+type daemon struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	logs bytes.Buffer
+	done chan struct{}
+}
+
+func (d *daemon) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.logs.Write(p)
+}
+
+func (d *daemon) output() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.logs.String()
+}
+
+func startDaemon(t *testing.T, args []string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, cmd: exec.Command(env.bin, args...), done: make(chan struct{})}
+	d.cmd.Stdout, d.cmd.Stderr = d, d
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("start reconciler: %v", err)
+	}
+	go func() { _ = d.cmd.Wait(); close(d.done) }()
+	return d
+}
+
+func (d *daemon) alive() bool {
+	select {
+	case <-d.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (d *daemon) waitLog(s string, timeout time.Duration) {
+	d.t.Helper()
+	waitFor(d.t, timeout, fmt.Sprintf("reconciler to log %q", s), func() bool {
+		if !d.alive() {
+			d.t.Fatalf("reconciler exited while waiting for %q:\n%s", s, lastLines(d.output(), 100))
+		}
+		return strings.Contains(d.output(), s)
+	})
+}
+
+// kill sends SIGKILL: no cleanup of any kind runs.
+func (d *daemon) kill() {
+	_ = d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+}
+
+// stop sends SIGTERM and waits.
+func (d *daemon) stop() {
+	if !d.alive() {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		d.kill()
+	}
+}
+
+// peakRSS is the process's peak resident set (VmHWM) in bytes.
+func (d *daemon) peakRSS() int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return -1
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// ctr runs ctr on the world's containerd and namespace.
+func (w *world) ctr(args ...string) (string, error) {
+	out, err := exec.Command("ctr", append([]string{"--address", w.address, "-n", w.ns}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// running returns the running containers the reconciler owns, by task.
+func (w *world) running() map[string]invariants.Container {
+	w.t.Helper()
+	n, err := w.check.Read(w.t.Context())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	out := map[string]invariants.Container{}
+	for _, c := range n.Containers {
+		if c.Owned && c.Status == containerd.Running {
+			out[c.Task] = c
+		}
+	}
+	return out
+}
+
+// pick returns k distinct random elements of names.
+func (w *world) pick(names []string, k int) []string {
+	names = slices.Clone(names)
+	sort.Strings(names)
+	w.rng.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+	return names[:min(k, len(names))]
+}
