@@ -24,8 +24,9 @@ func apiSocket(stateDir string) string { return filepath.Join(stateDir, "reconci
 
 // statusResponse is GET /status.
 type statusResponse struct {
-	Tasks     []reconcile.TaskStatus `json:"tasks"`
-	Unmanaged []observed.Unmanaged   `json:"unmanaged"`
+	Tasks     []reconcile.TaskStatus   `json:"tasks"`
+	Unmanaged []observed.Unmanaged     `json:"unmanaged"`
+	Manifests reconcile.ManifestStatus `json:"manifests"`
 }
 
 // apiServer serves the local API: health, readiness, status and metrics.
@@ -54,7 +55,7 @@ func (a *apiServer) handler() http.Handler {
 		}
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, statusResponse{Tasks: a.ctrl.Status(), Unmanaged: a.ctrl.Unmanaged()})
+		writeJSON(w, http.StatusOK, statusResponse{Tasks: a.ctrl.Status(), Unmanaged: a.ctrl.Unmanaged(), Manifests: a.ctrl.Manifests()})
 	})
 	mux.HandleFunc("GET /status/{task}", func(w http.ResponseWriter, r *http.Request) {
 		st, ok := a.ctrl.TaskStatus(r.PathValue("task"))

@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os/signal"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -124,7 +126,23 @@ func printStatus(w io.Writer, format string, v any, tasks []reconcile.TaskStatus
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", st.Name, st.Phase, st.Restarts, age, st.Image, oneLine(st.Message))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if resp, ok := v.(statusResponse); ok {
+		// What keeps the directory from being applied, under the table.
+		if m := resp.Manifests.Error; m != "" {
+			fmt.Fprintf(w, "\nmanifests: %s\n", m)
+		}
+		files := slices.Sorted(maps.Keys(resp.Manifests.Broken))
+		if len(files) > 0 {
+			fmt.Fprintln(w, "\nbroken manifest files (their tasks keep their last valid spec):")
+		}
+		for _, f := range files {
+			fmt.Fprintf(w, "  %s\n", strings.ReplaceAll(resp.Manifests.Broken[f], "\n", "\n  "))
+		}
+	}
+	return nil
 }
 
 // humanAge writes a duration the way kubectl does: 45s, 3m12s, 5h4m, 2d3h.

@@ -188,3 +188,30 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// ManifestStatus is what the controller knows of the manifests directory
+// itself: why it cannot be used (nothing is applied or deleted meanwhile,
+// every task is kept as it is), and the files that are broken (their tasks
+// keep their last valid spec).
+type ManifestStatus struct {
+	Error  string            `json:"error,omitempty"`
+	Broken map[string]string `json:"broken,omitempty"` // file -> its errors
+}
+
+// Manifests returns the state of the manifests directory as of the last
+// SetDesired.
+func (c *Controller) Manifests() ManifestStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var m ManifestStatus
+	if c.want.Err != nil {
+		m.Error = c.want.Err.Error()
+	}
+	for file, err := range c.want.Broken {
+		if m.Broken == nil {
+			m.Broken = map[string]string{}
+		}
+		m.Broken[file] = err.Error()
+	}
+	return m
+}
