@@ -174,7 +174,7 @@ func startReconciler(t *testing.T, ns, manifests string, extra ...string) *daemo
 	t.Helper()
 	state := filepath.Join(env.dir, "state-"+ns)
 	args := append([]string{"run",
-		"--address", env.address, "--containerd", "external",
+		"--address", env.address, "--containerd", "external", "--runc-root", env.runcRoot,
 		"--namespace", ns, "--manifests", manifests, "--images", env.images,
 		"--state-dir", state, "--resync", "1s"}, extra...)
 	d := &daemon{t: t, cmd: exec.Command(env.bin, args...), done: make(chan struct{})}

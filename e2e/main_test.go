@@ -17,12 +17,13 @@ import (
 
 // env is what TestMain prepared for every test.
 var env struct {
-	dir     string // short temporary directory (unix socket paths are limited)
-	bin     string // the reconciler binary
-	images  string // directory holding the test image archive
-	archive string // the test image archive
-	address string // containerd socket
-	skip    string // why the tests cannot run here (never set under CI=true)
+	dir      string // short temporary directory (unix socket paths are limited)
+	bin      string // the reconciler binary
+	images   string // directory holding the test image archive
+	archive  string // the test image archive
+	address  string // containerd socket
+	runcRoot string // runc state of the tests' containerd, apart from any other's
+	skip     string // why the tests cannot run here (never set under CI=true)
 }
 
 func TestMain(m *testing.M) {
@@ -65,6 +66,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	env.address = mc.Address()
+	env.runcRoot = runtime.PathsFor(mc.Dir).RuncRoot
 	fmt.Fprintf(os.Stderr, "e2e: containerd pid %d on %s\n", mc.Pid(), env.address)
 	code := m.Run()
 	if err := mc.Stop(ctx); err != nil {

@@ -99,6 +99,7 @@ type common struct {
 	containerd string
 	logFormat  string
 	insecure   bool // --insecure-manifests-dir
+	runcRoot   string
 	verbosity  int
 	node       nodeFlags // node policy, registry credentials, log rotation
 }
@@ -111,6 +112,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.namespace, "namespace", runtime.DefaultNamespace, "containerd namespace of the managed containers")
 	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/reconciler", "state directory: task logs and the private containerd")
 	fs.StringVar(&c.containerd, "containerd-bin", "containerd", "containerd binary for the private daemon")
+	fs.StringVar(&c.runcRoot, "runc-root", "", "runc state directory for new containers (default: the shim's, /run/containerd/runc; the private containerd's own under the state dir); set it when several containerd daemons on one host use the same namespace")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&c.insecure, "insecure-manifests-dir", false, "apply manifests even if the directory or a file is writable by group or others or owned by another user than root or this one (development only)")
 	fs.IntVar(&c.verbosity, "v", 0, "log verbosity: 0 transitions and errors; 1 adds each reconcile and resync; 2 adds debug detail")
@@ -168,6 +170,9 @@ func (c *common) connect(ctx context.Context, log logr.Logger, start bool, extra
 	}
 	opts = append(opts, c.node.options(c.stateDir, start, log)...)
 	opts = append(opts, extra...)
+	if c.runcRoot != "" {
+		opts = append(opts, runtime.WithRuncRoot(c.runcRoot))
+	}
 	if c.managed != "managed" {
 		rt, err := runtime.New(ctx, c.address, opts...)
 		if err == nil || c.managed == "external" {
@@ -176,7 +181,9 @@ func (c *common) connect(ctx context.Context, log logr.Logger, start bool, extra
 		log.Info("containerd not reachable, using a private one", "address", c.address, "reason", err.Error())
 	}
 	paths := runtime.PathsFor(c.managedDir())
-	opts = append(opts, runtime.WithRuncRoot(paths.RuncRoot))
+	if c.runcRoot == "" {
+		opts = append(opts, runtime.WithRuncRoot(paths.RuncRoot))
+	}
 	if !start {
 		rt, err := runtime.New(ctx, paths.Socket, opts...)
 		return rt, nil, err
