@@ -47,6 +47,10 @@ type results struct {
 		// A reconciler started over the N running tasks: from its start
 		// to its first full pass (it logs "initial sync done").
 		AdoptSeconds float64 `json:"adoptSeconds"`
+
+		// Exits of tasks during the idle measure, which asks none to stop:
+		// something outside killed them (they are restarted).
+		UnexpectedExits []string `json:"unexpectedExits,omitempty"`
 	} `json:"idle"`
 	Teardown []stopResult `json:"teardown"`
 	Rows     []row        `json:"rows"`
@@ -227,6 +231,12 @@ func (r *results) rows(cfg config) []row {
 				rw.Target, rw.Met = "<= 25 MiB (peak)", met(l.PeakBytes <= 25<<20)
 			}
 			out = append(out, rw)
+		}
+		if n := len(r.Idle.UnexpectedExits); n > 0 {
+			out = append(out, row{
+				Measure: "unexpected task exits during the idle measure (see JSON)",
+				Figure:  strconv.Itoa(n), Floor: "-", VsFloor: "-", Target: "0", Met: met(false),
+			})
 		}
 		if r.Idle.AdoptSeconds > 0 {
 			out = append(out, row{
