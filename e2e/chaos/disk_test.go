@@ -58,7 +58,8 @@ func TestChaosDiskFull(t *testing.T) {
 		if i > 0 {
 			w.removeTask(fmt.Sprintf("needs-disk-%d", i-1))
 		}
-		fill(t, filler)
+		// Full, and kept full: log rotation frees a little now and then.
+		stop := keepFull(t, filler)
 		name := fmt.Sprintf("needs-disk-%d", i)
 		w.setTask(name, 1, fmt.Sprintf("secrets: [{name: token, file: %s}]", secret))
 		var msg string
@@ -76,16 +77,18 @@ func TestChaosDiskFull(t *testing.T) {
 			}
 		}
 		logs := w.logSizes("chatty-a", "chatty-b")
+		stop()
 		if err := os.Remove(filler); err != nil {
 			t.Fatal(err)
 		}
 		since := time.Now()
 		w.converge(fmt.Sprintf("disk %d (status said %q)", i, msg), since, b)
-		// The output of the running tasks reaches the disk again.
-		waitFor(t, 10*time.Second, "the chatty tasks' logs to grow again", func() bool {
+		// The output of the running tasks reaches the disk again, after a
+		// note of what was lost.
+		waitFor(t, 10*time.Second, "the chatty tasks' logs to grow again, with a note of the records dropped", func() bool {
 			now := w.logSizes("chatty-a", "chatty-b")
 			for id, size := range logs {
-				if now[id] == size {
+				if now[id] == size || !w.logSays(id, "records dropped: ") {
 					return false
 				}
 			}
@@ -94,29 +97,52 @@ func TestChaosDiskFull(t *testing.T) {
 	})
 }
 
-// fill writes path until the filesystem is full.
-func fill(t *testing.T, path string) {
+// keepFull fills the filesystem of path with path, and fills it again
+// every 10ms until the returned stop is called.
+func keepFull(t *testing.T, path string) (stop func()) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if errors.Is(err, syscall.ENOSPC) {
-				break
+	if err := fill(f); err != nil {
+		t.Fatal(err)
+	}
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				_ = fill(f)
 			}
-			t.Fatal(err)
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		f.Close()
+	}
+}
+
+// fill appends to f until the filesystem is full.
+func fill(f *os.File) error {
+	buf := make([]byte, 64<<10)
+	for _, n := range []int{len(buf), 4096, 512} {
+		for {
+			if _, err := f.Write(buf[:n]); err != nil {
+				if errors.Is(err, syscall.ENOSPC) {
+					break
+				}
+				return err
+			}
 		}
 	}
-	// Smaller writes take the last pages.
-	for {
-		if _, err := f.Write(buf[:512]); err != nil {
-			return
-		}
-	}
+	return nil
 }
 
 // logSizes returns the total size of the log files of each task's running
@@ -143,4 +169,15 @@ func (w *world) logSizes(tasks ...string) map[string]int64 {
 		out[c.ID] = total
 	}
 	return out
+}
+
+// logSays reports whether a log file of container id contains s.
+func (w *world) logSays(id, s string) bool {
+	matches, _ := filepath.Glob(logfile.Path(filepath.Join(w.state, "logs"), id) + "*")
+	for _, m := range matches {
+		if b, err := os.ReadFile(m); err == nil && strings.Contains(string(b), s) {
+			return true
+		}
+	}
+	return false
 }

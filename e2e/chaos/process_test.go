@@ -89,8 +89,16 @@ func TestChaosRestartContainerd(t *testing.T) {
 	w.ready("set-up")
 	iterations(t, func(i int) {
 		b := w.baseline(append(w.pool("c"), w.stable...)...)
+		before := len(w.d.output())
 		what := w.burst("c", 6, 2+w.rng.IntN(5), &b)
-		time.Sleep(w.jitter(1500 * time.Millisecond))
+		// During convergence: once an action began (or after 3s if the
+		// burst cancelled itself out), within 300ms.
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if acted(w.d.output()[before:]) {
+				break
+			}
+		}
+		time.Sleep(w.jitter(300 * time.Millisecond))
 		sig := syscall.SIGTERM
 		if i%2 == 1 {
 			sig = syscall.SIGKILL
