@@ -20,13 +20,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
 
 	"github.com/warren/reconciler/e2e/imagebuild"
 	"github.com/warren/reconciler/e2e/invariants"
+	"github.com/warren/reconciler/pkg/runtime"
 )
 
 // world is one test's node: a namespace of a containerd, a manifests
@@ -118,9 +121,16 @@ func (w *world) start() {
 
 func (w *world) runArgs() []string {
 	return append([]string{"run",
-		"--address", w.address, "--containerd", "external",
+		"--address", w.address, "--containerd", "external", "--runc-root", w.runcRoot(),
 		"--namespace", w.ns, "--manifests", w.manifests, "--images", env.images,
 		"--state-dir", w.state, "--resync", "2s"}, w.flags...)
+}
+
+// runcRoot is the runc state directory of the world's containerd: apart
+// from any other daemon's, so that runs side by side (or a run after one
+// that was killed) never meet a container ID in runc's state.
+func (w *world) runcRoot() string {
+	return runtime.PathsFor(filepath.Dir(w.address)).RuncRoot
 }
 
 // taskYAML is the manifest of a test-image task at a version (its env).
@@ -234,7 +244,8 @@ func (w *world) addBystander(id string) {
 		w.t.Fatal(err)
 	}
 	c, err := w.client.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
-		containerd.WithNewSpec(oci.WithImageConfig(img)), containerd.WithContainerLabels(map[string]string{"owner": "someone-else"}))
+		containerd.WithNewSpec(oci.WithImageConfig(img)), containerd.WithContainerLabels(map[string]string{"owner": "someone-else"}),
+		containerd.WithRuntime(plugins.RuntimeRuncV2, &options.Options{Root: w.runcRoot()}))
 	if err != nil {
 		w.t.Fatal(err)
 	}
