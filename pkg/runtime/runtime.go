@@ -15,6 +15,7 @@ import (
 
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/api/types/runc/options"
+	tasktypes "github.com/containerd/containerd/api/types/task"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/cio"
@@ -176,8 +177,11 @@ func (r *Runtime) LogPath(id string) string {
 }
 
 // List returns the containers of the namespace (only those labelled with task,
-// if task is not empty) with their task status, in two calls to containerd
-// whatever their number.
+// if task is not empty) with their task status. The full listing costs two
+// calls to containerd whatever their number; a task's listing costs one call
+// plus one per container of that task (usually one), whatever the number of
+// other tasks: containerd 1.6 answers a task listing by asking every task's
+// shim, which a task's sync must not pay (at 200 tasks, 45 ms against 0.3 ms).
 //
 // A full listing (task "") first imports the archives of the images
 // directory that are new or changed, so that the daemon's periodic resync
@@ -199,12 +203,29 @@ func (r *Runtime) List(ctx context.Context, task string) ([]observed.Raw, error)
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	resp, err := r.client.TaskService().List(ctx, &tasksapi.ListTasksRequest{})
-	if err != nil {
-		return nil, fmt.Errorf("list tasks: %w", errgrpc.ToNative(err))
+	var tasks []*tasktypes.Process
+	if task == "" {
+		resp, err := r.client.TaskService().List(ctx, &tasksapi.ListTasksRequest{})
+		if err != nil {
+			return nil, fmt.Errorf("list tasks: %w", errgrpc.ToNative(err))
+		}
+		tasks = resp.Tasks
+	} else {
+		// One task's containers (usually one): ask for their tasks only.
+		// Listing every task costs containerd a call to each task's shim.
+		for _, c := range recs {
+			resp, err := r.client.TaskService().Get(ctx, &tasksapi.GetRequest{ContainerID: c.ID})
+			if err != nil {
+				if err = errgrpc.ToNative(err); errdefs.IsNotFound(err) {
+					continue
+				}
+				return nil, fmt.Errorf("get task %s: %w", c.ID, err)
+			}
+			tasks = append(tasks, resp.Process)
+		}
 	}
-	byID := make(map[string]int, len(resp.Tasks))
-	for i, t := range resp.Tasks {
+	byID := make(map[string]int, len(tasks))
+	for i, t := range tasks {
 		byID[t.ID] = i
 	}
 	out := make([]observed.Raw, 0, len(recs))
@@ -212,7 +233,7 @@ func (r *Runtime) List(ctx context.Context, task string) ([]observed.Raw, error)
 		raw := observed.Raw{ID: c.ID, Labels: c.Labels, Image: c.Image, CreatedAt: c.CreatedAt, Status: observed.NoTask,
 			Spec: recordedSpec(c.Extensions)}
 		if i, ok := byID[c.ID]; ok {
-			t := resp.Tasks[i]
+			t := tasks[i]
 			raw.Status = observed.ParseStatus(t.Status.String())
 			raw.Pid = t.Pid
 			raw.ExitCode = t.ExitStatus

@@ -1,0 +1,93 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc"
+
+	"github.com/warren/reconciler/pkg/observed"
+	"github.com/warren/reconciler/pkg/runtime"
+)
+
+// TestRuntimeTaskListingAsksOnlyItsTasks: a task's listing gets that task's
+// containers' tasks one by one instead of listing every task of the node
+// (which containerd answers by calling every shim), and still reports each
+// container's state: running with its pid, exited with its code, no task.
+func TestRuntimeTaskListingAsksOnlyItsTasks(t *testing.T) {
+	var mu sync.Mutex
+	var methods []string
+	count := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		mu.Lock()
+		methods = append(methods, method)
+		mu.Unlock()
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	countStream := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		mu.Lock()
+		methods = append(methods, method)
+		mu.Unlock()
+		return streamer(ctx, desc, cc, method, opts...)
+	}
+	e := newRT(t, "e2e-rt-tasklist", runtime.WithDialOptions(grpc.WithChainUnaryInterceptor(count), grpc.WithChainStreamInterceptor(countStream)))
+	for i := range 8 {
+		e.run(taskYAML(fmt.Sprintf("other-%d", i)))
+	}
+	running := e.run(taskYAML("running"))
+	exited := e.run(taskYAML("exited", envYAML("EXIT_AFTER", "10ms", "EXIT_CODE", "3")))
+	if code := e.exitStatus(exited); code != 3 {
+		t.Fatalf("exit status %d, want 3", code)
+	}
+	created, err := e.create(taskYAML("created"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	list := func(task string) ([]observed.Raw, []string) {
+		t.Helper()
+		mu.Lock()
+		methods = nil
+		mu.Unlock()
+		raws, err := e.rt.List(t.Context(), task)
+		if err != nil {
+			t.Fatalf("List(%q): %v", task, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return raws, slices.Clone(methods)
+	}
+	for _, c := range []struct {
+		task, id string
+		status   observed.Status
+		code     uint32
+	}{
+		{"running", running, observed.Running, 0},
+		{"exited", exited, observed.Stopped, 3},
+		{"created", created, observed.NoTask, 0},
+	} {
+		raws, calls := list(c.task)
+		if len(raws) != 1 || raws[0].ID != c.id {
+			t.Fatalf("List(%q) = %+v, want only %s", c.task, raws, c.id)
+		}
+		r := raws[0]
+		if r.Status != c.status || r.ExitCode != c.code || (c.status == observed.Running && r.Pid == 0) {
+			t.Errorf("List(%q): status %s, exit code %d, pid %d; want %s, %d", c.task, r.Status, r.ExitCode, r.Pid, c.status, c.code)
+		}
+		if len(calls) != 2 || slices.ContainsFunc(calls, func(m string) bool { return m == "/containerd.services.tasks.v1.Tasks/List" }) {
+			t.Errorf("List(%q) made calls %v, want the containers' listing and one task get", c.task, calls)
+		}
+	}
+	// The full listing is still two calls, and agrees.
+	raws, calls := list("")
+	if len(calls) != 2 || len(raws) != 11 {
+		t.Errorf("List(\"\"): %d containers in calls %v, want 11 in 2", len(raws), calls)
+	}
+	for _, r := range raws {
+		if r.ID == exited && (r.Status != observed.Stopped || r.ExitCode != 3) {
+			t.Errorf("full listing: %s is %s with %d", r.ID, r.Status, r.ExitCode)
+		}
+	}
+}
