@@ -59,7 +59,10 @@ func newWorld(t *testing.T, kind, address, state string, flags ...string) *world
 	if address == "" {
 		address = env.address
 	}
-	ns := "chaos-" + kind
+	// Namespaces are unique to the run: runc keeps its state in
+	// /run/containerd/runc/NAMESPACE whatever the containerd, so two runs
+	// of the suite at once (make test in two checkouts) must not share one.
+	ns := "chaos-" + kind + "-" + env.run
 	if state == "" {
 		state = filepath.Join(env.dir, "s-"+kind)
 	}
@@ -90,6 +93,7 @@ func newWorld(t *testing.T, kind, address, state string, flags ...string) *world
 		}
 		w.wipe()
 		c.Close()
+		_ = os.Remove(filepath.Join("/run/containerd/runc", ns)) // runc's, once empty
 	})
 	return w
 }

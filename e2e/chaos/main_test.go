@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +34,7 @@ var env struct {
 	archive string
 	address string // the shared containerd's socket
 	seed    int64
+	run     string // unique to this run of the suite, for namespaces
 	skip    string // why the suite cannot run here (never set under CI=true)
 }
 
@@ -66,6 +68,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	env.dir = dir
+	env.run = strings.TrimPrefix(filepath.Base(dir), "rcch")
 	defer os.RemoveAll(dir)
 	env.bin = filepath.Join(dir, "reconciler")
 	if out, err := exec.Command("go", "build", "-o", env.bin, "../../cmd/reconciler").CombinedOutput(); err != nil {

@@ -354,7 +354,7 @@ func Violations(n Node, b Baseline) []Violation {
 		case now.Owned:
 			add(Touched, id, "unmanaged container got the ownership label")
 		case now.Pid != was.Pid || now.Status != was.Status:
-			add(Touched, id, "unmanaged container's task changed: pid %d %s -> pid %d %s", was.Pid, was.Status, now.Pid, now.Status)
+			add(Touched, id, "unmanaged container's task changed: pid %d %s -> pid %d %s (exit code %d)", was.Pid, was.Status, now.Pid, now.Status, now.ExitCode)
 		case !mapsEqual(now.Labels, was.Labels):
 			add(Touched, id, "unmanaged container's labels changed: %v -> %v", was.Labels, now.Labels)
 		}
