@@ -41,12 +41,12 @@ type logLine struct {
 
 // startDaemon runs `reconciler run` on manifests against the containerd at
 // address with JSON logs, and waits until it has done its first sync.
-func startDaemon(ctx context.Context, bin, address, ns, manifests, images, state string, workers int, resync time.Duration, pprof bool) (*daemon, error) {
+func startDaemon(ctx context.Context, bin, address, runcRoot, ns, manifests, images, state string, workers int, resync time.Duration, pprof bool) (*daemon, error) {
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return nil, err
 	}
 	args := []string{"run",
-		"--address", address, "--namespace", ns,
+		"--address", address, "--runc-root", runcRoot, "--namespace", ns,
 		"--manifests", manifests, "--images", images, "--state-dir", state,
 		"--workers", strconv.Itoa(workers), "--resync", resync.String(),
 		"--log-format", "json"}

@@ -8,11 +8,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/runtime-spec/specs-go"
 
@@ -50,10 +52,11 @@ type rawClient struct {
 	img       containerd.Image
 	seccomp   bool
 	logDriver [2]string // binary, log directory
+	runcRoot  string
 }
 
 // newRawClient imports the image archive into ns and unpacks it.
-func newRawClient(ctx context.Context, client *containerd.Client, ns, archive, ref string, withSeccomp bool) (*rawClient, error) {
+func newRawClient(ctx context.Context, client *containerd.Client, ns, runcRoot, archive, ref string, withSeccomp bool) (*rawClient, error) {
 	ctx = withNS(ctx, ns)
 	f, err := os.Open(archive)
 	if err != nil {
@@ -70,7 +73,7 @@ func newRawClient(ctx context.Context, client *containerd.Client, ns, archive, r
 	if err := img.Unpack(ctx, ""); err != nil {
 		return nil, fmt.Errorf("unpack %s: %w", ref, err)
 	}
-	return &rawClient{client: client, ns: ns, img: img, seccomp: withSeccomp}, nil
+	return &rawClient{client: client, ns: ns, img: img, seccomp: withSeccomp, runcRoot: runcRoot}, nil
 }
 
 func (f *rawClient) namespace() string { return f.ns }
@@ -85,7 +88,8 @@ func (f *rawClient) createStart(ctx context.Context, id string) error {
 	c, err := f.client.NewContainer(ctx, id,
 		containerd.WithImage(f.img),
 		containerd.WithNewSnapshot(id, f.img),
-		containerd.WithNewSpec(sopts...))
+		containerd.WithNewSpec(sopts...),
+		containerd.WithRuntime(plugins.RuntimeRuncV2, &options.Options{Root: f.runcRoot}))
 	if err != nil {
 		return fmt.Errorf("floor: create %s: %w", id, err)
 	}
@@ -150,8 +154,8 @@ type runtimeOnly struct {
 	task desired.Task
 }
 
-func newRuntimeOnly(ctx context.Context, address, ns, images, state, bin string) (*runtimeOnly, error) {
-	rt, err := runtime.New(ctx, address,
+func newRuntimeOnly(ctx context.Context, address, runcRoot, ns, images, state, bin string) (*runtimeOnly, error) {
+	rt, err := runtime.New(ctx, address, runtime.WithRuncRoot(runcRoot),
 		runtime.WithNamespace(ns), runtime.WithImagesDir(images), runtime.WithStateDir(state),
 		runtime.WithLogDir(state+"/logs"), runtime.WithLogDriver(bin, 10<<20, 5))
 	if err != nil {

@@ -159,13 +159,16 @@ func missing() string {
 
 // bench is one run.
 type bench struct {
-	cfg    config
-	out    io.Writer
-	dir    string
-	bin    string // the reconciler binary
-	client *containerd.Client
-	rec    *recorder
-	res    results
+	cfg config
+	out io.Writer
+	dir string
+	bin string // the reconciler binary
+	// runc state of every container of the run, apart from any other
+	// containerd's on the host (same namespace, same IDs).
+	runcRoot string
+	client   *containerd.Client
+	rec      *recorder
+	res      results
 
 	floor     *rawClient   // the floor
 	seccomp   *rawClient   // the floor with containerd's default seccomp profile
@@ -223,6 +226,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	b.runcRoot = runtime.PathsFor(mc.Dir).RuncRoot
 	b.client, err = containerd.New(mc.Address())
 	if err != nil {
 		_ = mc.Stop(context.WithoutCancel(ctx))
@@ -242,17 +246,17 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if b.floor, err = newRawClient(ctx, b.client, nsFloor, archive, imagebuild.DefaultRef, false); err != nil {
+	if b.floor, err = newRawClient(ctx, b.client, nsFloor, b.runcRoot, archive, imagebuild.DefaultRef, false); err != nil {
 		return err
 	}
-	if b.seccomp, err = newRawClient(ctx, b.client, nsFloor, archive, imagebuild.DefaultRef, true); err != nil {
+	if b.seccomp, err = newRawClient(ctx, b.client, nsFloor, b.runcRoot, archive, imagebuild.DefaultRef, true); err != nil {
 		return err
 	}
-	if b.logDriver, err = newRawClient(ctx, b.client, nsFloor, archive, imagebuild.DefaultRef, true); err != nil {
+	if b.logDriver, err = newRawClient(ctx, b.client, nsFloor, b.runcRoot, archive, imagebuild.DefaultRef, true); err != nil {
 		return err
 	}
 	b.logDriver.logDriver = [2]string{bin, filepath.Join(dir, "ld")}
-	if b.runtime, err = newRuntimeOnly(ctx, mc.Address(), nsRuntime, images, filepath.Join(dir, "rt"), bin); err != nil {
+	if b.runtime, err = newRuntimeOnly(ctx, mc.Address(), b.runcRoot, nsRuntime, images, filepath.Join(dir, "rt"), bin); err != nil {
 		return err
 	}
 	defer b.runtime.rt.Close()
@@ -263,7 +267,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(man1, 0o755); err != nil {
 		return err
 	}
-	d1, err := startDaemon(ctx, bin, mc.Address(), nsReconciler, man1, images, filepath.Join(dir, "s1"), b.cfg.c, b.cfg.resync, b.cfg.pprof != "")
+	d1, err := startDaemon(ctx, bin, mc.Address(), b.runcRoot, nsReconciler, man1, images, filepath.Join(dir, "s1"), b.cfg.c, b.cfg.resync, b.cfg.pprof != "")
 	if err != nil {
 		return err
 	}
@@ -287,7 +291,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(man2, 0o755); err != nil {
 		return err
 	}
-	d2, err := startDaemon(ctx, bin, p.socket, nsReconciler, man2, images, filepath.Join(dir, "s2"), b.cfg.c, b.cfg.resync, b.cfg.pprof != "")
+	d2, err := startDaemon(ctx, bin, p.socket, b.runcRoot, nsReconciler, man2, images, filepath.Join(dir, "s2"), b.cfg.c, b.cfg.resync, b.cfg.pprof != "")
 	if err != nil {
 		return err
 	}
@@ -303,7 +307,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 	// A third, started on containerd directly over the tasks the second
 	// left running: it adopts them, then takes single drops on a busy node.
 	began := time.Now()
-	d3, err := startDaemon(ctx, bin, mc.Address(), nsReconciler, man2, images, filepath.Join(dir, "s3"), b.cfg.c, b.cfg.resync, b.cfg.pprof != "")
+	d3, err := startDaemon(ctx, bin, mc.Address(), b.runcRoot, nsReconciler, man2, images, filepath.Join(dir, "s3"), b.cfg.c, b.cfg.resync, b.cfg.pprof != "")
 	if err != nil {
 		return err
 	}
