@@ -118,7 +118,14 @@ func TestRuntimeLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, converge, "chatty removed", func() bool { return len(n.containers("chatty")) == 0 })
-	if left, _ := logfile.Files(logDir, c.ID); len(left) != 0 {
-		t.Errorf("log files left after the container was deleted: %v", left)
+	// The runtime removes the files right after containerd removed the
+	// container: allow for the moment in between.
+	var left []string
+	deadline := time.Now().Add(5 * time.Second)
+	for left, _ = logfile.Files(logDir, c.ID); len(left) != 0 && time.Now().Before(deadline); left, _ = logfile.Files(logDir, c.ID) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(left) != 0 {
+		t.Errorf("log files left 5s after the container was deleted: %v", left)
 	}
 }
