@@ -96,6 +96,6 @@ func requireEnv(t *testing.T) {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("CI=true but e2e cannot run: %s", env.skip)
 		}
-		t.Skip("e2e needs root, containerd and runc: " + env.skip)
+		t.Skip("outside CI (CI=true fails above): e2e needs root, containerd and runc: " + env.skip)
 	}
 }

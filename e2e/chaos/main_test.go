@@ -124,6 +124,6 @@ func requireEnv(t *testing.T) {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("CI=true but the chaos suite cannot run: %s", env.skip)
 		}
-		t.Skip("the chaos suite needs root, containerd, runc and ctr: " + env.skip)
+		t.Skip("outside CI (CI=true fails above): the chaos suite needs root, containerd, runc and ctr: " + env.skip)
 	}
 }
