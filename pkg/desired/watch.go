@@ -24,9 +24,9 @@ const (
 	// editor's save, a copy, a rename) do so within microseconds, so a short
 	// window coalesces them; transient states that last longer are covered
 	// by [Loader.Load] (last known good, empty files, [RemoveGrace]), not by
-	// the window, which can therefore stay short: a new manifest renamed
-	// into the directory reaches containerd in about 35 ms (e2e
-	// TestWatchLatency prints the figures).
+	// the window, which can therefore stay short. A manifest that nobody
+	// has open for writing any more (renamed into place) does not wait for
+	// it at all when the directory was quiet (see [Watcher.Run]).
 	DefaultDebounce = 20 * time.Millisecond
 
 	// DefaultPollInterval is how often the watcher looks at the directory
@@ -54,6 +54,7 @@ type Watcher struct {
 	dir       string // cleaned, absolute when possible
 	parent    string // "" when dir is the root
 	debounce  time.Duration
+	quiet     time.Duration // since the last read, for a complete file to be read at once: the debounce
 	maxDelay  time.Duration // a burst of events is read at least this often
 	grace     time.Duration // the loader's RemoveGrace
 	poll      time.Duration
@@ -79,6 +80,7 @@ func NewWatcher(dir string, debounce time.Duration, log logr.Logger) *Watcher {
 		dir:       clean,
 		parent:    parent,
 		debounce:  debounce,
+		quiet:     debounce,
 		maxDelay:  max(10*debounce, 100*time.Millisecond),
 		grace:     RemoveGrace,
 		poll:      DefaultPollInterval,
@@ -117,6 +119,14 @@ func (s fsnotifySource) Close() error                  { return s.w.Close() }
 // period, again; always from Run's goroutine, never concurrently. Events
 // that arrive while changed runs are coalesced into one more call.
 //
+// One exception to the wait: when the directory has been quiet for the
+// debounce period and the event is the creation of, or a write to, a
+// manifest that no process has open for writing any more (the kernel knows:
+// see notBeingWritten), changed is called at once. That is the common case
+// of a file renamed into place, and it saves the debounce on the way from a
+// dropped file to a running container; the events that follow within the
+// debounce are coalesced as before, so a burst costs one extra read at most.
+//
 // What counts as a change: any event on a manifest file name (see
 // [Ignored]), on the directory itself or its parent, on an entry that a
 // symlinked manifest resolves through (the "..data" link of a Kubernetes
@@ -153,12 +163,16 @@ func (w *Watcher) Run(ctx context.Context, changed func()) error {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
-	pending := false    // events not read yet
-	var first time.Time // of the oldest of them
+	pending := false                  // events not read yet
+	var first time.Time               // of the oldest of them
+	now := false                      // the timer is set to read at once
+	settling := false                 // pending only for the read after the loader's grace
+	var lastRead, lastEvent time.Time // lastEvent: of the last event that may have changed the directory
 
 	changed()
-	if wait := r.untilSettled(time.Now()); wait > 0 {
-		pending, first = true, time.Now()
+	lastRead = time.Now()
+	if wait := r.untilSettled(lastRead); wait > 0 {
+		pending, first, settling = true, lastRead, true
 		timer.Reset(wait)
 	}
 	for {
@@ -167,7 +181,7 @@ func (w *Watcher) Run(ctx context.Context, changed func()) error {
 		if r.src != nil {
 			events, errs = r.src.Events(), r.src.Errors()
 		}
-		dirty := false
+		dirty, complete := false, false
 		select {
 		case <-ctx.Done():
 			return nil
@@ -178,6 +192,16 @@ func (w *Watcher) Run(ctx context.Context, changed func()) error {
 				break
 			}
 			dirty = r.event(ev)
+			// A quiet directory (no read and no other event for the
+			// debounce period) and a manifest that nobody is writing
+			// (renamed into place, or written and closed): read it now
+			// rather than after the debounce; the events that follow
+			// are coalesced as usual.
+			if dirty {
+				t := time.Now()
+				complete = !now && t.Sub(lastRead) >= w.quiet && t.Sub(lastEvent) >= w.quiet && r.complete(ev)
+				lastEvent = t
+			}
 		case err, ok := <-errs:
 			switch {
 			case !ok:
@@ -199,24 +223,31 @@ func (w *Watcher) Run(ctx context.Context, changed func()) error {
 				}
 			}
 		case <-timer.C:
-			pending = false
+			pending, now, settling = false, false, false
 			r.watchLinks()
 			if r.polling() {
 				r.print = fingerprint(w.dir)
 			}
 			changed()
-			if wait := r.untilSettled(time.Now()); wait > 0 {
+			lastRead = time.Now()
+			if wait := r.untilSettled(lastRead); wait > 0 {
 				// Read again once the loader applies removals.
-				pending, first = true, time.Now()
+				pending, first, settling = true, lastRead, true
 				timer.Reset(wait)
 			}
 		}
-		if dirty {
-			now := time.Now()
-			if !pending {
-				pending, first = true, now
+		switch {
+		case !dirty || now:
+			// Nothing to read, or a read is due at once anyway.
+		case complete:
+			pending, first, now, settling = true, time.Now(), true, false
+			timer.Reset(0)
+		default:
+			t := time.Now()
+			if !pending || settling {
+				pending, first, settling = true, t, false
 			}
-			timer.Reset(max(0, min(w.debounce, first.Add(w.maxDelay).Sub(now))))
+			timer.Reset(max(0, min(w.debounce, first.Add(w.maxDelay).Sub(t))))
 		}
 	}
 }
@@ -380,6 +411,20 @@ func (r *watchRun) event(ev fsnotify.Event) bool {
 	// directory holding one; else a sibling of the directory, or a
 	// neighbour of a target.
 	return r.targets[name] || r.linkDirs[name]
+}
+
+// complete reports whether ev is the creation or a write of a manifest in
+// the directory that no process has open for writing any more: its content
+// is whole and can be read without waiting for the debounce.
+func (r *watchRun) complete(ev fsnotify.Event) bool {
+	if !ev.Has(fsnotify.Create) && !ev.Has(fsnotify.Write) {
+		return false
+	}
+	name := filepath.Clean(ev.Name)
+	if filepath.Dir(name) != r.w.dir || Ignored(filepath.Base(name)) {
+		return false
+	}
+	return notBeingWritten(name)
 }
 
 // watchLinks finds what the symlinked manifests of the directory resolve

@@ -1104,3 +1104,72 @@ func BenchmarkWatcherLatency(b *testing.B) {
 	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
 }
+
+func TestNotBeingWritten(t *testing.T) {
+	dir := t.TempDir()
+	closed := filepath.Join(dir, "closed.yaml")
+	must(t, os.WriteFile(closed, []byte(manifest("web", "nginx")), 0o644))
+	open := filepath.Join(dir, "open.yaml")
+	f, err := os.OpenFile(open, os.O_CREATE|os.O_WRONLY, 0o644)
+	must(t, err)
+	defer f.Close()
+	readOnly := filepath.Join(dir, "read.yaml")
+	must(t, os.WriteFile(readOnly, nil, 0o644))
+	r, err := os.Open(readOnly) // readers do not count
+	must(t, err)
+	defer r.Close()
+	link := filepath.Join(dir, "link.yaml")
+	must(t, os.Symlink("closed.yaml", link))
+
+	for _, tc := range []struct {
+		name, path string
+		want       bool
+	}{
+		{"closed after writing", closed, true},
+		{"open for reading only", readOnly, true},
+		{"symlink to a closed file", link, true},
+		{"open for writing", open, false},
+		{"directory", dir, false},
+		{"missing", filepath.Join(dir, "gone.yaml"), false},
+	} {
+		if got := notBeingWritten(tc.path); got != tc.want {
+			t.Errorf("%s: notBeingWritten = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// The lease is given back: a writer can open the file afterwards.
+	w, err := os.OpenFile(closed, os.O_WRONLY|os.O_APPEND, 0)
+	must(t, err)
+	w.Close()
+}
+
+// TestWatcherReadsCompleteFileAtOnce: with a debounce of an hour, a file
+// renamed into place is read at once, and one that a writer still holds
+// open is not read before the debounce, even once it is whole.
+func TestWatcherReadsCompleteFileAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	h := startWatcher(t, dir, func(w *Watcher) {
+		w.debounce, w.maxDelay, w.quiet = time.Hour, time.Hour, 0
+	})
+	h.waitFor("the call at start", func(st State) bool { return st.Err == nil && len(st.Tasks) == 0 })
+
+	atomicRename(".web.yaml.tmp")(t, dir, manifest("web", "nginx:1"), 0)
+	h.waitFor("web, renamed into place, read at once", hasImage("web", "nginx:1"))
+
+	f, err := os.OpenFile(filepath.Join(dir, "db.yaml"), os.O_CREATE|os.O_WRONLY, 0o644)
+	must(t, err)
+	_, err = f.WriteString(manifest("db", "postgres"))
+	must(t, err)
+	h.quiet(5*testDebounce, func(st State) string {
+		if _, ok := st.Tasks["db"]; ok {
+			return "db.yaml read while its writer still held it open"
+		}
+		return ""
+	})
+	must(t, f.Close())
+	// Closing makes no event; the next file renamed into place brings
+	// both in (a file written in place makes its first event while its
+	// writer holds it: it waits for the debounce).
+	writeFile(t, dir, ".cache.yaml.tmp", manifest("cache", "redis"))
+	must(t, os.Rename(filepath.Join(dir, ".cache.yaml.tmp"), filepath.Join(dir, "cache.yaml")))
+	h.waitFor("db and cache", and(hasImage("db", "postgres"), hasImage("cache", "redis")))
+}
