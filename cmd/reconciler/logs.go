@@ -9,10 +9,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"syscall"
 	"time"
 
+	"github.com/warren/reconciler/pkg/runtime/logdriver"
 	"github.com/warren/reconciler/pkg/runtime/logfile"
 )
 
@@ -84,33 +84,10 @@ func parseInterspersed(fs *flag.FlagSet, args []string) (string, error) {
 }
 
 // isLogDriverCall reports whether a containerd shim started this binary as
-// a log driver: the binary:// URI's query arrives as "key value" pairs in
-// random order, one of them the marker.
-func isLogDriverCall(args []string) bool {
-	i := slices.Index(args, logfile.DriverMarker)
-	return i >= 0 && i%2 == 0
-}
+// a log driver. Such a call never gets here: the init function of
+// pkg/runtime/logdriver runs the driver and exits before main starts.
+func isLogDriverCall(args []string) bool { return logdriver.IsCall(args) }
 
 // cmdLogDriver is the hidden log-driver mode (`reconciler log-driver --dir
-// DIR --max-size N --max-files N`, started by the containerd shim with the
-// container's stdout on fd 3, stderr on fd 4, and fd 5 to close when ready).
-func cmdLogDriver(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("log-driver", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.String(logfile.DriverMarker[2:], "", "marks a call by the shim (ignored)")
-	dir := fs.String("dir", "", "log directory")
-	maxSize := fs.Int64("max-size", logfile.DefaultMaxSize, "rotate at this many bytes")
-	maxFiles := fs.Int("max-files", logfile.DefaultMaxFiles, "files kept, the current one included")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if *dir == "" {
-		fmt.Fprintln(stderr, "reconciler log-driver: --dir is required")
-		return exitUsage
-	}
-	if err := logfile.RunDriver(*dir, *maxSize, *maxFiles); err != nil {
-		fmt.Fprintln(stderr, "reconciler log-driver:", err)
-		return exitFailure
-	}
-	return exitOK
-}
+// DIR --max-size N --max-files N`); see pkg/runtime/logdriver.
+func cmdLogDriver(args []string, stderr io.Writer) int { return logdriver.Main(args, stderr) }
