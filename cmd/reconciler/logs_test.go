@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"flag"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -52,18 +55,27 @@ func TestCmdLogs(t *testing.T) {
 	}
 }
 
-func TestIsLogDriverCall(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want bool
-	}{
-		{[]string{"--dir", "/x", logfile.DriverMarker, "v1", "--max-size", "1"}, true},
-		{[]string{logfile.DriverMarker, "v1"}, true},
-		{[]string{"--dir", logfile.DriverMarker}, false}, // a value, not a key
-		{[]string{"run", "--manifests", "/m"}, false},
-	} {
-		if got := isLogDriverCall(tc.args); got != tc.want {
-			t.Errorf("isLogDriverCall(%q) = %v, want %v", tc.args, got, tc.want)
+// TestLogDriverRunsBeforeDaemonInit starts this test binary, which imports
+// what the reconciler binary does, as a shim starts a log driver, and reads
+// Go's init trace: the driver must run (and exit) before the daemon's heavy
+// packages initialise, since the shim waits for it before every start.
+func TestLogDriverRunsBeforeDaemonInit(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, logfile.DriverMarker, "v1", "--dir", t.TempDir())
+	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1", "CONTAINER_ID=")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitFailure || !strings.Contains(stderr.String(), "CONTAINER_ID is not set") {
+		t.Fatalf("driver mode: %v, stderr:\n%s", err, stderr.String())
+	}
+	for _, pkg := range []string{"google.golang.org/grpc", "github.com/containerd/containerd/v2/client", "net/http", "github.com/prometheus/client_golang/prometheus"} {
+		if strings.Contains(stderr.String(), "init "+pkg+" @") {
+			t.Errorf("%s was initialised before the log driver ran", pkg)
 		}
 	}
 }
