@@ -8,12 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	eventtypes "github.com/containerd/containerd/api/events"
 	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/warren/reconciler/pkg/observed"
 	"github.com/warren/reconciler/pkg/runtime"
@@ -273,6 +276,21 @@ func TestRuntimeSecureDefaults(t *testing.T) {
 		t.Errorf("CapEff %x is not containerd's default set", caps)
 	}
 	e.waitOutput(def, `status: Seccomp: 2\n`)
+	// Only the image's syscall ABI is in the profile (x86_64 alone on
+	// amd64, not x86 and x32), as recorded in the spec containerd keeps.
+	c, err := e.n.client.LoadContainer(t.Context(), def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := c.Spec(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if native := map[string]specs.Arch{"amd64": specs.ArchX86_64, "arm64": specs.ArchAARCH64}[goruntime.GOARCH]; native != "" {
+		if got := spec.Linux.Seccomp.Architectures; !slices.Equal(got, []specs.Arch{native}) {
+			t.Errorf("seccomp architectures %v, want [%s]", got, native)
+		}
+	}
 	e.waitOutput(def, `status: NoNewPrivs: 1\n`)
 	e.waitOutput(def, `write /proc/sys/kernel/domainname: error: .*read-only file system`)
 	e.waitOutput(def, `write /rootfile: ok`)

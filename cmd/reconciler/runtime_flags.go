@@ -22,6 +22,7 @@ const DefaultSecretSources = "/etc/reconciler/secrets"
 // things are: the node policy, registry credentials and log rotation.
 type nodeFlags struct {
 	allowPrivileged bool
+	allowCompat     bool
 	allowCaps       listFlag
 	bindSources     listFlag
 	secretSources   listFlag
@@ -34,6 +35,7 @@ type nodeFlags struct {
 
 func (n *nodeFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&n.allowPrivileged, "allow-privileged", false, "node policy: allow manifests with securityContext.privileged")
+	fs.BoolVar(&n.allowCompat, "allow-compat-syscalls", false, "node policy: keep the node's 32-bit syscall ABIs (x86 and x32 on amd64, arm on arm64) in every task's seccomp profile, for 64-bit images that run 32-bit programs (by default a task gets its image's ABI only)")
 	fs.Var(&n.allowCaps, "allow-capabilities", "node policy: capabilities manifests may add (comma-separated or repeated, e.g. NET_ADMIN,SYS_TIME; ALL for any)")
 	fs.Var(&n.bindSources, "allowed-bind-sources", "node policy: host directories bind mounts may come from (comma-separated or repeated; default none: no bind mounts)")
 	fs.Var(&n.secretSources, "allowed-secret-sources", "node policy: host directories secret files may come from (comma-separated or repeated; default /etc/reconciler/secrets)")
@@ -83,6 +85,7 @@ func (n *nodeFlags) options(stateDir string, withLogDriver bool, log logr.Logger
 			AllowCapabilities:    n.allowCaps,
 			AllowedBindSources:   n.bindSources,
 			AllowedSecretSources: n.secretSources,
+			AllowCompatSyscalls:  n.allowCompat,
 		}),
 		runtime.WithRegistryConfig(n.registryConfig),
 	}

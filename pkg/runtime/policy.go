@@ -25,6 +25,11 @@ type Policy struct {
 	// under. A secret copies a host file into the task, so an unrestricted
 	// one would let a manifest read any file of the node (/etc/shadow).
 	AllowedSecretSources []string
+	// AllowCompatSyscalls keeps every syscall ABI of the node in the tasks'
+	// seccomp profile (x86 and x32 besides x86_64 on amd64, arm besides
+	// arm64), as Docker's default does. Without it a task gets its image's
+	// ABI only (see withSeccomp).
+	AllowCompatSyscalls bool
 }
 
 // PolicyError is a manifest field the node policy refuses. It is permanent:

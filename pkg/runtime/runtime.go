@@ -301,6 +301,8 @@ func (r *Runtime) create(ctx context.Context, id string, t desired.Task, labels 
 		spec:       t.Spec,
 		volumesDir: r.volumesDir(),
 		secretsDir: r.secretsDir(id),
+		imageArch:  imgSpec.Architecture,
+		compatABIs: r.policy.AllowCompatSyscalls,
 	})
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", id, err)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +41,8 @@ type specInput struct {
 	spec            desired.Spec
 	volumesDir      string // named volumes live in volumesDir/NAME
 	secretsDir      string // this container's staged secrets
+	imageArch       string // the image config's architecture (GOARCH names)
+	compatABIs      bool   // the node allows its 32-bit syscall ABIs to every task
 }
 
 // specOpts builds the OCI spec from the image config and the manifest, one
@@ -87,8 +90,60 @@ func specOpts(in specInput) ([]oci.SpecOpts, error) {
 		opts = append(opts, withSecrets(in.secretsDir, s.Secrets))
 	}
 	// The default seccomp profile depends on the capabilities: it comes last.
-	opts = append(opts, seccomp.WithDefaultProfile())
+	opts = append(opts, withSeccomp(goruntime.GOARCH, in.imageArch, in.compatABIs))
 	return opts, nil
+}
+
+// withSeccomp applies containerd's default seccomp profile (computed from
+// the capabilities, so it must come last), keeping in it only the syscall
+// ABIs the task can use: the node's native one, plus its 32-bit one when
+// the image is built for it (386 on amd64, arm on arm64), or all the
+// profile lists when compat is set. Containerd's profile lists every ABI of
+// the node (x86_64, x86 and x32 on amd64), as Docker's does: a 64-bit
+// workload does not need the others, and leaving them out both shuts a
+// kernel surface that exploits have used and makes runc's filter a third of
+// the size (it compiles it at every start: 12 ms less per container on the
+// benchmark machine). A 32-bit program inside a 64-bit image is killed by
+// SIGSYS at its first syscall; the node flag --allow-compat-syscalls is the
+// way out.
+func withSeccomp(nodeArch, imageArch string, compat bool) oci.SpecOpts {
+	return func(ctx context.Context, client oci.Client, c *containers.Container, s *oci.Spec) error {
+		if err := seccomp.WithDefaultProfile()(ctx, client, c, s); err != nil {
+			return err
+		}
+		if !compat && s.Linux != nil && s.Linux.Seccomp != nil {
+			s.Linux.Seccomp.Architectures = seccompArches(nodeArch, imageArch, s.Linux.Seccomp.Architectures)
+		}
+		return nil
+	}
+}
+
+// nativeABI is the seccomp architecture of a node's own (64-bit) ABI, and
+// compatABI the 32-bit one of an image architecture it can also run.
+var (
+	nativeABI = map[string]specs.Arch{
+		"amd64": specs.ArchX86_64, "arm64": specs.ArchAARCH64, "s390x": specs.ArchS390X,
+		"ppc64le": specs.ArchPPC64LE, "riscv64": specs.ArchRISCV64, "loong64": specs.ArchLOONGARCH64,
+		"mips64": specs.ArchMIPS64, "mips64le": specs.ArchMIPSEL64,
+	}
+	compatABI = map[[2]string]specs.Arch{
+		{"amd64", "386"}: specs.ArchX86, {"arm64", "arm"}: specs.ArchARM, {"s390x", "s390"}: specs.ArchS390,
+		{"mips64", "mips"}: specs.ArchMIPS, {"mips64le", "mipsle"}: specs.ArchMIPSEL,
+	}
+)
+
+// seccompArches narrows the profile's ABIs (all) for an image of imageArch
+// on a node of nodeArch. A node the table does not know keeps all.
+func seccompArches(nodeArch, imageArch string, all []specs.Arch) []specs.Arch {
+	native, ok := nativeABI[nodeArch]
+	if !ok || !slices.Contains(all, native) {
+		return all
+	}
+	keep := []specs.Arch{native}
+	if a, ok := compatABI[[2]string{nodeArch, imageArch}]; ok && slices.Contains(all, a) {
+		keep = append(keep, a)
+	}
+	return keep
 }
 
 // networkOpts: host shares the host's network namespace, /etc/hosts and

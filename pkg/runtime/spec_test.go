@@ -5,10 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	goruntime "runtime"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/warren/reconciler/pkg/desired"
@@ -170,5 +173,48 @@ func TestCopySecret(t *testing.T) {
 	}
 	if err := copySecret(dir, filepath.Join(dir, "d2"), uid, gid); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("copySecret of a directory = %v", err)
+	}
+}
+
+func TestSeccompArches(t *testing.T) {
+	amd64 := []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32}
+	arm64 := []specs.Arch{specs.ArchARM, specs.ArchAARCH64}
+	for _, tc := range []struct {
+		node, image string
+		all, want   []specs.Arch
+	}{
+		{"amd64", "amd64", amd64, []specs.Arch{specs.ArchX86_64}},
+		{"amd64", "", amd64, []specs.Arch{specs.ArchX86_64}}, // an image without platform: the node's
+		{"amd64", "386", amd64, []specs.Arch{specs.ArchX86_64, specs.ArchX86}},
+		{"arm64", "arm64", arm64, []specs.Arch{specs.ArchAARCH64}},
+		{"arm64", "arm", arm64, []specs.Arch{specs.ArchAARCH64, specs.ArchARM}},
+		{"riscv64", "riscv64", []specs.Arch{specs.ArchRISCV64}, []specs.Arch{specs.ArchRISCV64}},
+		{"sparc64", "sparc64", []specs.Arch{"SCMP_ARCH_SPARC64"}, []specs.Arch{"SCMP_ARCH_SPARC64"}}, // unknown node: unchanged
+		{"amd64", "amd64", nil, nil},                                                                 // a profile without the native ABI: unchanged
+	} {
+		if got := seccompArches(tc.node, tc.image, tc.all); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("seccompArches(%s, %s) = %v, want %v", tc.node, tc.image, got, tc.want)
+		}
+	}
+}
+
+func TestWithSeccomp(t *testing.T) {
+	for _, tc := range []struct {
+		compat bool
+		want   []specs.Arch
+	}{
+		{false, []specs.Arch{specs.ArchX86_64}},
+		{true, []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32}}, // containerd's list for amd64
+	} {
+		s := &oci.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}, Linux: &specs.Linux{}}
+		if err := withSeccomp("amd64", "amd64", tc.compat)(t.Context(), nil, nil, s); err != nil {
+			t.Fatal(err)
+		}
+		if s.Linux.Seccomp == nil || len(s.Linux.Seccomp.Syscalls) == 0 {
+			t.Fatalf("compat=%v: no seccomp profile applied", tc.compat)
+		}
+		if goruntime.GOARCH == "amd64" && !reflect.DeepEqual(s.Linux.Seccomp.Architectures, tc.want) {
+			t.Errorf("compat=%v: architectures %v, want %v", tc.compat, s.Linux.Seccomp.Architectures, tc.want)
+		}
 	}
 }
