@@ -171,7 +171,7 @@ type bench struct {
 	res      results
 
 	floor     *rawClient   // the floor
-	seccomp   *rawClient   // the floor with containerd's default seccomp profile
+	seccomp   *rawClient   // the floor with the reconciler's seccomp profile
 	logDriver *rawClient   // the same with the reconciler's log driver
 	runtime   *runtimeOnly // pkg/runtime alone
 }

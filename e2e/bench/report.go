@@ -27,7 +27,7 @@ type results struct {
 	Daemons  [][]string `json:"reconcilerCommands"`
 
 	Floor      series `json:"floor"`      // the bare containerd client
-	Seccomp    series `json:"seccomp"`    // the same with containerd's default seccomp profile
+	Seccomp    series `json:"seccomp"`    // the same with the reconciler's seccomp profile
 	LogDriver  series `json:"logDriver"`  // and the reconciler's log driver as the task's IO
 	Runtime    series `json:"runtime"`    // pkg/runtime called directly: the reconciler without its loop
 	Reconciler series `json:"reconciler"` // manifests dropped into a running reconciler
@@ -147,7 +147,7 @@ func (r *results) rows(cfg config) []row {
 		what string
 		s    series
 	}{
-		{"ref: burst, floor + default seccomp profile", r.Seccomp},
+		{"ref: burst, floor + the seccomp profile", r.Seccomp},
 		{"ref: burst, floor + seccomp + log driver", r.LogDriver},
 		{"ref: burst, pkg/runtime alone (no loop)", r.Runtime},
 	} {
@@ -186,7 +186,7 @@ func (r *results) rows(cfg config) []row {
 		what string
 		s    series
 	}{
-		{"ref: single, floor + default seccomp profile, p50", r.Seccomp},
+		{"ref: single, floor + the seccomp profile, p50", r.Seccomp},
 		{"ref: single, floor + seccomp + log driver, p50", r.LogDriver},
 		{"ref: single, pkg/runtime alone (no loop), p50", r.Runtime},
 	} {
