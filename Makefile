@@ -4,6 +4,10 @@ GO        ?= go
 BIN       := build/reconciler
 IMAGES    := build/images
 STATE_DIR ?= /tmp/reconciler-state
+# A static binary (no cgo), without gRPC's x/net/trace (and with it
+# text/template, whose reflection keeps every method of every type in the
+# binary): 25 MB instead of 31, and less of it resident. See docs/benchmarks.md.
+BUILD_TAGS := grpcnotrace
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 E2E_TIMEOUT ?= 15m
 FUZZTIME  ?= 60s
@@ -24,7 +28,7 @@ help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build the binary into build/reconciler
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/reconciler
+	CGO_ENABLED=0 $(GO) build -tags $(BUILD_TAGS) -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/reconciler
 
 image: ## build the example image archive (from e2e/testapp) into build/images
 	$(GO) run ./e2e/mkimage -o $(IMAGES)/testapp.tar

@@ -49,7 +49,9 @@ func testMain(m *testing.M) int {
 	env.dir = dir
 	defer os.RemoveAll(dir)
 	env.bin = filepath.Join(dir, "reconciler")
-	if out, err := exec.Command("go", "build", "-o", env.bin, "../cmd/reconciler").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", env.bin, "../cmd/reconciler")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as make build
+	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: build reconciler: %v\n%s", err, out)
 		return 1
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -76,5 +77,24 @@ func TestCommands(t *testing.T) {
 				t.Errorf("stderr %q lacks %q", errb.String(), tc.stderr)
 			}
 		})
+	}
+}
+
+func TestSetGCPercent(t *testing.T) {
+	orig := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(orig)
+	for _, tc := range []struct {
+		gogc string
+		want int
+	}{
+		{"", DefaultGCPercent},
+		{"200", 100}, // the operator's GOGC (applied by the Go runtime at start) stands
+		{"off", 100},
+	} {
+		debug.SetGCPercent(100)
+		setGCPercent(func(k string) string { return map[string]string{"GOGC": tc.gogc}[k] })
+		if got := debug.SetGCPercent(100); got != tc.want {
+			t.Errorf("GOGC=%q: GC percent %d, want %d", tc.gogc, got, tc.want)
+		}
 	}
 }

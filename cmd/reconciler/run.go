@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -53,12 +54,29 @@ func cmdRun(args []string, stderr io.Writer) int {
 	log := c.logger(stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	setGCPercent(os.Getenv)
 
 	if err := run(ctx, &c, rf, log); err != nil {
 		log.Error(err, "reconciler stopped")
 		return exitFailure
 	}
 	return exitOK
+}
+
+// DefaultGCPercent is the daemon's garbage collection target unless GOGC is
+// set: the heap may grow to 1.5 times the live data between collections
+// instead of Go's default 2. The daemon's live heap is small (about 4 MiB
+// with 100 tasks) and mostly idle, so the extra collections cost little CPU
+// (idle CPU is unchanged within the benchmark's precision; 10 ms of CPU per
+// task in a burst either way) and its resident memory with 100 tasks drops
+// by about 2 MiB (docs/benchmarks.md).
+const DefaultGCPercent = 50
+
+// setGCPercent applies DefaultGCPercent unless the operator set GOGC.
+func setGCPercent(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(DefaultGCPercent)
+	}
 }
 
 func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {

@@ -201,14 +201,17 @@ func (b *bench) run(ctx context.Context) (err error) {
 	bin := filepath.Join(dir, "reconciler")
 	b.bin = bin
 	b.logf("building the reconciler and the test image")
-	buildArgs := []string{"build", "-o", bin}
+	tags := "grpcnotrace" // as make build
 	if b.cfg.pprof != "" {
 		if err := os.MkdirAll(b.cfg.pprof, 0o755); err != nil {
 			return err
 		}
-		buildArgs = append(buildArgs, "-tags", "pprof")
+		tags += ",pprof"
 	}
-	if out, err := exec.CommandContext(ctx, "go", append(buildArgs, "github.com/warren/reconciler/cmd/reconciler")...).CombinedOutput(); err != nil {
+	buildArgs := []string{"build", "-tags", tags, "-o", bin}
+	build := exec.CommandContext(ctx, "go", append(buildArgs, "github.com/warren/reconciler/cmd/reconciler")...)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as make build
+	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build reconciler: %w\n%s", err, out)
 	}
 	images := filepath.Join(dir, "images")
