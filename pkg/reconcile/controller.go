@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -650,6 +651,7 @@ func (c *Controller) apply(ctx context.Context, a Action, st TaskStatus) error {
 		c.setStatus(withPhase(st, phase, msg))
 		log.Info("creating container", "image", t.Spec.Image)
 		labels := observed.Labels(t.Metadata.Name, t.Hash(), t.Source, t.Spec.StopSig(), t.Spec.StopGrace())
+		maps.Copy(labels, a.Labels)
 		return c.rt.Create(ctx, a.ContainerID, *t, labels)
 	case OpStart:
 		if st.Phase == PhaseCompleted || st.Phase == PhaseFailed || st.Phase == PhaseCrashLoopBackOff {

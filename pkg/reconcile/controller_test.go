@@ -137,10 +137,15 @@ func TestControllerCreatesAndStartsDesiredTasks(t *testing.T) {
 			observed.LabelSource:    task.Metadata.Name + ".yaml",
 			observed.LabelStopSig:   "SIGTERM",
 			observed.LabelStopGrace: "30s",
+			observed.LabelRestarts:  "0",
+			observed.LabelStreak:    "0",
 		} {
 			if got := r.Labels[k]; got != v {
 				t.Errorf("%s: label %s = %q, want %q", id, k, got, v)
 			}
+		}
+		if r.Labels[observed.LabelStartedAt] == "" {
+			t.Errorf("%s: no %s label", id, observed.LabelStartedAt)
 		}
 		if r.Image != testImage {
 			t.Errorf("%s: image %q, want %q", id, r.Image, testImage)

@@ -43,7 +43,9 @@ type Action struct {
 	StopSignal string
 	StopGrace  time.Duration
 	// Labels are set on the container before its task starts (OpStart):
-	// start time and restart counts, so that a restarted reconciler knows them.
+	// start time and restart counts, so that a restarted reconciler knows
+	// them. A new container gets them when it is created (OpCreate), which
+	// saves containerd a write per start.
 	Labels map[string]string
 	// NotBefore is when a held-back restart may happen (OpWait).
 	NotBefore time.Time
@@ -173,8 +175,8 @@ func ensureRunning(name, id string, t *desired.Task, current *observed.Container
 				Reason: "container id taken by an unmanaged container (" + reason + "); remove it to let the task run"}}
 		}
 		return []Action{
-			{Op: OpCreate, Task: name, ContainerID: id, Desired: t, Reason: "not present"},
-			{Op: OpStart, Task: name, ContainerID: id, Reason: "new container", Labels: observed.StartLabels(now, 0, 0)},
+			{Op: OpCreate, Task: name, ContainerID: id, Desired: t, Reason: "not present", Labels: observed.StartLabels(now, 0, 0)},
+			{Op: OpStart, Task: name, ContainerID: id, Reason: "new container"},
 		}
 	}
 	switch current.Status {

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"reflect"
 	"strings"
 	"testing"
@@ -226,6 +227,13 @@ func TestPlanCreateCarriesTask(t *testing.T) {
 	as := Plan(desired.State{Tasks: map[string]desired.Task{"web": web}}, observed.State{}, time.Time{})
 	if len(as) != 2 || as[0].Desired == nil || as[0].Desired.Hash() != web.Hash() {
 		t.Fatalf("create action = %+v, want the desired task", as)
+	}
+	// A new container is created with its start labels: its first start
+	// needs no label update.
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	as = Plan(desired.State{Tasks: map[string]desired.Task{"web": web}}, observed.State{}, now)
+	if len(as) != 2 || !maps.Equal(as[0].Labels, observed.StartLabels(now, 0, 0)) || as[1].Op != OpStart || len(as[1].Labels) != 0 {
+		t.Fatalf("new container: %+v, want the start labels on the create and none on the start", as)
 	}
 }
 
