@@ -143,6 +143,16 @@ func New(ctx context.Context, address string, opts ...Option) (*Runtime, error) 
 		c.Close()
 		return nil, fmt.Errorf("connect to containerd at %s: not serving: %w", address, err)
 	}
+	// The same connection, with image blobs read through a cache.
+	if conn, ok := c.Conn().(*grpc.ClientConn); ok {
+		cached, err := containerd.NewWithConn(conn, containerd.WithDefaultNamespace(r.ns),
+			containerd.WithServices(containerd.WithContentStore(newBlobCache(c.ContentStore()))))
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("connect to containerd at %s: %w", address, err)
+		}
+		c = cached
+	}
 	r.client = c
 	if r.logDir != "" {
 		if err := os.MkdirAll(r.logDir, 0o700); err != nil {
