@@ -30,11 +30,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
 
 	"github.com/warren/reconciler/e2e/imagebuild"
 	"github.com/warren/reconciler/pkg/runtime"
@@ -167,6 +169,7 @@ type bench struct {
 	// containerd's on the host (same namespace, same IDs).
 	runcRoot string
 	client   *containerd.Client
+	calls    atomic.Int64 // calls made by client
 	rec      *recorder
 	res      results
 
@@ -230,7 +233,17 @@ func (b *bench) run(ctx context.Context) (err error) {
 		return err
 	}
 	b.runcRoot = runtime.PathsFor(mc.Dir).RuncRoot
-	b.client, err = containerd.New(mc.Address())
+	// The bench's own client counts its calls (the floor's, per burst).
+	count := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		b.calls.Add(1)
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	countStream := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		b.calls.Add(1)
+		return streamer(ctx, desc, cc, method, opts...)
+	}
+	b.client, err = containerd.New(mc.Address(), containerd.WithExtraDialOpts([]grpc.DialOption{
+		grpc.WithChainUnaryInterceptor(count), grpc.WithChainStreamInterceptor(countStream)}))
 	if err != nil {
 		_ = mc.Stop(context.WithoutCancel(ctx))
 		return fmt.Errorf("connect to containerd: %w", err)

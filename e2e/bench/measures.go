@@ -101,18 +101,22 @@ func (b *bench) dropSingle(ctx context.Context, dir, name string) (time.Time, ti
 // workers.
 func (b *bench) burst(ctx context.Context, d *daemon, dir string) error {
 	n, c := b.cfg.n, b.cfg.c
-	raw := func(s starter, prefix string, into *[]float64) side {
+	raw := func(s starter, prefix string, into *series) side {
 		return side{prefix, func(ctx context.Context, r int) (time.Duration, error) {
+			calls := b.calls.Load()
 			dur, err := burstOf(ctx, s, b.rec, names(fmt.Sprintf("%s-b%d", prefix, r), 0, n), c)
+			if _, own := s.(*rawClient); own { // pkg/runtime has a client of its own
+				into.CallsPerTask = append(into.CallsPerTask, float64(b.calls.Load()-calls)/float64(n))
+			}
 			b.logf("burst round %d: %s %s", r+1, prefix, secs(dur.Seconds()))
 			return dur, err
-		}, into}
+		}, &into.BurstSeconds}
 	}
 	return b.rotate(ctx, b.cfg.rounds, 0, []side{
-		raw(b.floor, "fl", &b.res.Floor.BurstSeconds),
-		raw(b.seccomp, "sc", &b.res.Seccomp.BurstSeconds),
-		raw(b.logDriver, "ld", &b.res.LogDriver.BurstSeconds),
-		raw(b.runtime, "rt", &b.res.Runtime.BurstSeconds),
+		raw(b.floor, "fl", &b.res.Floor),
+		raw(b.seccomp, "sc", &b.res.Seccomp),
+		raw(b.logDriver, "ld", &b.res.LogDriver),
+		raw(b.runtime, "rt", &b.res.Runtime),
 		{"reconciler", func(ctx context.Context, r int) (time.Duration, error) {
 			if r == 0 && d.pprof != "" && len(b.res.Floor.BurstSeconds) > 0 {
 				// A CPU profile over the first burst: twice the floor's time.
@@ -246,15 +250,21 @@ func (b *bench) idle(ctx context.Context, p *countingProxy, d *daemon, dir strin
 				return err
 			}
 		}
+		var ramp []call
+		rampTasks := 0
 		if level > prev {
 			tasks := names("idle", prev, level)
-			from := b.rec.mark()
+			from, calls := b.rec.mark(), p.mark()
 			if _, err := drop(dir, tasks, func(n string) string { return manifest(n) }); err != nil {
 				return err
 			}
 			if _, err := b.rec.wait(ctx, from, 10*time.Minute, len(tasks), of(topicStart, nsReconciler, prefixes(tasks)...)); err != nil {
 				return fmt.Errorf("idle level %d: waiting for start events: %w", level, err)
 			}
+			if err := p.waitQuiet(ctx, gap, 5*time.Minute); err != nil {
+				return fmt.Errorf("idle level %d: %w", level, err)
+			}
+			ramp, rampTasks = countable(p.since(calls)), len(tasks)
 		}
 		prev = max(prev, level)
 		if err := p.waitQuiet(ctx, gap, 5*time.Minute); err != nil {
@@ -278,6 +288,10 @@ func (b *bench) idle(ctx context.Context, p *countingProxy, d *daemon, dir strin
 			ListSeconds: passTime(pass[:min(2, len(pass))]),
 			PeakBytes:   m.Peak, RSSBytes: m.RSS, AnonBytes: m.Anon,
 			LogDrivers: nd, LogDriversPSS: pss, LogDriversPrivate: private,
+		}
+		if len(ramp) > 0 {
+			lv.RampTasks, lv.RampCalls, lv.RampMethods = rampTasks, len(ramp), methods(ramp)
+			b.logf("idle N=%d: %d containerd calls to add %d tasks (%.1f per task) %v", level, lv.RampCalls, lv.RampTasks, float64(lv.RampCalls)/float64(lv.RampTasks), lv.RampMethods)
 		}
 		b.res.Idle.Levels = append(b.res.Idle.Levels, lv)
 		if err := d.profile(ctx, "heap", 0, filepath.Join(b.cfg.pprof, fmt.Sprintf("idle-%d.heap.pprof", level))); err != nil {

@@ -66,6 +66,10 @@ type series struct {
 	DroppedAt       []time.Time `json:"droppedAt,omitempty"`       // reconciler: each single drop's rename, to read beside its log
 
 	SingleAtNSeconds []float64 `json:"singleAtNSeconds,omitempty"` // single trials with the last idle level's tasks running (the reconciler's calls through the proxy)
+
+	// Floor and references on the bench's own client: its containerd
+	// calls in each burst round over N.
+	CallsPerTask []float64 `json:"callsPerTask,omitempty"`
 }
 
 type configJSON struct {
@@ -84,6 +88,12 @@ type levelResult struct {
 	PeakBytes   int64          `json:"peakBytes"`   // VmHWM: level 0 since start, else since the level's tasks were added
 	RSSBytes    int64          `json:"rssBytes"`    // VmRSS after the pass
 	AnonBytes   int64          `json:"anonBytes"`   // RssAnon after the pass: the private part of RSSBytes
+
+	// The reconciler's calls (through the proxy) while this level's tasks
+	// were added, from the drop to the end of the calls that followed.
+	RampTasks   int            `json:"rampTasks"`
+	RampCalls   int            `json:"rampCalls"`
+	RampMethods map[string]int `json:"rampMethods,omitempty"`
 
 	LogDrivers        int   `json:"logDrivers"`        // task log-driver processes (the reconciler binary, one per task)
 	LogDriversPSS     int64 `json:"logDriversPSS"`     // their proportional set size, summed
@@ -153,6 +163,15 @@ func (r *results) rows(cfg config) []row {
 	} {
 		x := median(ref.s.BurstSeconds)
 		out = append(out, row{Measure: ref.what, Figure: secs(x), Floor: secs(fb), VsFloor: fmt.Sprintf("x%.2f", x/fb), Target: "-"})
+	}
+	for _, lv := range r.Idle.Levels {
+		if lv.RampTasks >= cfg.n || (lv.RampTasks > 0 && lv.N == r.Idle.N) {
+			f := median(r.Floor.CallsPerTask)
+			out = append(out, row{Measure: fmt.Sprintf("ref: containerd calls per task started (reconciler: %d added at once)", lv.RampTasks),
+				Figure: fmt.Sprintf("%.1f", float64(lv.RampCalls)/float64(lv.RampTasks)), Floor: fmt.Sprintf("%.1f", f),
+				VsFloor: fmt.Sprintf("x%.2f", float64(lv.RampCalls)/float64(lv.RampTasks)/f), Target: "-"})
+			break
+		}
 	}
 	if cpu := r.Reconciler.BurstCPUSeconds; len(cpu) > 0 {
 		out = append(out, row{Measure: "ref: reconciler CPU time per task in the burst",
