@@ -18,7 +18,9 @@ import (
 	tasktypes "github.com/containerd/containerd/api/types/task"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
@@ -154,6 +156,13 @@ func New(ctx context.Context, address string, opts ...Option) (*Runtime, error) 
 		c = cached
 	}
 	r.client = c
+	if r.snapshotter == "" {
+		// Resolved once: left empty, the client would look up the
+		// namespace's default at every create and image check.
+		if r.snapshotter, err = c.GetLabel(namespaces.WithNamespace(sctx, r.ns), defaults.DefaultSnapshotterNSLabel); err != nil || r.snapshotter == "" {
+			r.snapshotter = defaults.DefaultSnapshotter
+		}
+	}
 	if r.logDir != "" {
 		if err := os.MkdirAll(r.logDir, 0o700); err != nil {
 			c.Close()
@@ -324,9 +333,13 @@ func (r *Runtime) create(ctx context.Context, id string, t desired.Task, labels 
 		containerd.WithNewSpec(sopts...),
 		containerd.WithContainerLabels(labels),
 	}
+	// Always runc, named here: left unset, the client would look up the
+	// namespace's default runtime at every create.
+	var runcOpts any
 	if r.runcRoot != "" {
-		opts = append(opts, containerd.WithRuntime(plugins.RuntimeRuncV2, &options.Options{Root: r.runcRoot}))
+		runcOpts = &options.Options{Root: r.runcRoot}
 	}
+	opts = append(opts, containerd.WithRuntime(plugins.RuntimeRuncV2, runcOpts))
 	if rec, err := specRecord(t.Spec); err == nil {
 		opts = append(opts, containerd.WithContainerExtension(specExtension, rec))
 	}
