@@ -78,7 +78,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.c, "c", 4, "concurrency: the floor's and the reconciler's --workers")
 	fs.IntVar(&cfg.k, "k", 100, "single drop: trials")
 	fs.IntVar(&cfg.kAtN, "k-busy", 20, "single drop with the last idle level's tasks running: trials")
-	fs.IntVar(&cfg.rounds, "rounds", 3, "burst: rounds (floor and reconciler alternate; medians are compared)")
+	fs.IntVar(&cfg.rounds, "rounds", 5, "burst: rounds (floor and reconciler alternate; medians are compared)")
 	fs.StringVar(&levels, "levels", "0,100,200", "idle cost and memory: running tasks at each step; CPU is measured at the last")
 	fs.DurationVar(&cfg.idleWindow, "idle-window", 60*time.Second, "idle CPU: length of the window")
 	fs.DurationVar(&cfg.resync, "resync", 30*time.Second, "the reconciler's --resync")
