@@ -69,6 +69,21 @@ func TestLastKnownGood(t *testing.T) {
 			what: `spec.imagePolicy: unknown field`,
 		},
 		{
+			// Valid manifests that cannot run: with stop-first (the
+			// default) the old container is stopped only once the new
+			// one can be created.
+			name: "an image that cannot be pulled",
+			apply: func() {
+				writeFile(t, dir, "lkg.yaml", strings.Replace(good, "reconciler/testapp:v1", "reconciler/no-such-image:v1", 1))
+			},
+			what: "the running container is kept: ",
+		},
+		{
+			name:  "refused by the node policy",
+			apply: func() { writeFile(t, dir, "lkg.yaml", good+"  securityContext: {privileged: true}\n") },
+			what:  "the running container is kept: spec.securityContext.privileged: denied by node policy",
+		},
+		{
 			name:  "same name in a second file",
 			apply: func() { writeFile(t, dir, "lkg-copy.yaml", manifest("lkg", env("copy"), "")) },
 			what:  `is also defined in lkg.yaml`,

@@ -63,6 +63,16 @@ func cmdRun(args []string, stderr io.Writer) int {
 	return exitOK
 }
 
+// The runtime provides what the controller can use of it.
+var (
+	_ reconcile.Runtime      = (*runtime.Runtime)(nil)
+	_ reconcile.Preparer     = (*runtime.Runtime)(nil)
+	_ reconcile.Puller       = (*runtime.Runtime)(nil)
+	_ reconcile.ImageChecker = (*runtime.Runtime)(nil)
+	_ reconcile.Collector    = (*runtime.Runtime)(nil)
+	_ reconcile.ExitWatcher  = (*runtime.Runtime)(nil)
+)
+
 // DefaultGCPercent is the daemon's garbage collection target unless GOGC is
 // set: the heap may grow by a quarter of the live data between collections
 // instead of Go's default, which doubles it. The daemon's live heap is small

@@ -42,6 +42,17 @@ type ImageChecker interface {
 	HasImage(ctx context.Context, ref string) (bool, error)
 }
 
+// Preparer gets a task's container ready to be created, creating nothing:
+// the node policy allows its spec and its image is on the node (imported,
+// pulled or unpacked, as its pull policy says). It is optional. With it, a
+// replacement that stops the old container before it creates the new one
+// (stop-first) stops nothing until the new one can be created: a manifest
+// whose image cannot be had (a mistyped tag, a registry that is down) or
+// that the node policy refuses leaves the old container running.
+type Preparer interface {
+	Prepare(ctx context.Context, t desired.Task) error
+}
+
 // Collector removes what interrupted operations left behind: snapshots,
 // leases and files of containers that no longer exist (the reconciler was
 // killed, or containerd went away, half way through a create or a delete).
@@ -576,6 +587,19 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		c.cfg.Metrics.observeEventToAction(now.Sub(at))
 	}
 	c.mu.Unlock()
+	if err := c.prepare(ctx, actions, st); err != nil {
+		err = fmt.Errorf("the new spec cannot be applied, the running container is kept: %w", err)
+		var p interface{ Permanent() bool }
+		if tp != nil && errors.As(err, &p) && p.Permanent() {
+			c.mu.Lock()
+			c.refused[name] = tp.Hash()
+			c.mu.Unlock()
+			c.setStatus(withPhase(st, PhaseFailed, err.Error()))
+			return nil
+		}
+		c.setStatus(withPhase(st, PhaseError, err.Error()))
+		return err
+	}
 	for _, a := range actions {
 		began := c.cfg.Clock.Now()
 		err := c.apply(ctx, a, st)
@@ -623,6 +647,37 @@ func (c *Controller) setStatus(st TaskStatus) {
 	if transition {
 		c.cfg.Log.Info("task phase changed", "task", st.Name, "from", string(prev), "to", string(st.Phase), "message", st.Message)
 	}
+}
+
+// prepare runs the Preparer, when the runtime has one, before actions that
+// stop or delete a container of the task and then create its new one: the
+// old container goes only once the new one can be created.
+func (c *Controller) prepare(ctx context.Context, actions []Action, st TaskStatus) error {
+	p, ok := c.rt.(Preparer)
+	if !ok {
+		return nil
+	}
+	destructive := false
+	for _, a := range actions {
+		switch a.Op {
+		case OpStop, OpDelete:
+			destructive = true
+		case OpCreate:
+			if !destructive || a.Desired == nil {
+				return nil
+			}
+			t := a.Desired
+			if ic, ok := c.rt.(ImageChecker); ok {
+				if has, err := ic.HasImage(ctx, t.Spec.Image); err == nil && (!has || t.Spec.ImagePullPolicy == desired.PullAlways) {
+					c.setStatus(withPhase(st, PhasePulling, "pulling "+t.Spec.Image+" for container "+a.ContainerID))
+				}
+			}
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), actionTimeout)
+			defer cancel()
+			return p.Prepare(pctx, *t)
+		}
+	}
+	return nil
 }
 
 // actionTimeout bounds an action that shutdown does not interrupt.

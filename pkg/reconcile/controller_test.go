@@ -188,6 +188,52 @@ func TestControllerReplacesChangedSpecStopFirst(t *testing.T) {
 	}
 }
 
+// (b2) Stop-first stops nothing until the new container can be created: a
+// new spec whose image cannot be had, or that the node policy refuses,
+// leaves the old container running and says why; once it can, the
+// replacement goes ahead.
+func TestControllerStopFirstKeepsOldContainerUntilNewCanBeCreated(t *testing.T) {
+	rt := newFakeRuntime()
+	v1 := parseTask(t, "web.yaml", "web", "MODE=a")
+	c, _ := startController(t, rt, Config{Workers: 1}, stateOf(v1))
+	waitReady(t, c)
+	eventually(t, func() bool { return rt.running(idOf(v1)) })
+
+	for _, tc := range []struct {
+		name  string
+		err   error
+		phase Phase
+	}{
+		{"image not available", errors.New("pull image " + testImage + ": registry down"), PhaseError},
+		{"refused by the node policy", policyError{}, PhaseFailed},
+	} {
+		rt.unprepare(testImage, tc.err)
+		mark := rt.mark()
+		v2 := parseTask(t, "web.yaml", "web", "MODE="+tc.name)
+		c.SetDesired(stateOf(v2))
+		eventually(t, func() bool {
+			st, _ := c.TaskStatus("web")
+			return st.Phase == tc.phase && strings.Contains(st.Message, "the running container is kept") && strings.Contains(st.Message, tc.err.Error())
+		}, "%s: status %+v", tc.name, func() TaskStatus { st, _ := c.TaskStatus("web"); return st }())
+		if got := rt.mutations(mark, idOf(v1), idOf(v2)); len(got) != 0 {
+			t.Errorf("%s: calls %v, want none: the old container must keep running", tc.name, got)
+		}
+		if !rt.running(idOf(v1)) {
+			t.Fatalf("%s: the old container stopped", tc.name)
+		}
+	}
+
+	rt.unprepare(testImage, nil)
+	v3 := parseTask(t, "web.yaml", "web", "MODE=c")
+	mark := rt.mark()
+	c.SetDesired(stateOf(v3))
+	eventually(t, func() bool { return rt.running(idOf(v3)) }, "new container not running; containers %v", rt.ids())
+	want := []string{"stop " + idOf(v1), "delete " + idOf(v1), "create " + idOf(v3), "start " + idOf(v3)}
+	if got := callStrings(rt.mutations(mark, idOf(v1), idOf(v3))); !slices.Equal(got, want) {
+		t.Errorf("calls once the image is there = %q, want %q", got, want)
+	}
+}
+
 // (c) A task removed from a valid desired state is stopped and deleted; the
 // others are left alone.
 func TestControllerRemovesUndesiredTask(t *testing.T) {

@@ -28,9 +28,14 @@ type fakeRuntime struct {
 	blocks     map[fakeKey]chan struct{}
 	digests    map[string]string // image ref -> digest its tag points at (Pull, Create)
 	pulls      int
+	unprepared map[string]error // image ref -> what Prepare answers for it
+	prepares   int
 }
 
-var _ Runtime = (*fakeRuntime)(nil)
+var (
+	_ Runtime  = (*fakeRuntime)(nil)
+	_ Preparer = (*fakeRuntime)(nil)
+)
 
 // opList is how List calls are recorded; its id is the task filter.
 const opList Op = "list"
@@ -56,7 +61,28 @@ func newFakeRuntime() *fakeRuntime {
 		errs:       map[fakeKey]error{},
 		blocks:     map[fakeKey]chan struct{}{},
 		digests:    map[string]string{},
+		unprepared: map[string]error{},
 	}
+}
+
+// Prepare answers what the test set for the task's image (nil by default).
+// It is not recorded among the calls: it changes nothing.
+func (f *fakeRuntime) Prepare(ctx context.Context, t desired.Task) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.prepares++
+	return f.unprepared[t.Spec.Image]
+}
+
+// unprepare makes Prepare fail with err for image; a nil err clears it.
+func (f *fakeRuntime) unprepare(image string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil {
+		delete(f.unprepared, image)
+		return
+	}
+	f.unprepared[image] = err
 }
 
 // begin records a call, then waits while the call is blocked (or until ctx

@@ -99,6 +99,24 @@ func (r *Runtime) Pull(ctx context.Context, ref string) (string, error) {
 	return img.Target().Digest.String(), nil
 }
 
+// Prepare checks t against the node policy and makes its image ready as
+// Create would (imported, pulled or unpacked, as its pull policy says),
+// creating no container. The controller calls it before it stops a container
+// to replace it (reconcile.Preparer), so that a spec that cannot run stops
+// nothing. A refusal of the policy is a *PolicyError, as from Create.
+func (r *Runtime) Prepare(ctx context.Context, t desired.Task) error {
+	if err := r.policy.Check(t.Spec); err != nil {
+		return err
+	}
+	ctx, release, err := r.lease(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	_, err = r.image(ctx, t.Spec.Image, t.Spec.ImagePullPolicy)
+	return err
+}
+
 func (r *Runtime) pull(ctx context.Context, name string) (img containerd.Image, err error) {
 	start := time.Now()
 	defer func() { r.metrics.observePull(time.Since(start), err) }()
