@@ -130,6 +130,17 @@ type row struct {
 	Met     string `json:"met"` // yes, no, or "" when there is no target
 }
 
+// pairedRatios is a[i]/b[i] for the rounds both sides have.
+func pairedRatios(a, b []float64) []float64 {
+	var out []float64
+	for i := range min(len(a), len(b)) {
+		if b[i] > 0 {
+			out = append(out, a[i]/b[i])
+		}
+	}
+	return out
+}
+
 func met(ok bool) string {
 	if ok {
 		return "yes"
@@ -153,6 +164,16 @@ func (r *results) rows(cfg config) []row {
 		Figure:  secs(rb), Floor: secs(fb), VsFloor: fmt.Sprintf("x%.2f", ratio),
 		Target: "<= x1.15 (N=100)", Met: met(ratio <= 1.15),
 	})
+	if paired := pairedRatios(r.Reconciler.BurstSeconds, r.Floor.BurstSeconds); len(paired) > 1 {
+		// Each round's sides run back to back: their ratio does not move
+		// with the drift of a shared machine between rounds.
+		parts := make([]string, len(paired))
+		for i, x := range paired {
+			parts[i] = fmt.Sprintf("x%.2f", x)
+		}
+		out = append(out, row{Measure: "ref: burst, reconciler over floor round by round (median)",
+			Figure: strings.Join(parts, " "), Floor: "-", VsFloor: fmt.Sprintf("x%.2f", median(paired)), Target: "-"})
+	}
 	for _, ref := range []struct {
 		what string
 		s    series

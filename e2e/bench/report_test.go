@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -103,4 +104,28 @@ func TestPrintTable(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+func TestPairedRatios(t *testing.T) {
+	got := pairedRatios([]float64{4.4, 3.8, 4.6}, []float64{3.2, 3.8, 4.0, 9})
+	want := []float64{4.4 / 3.2, 1, 4.6 / 4.0}
+	if len(got) != len(want) {
+		t.Fatalf("pairedRatios = %v, want %v", got, want)
+	}
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-9 {
+			t.Errorf("pairedRatios[%d] = %v, want %v", i, got[i], want[i])
+		}
+	}
+	r := base()
+	r.Reconciler.BurstSeconds, r.Floor.BurstSeconds = []float64{4.4, 3.8, 4.6}, []float64{3.2, 3.8, 4.0}
+	for _, row := range r.rows(config{n: 100, c: 4, grace: 2 * time.Second}) {
+		if strings.Contains(row.Measure, "round by round") {
+			if row.Figure != "x1.38 x1.00 x1.15" || row.VsFloor != "x1.15" {
+				t.Errorf("round-by-round row %+v", row)
+			}
+			return
+		}
+	}
+	t.Error("no round-by-round row")
 }
