@@ -24,9 +24,9 @@ const (
 	// editor's save, a copy, a rename) do so within microseconds, so a short
 	// window coalesces them; transient states that last longer are covered
 	// by [Loader.Load] (last known good, empty files, [RemoveGrace]), not by
-	// the window, which can therefore stay short. A manifest that nobody
-	// has open for writing any more (renamed into place) does not wait for
-	// it at all when the directory was quiet (see [Watcher.Run]).
+	// the window, which can therefore stay short. A manifest renamed into
+	// place that nobody has open for writing does not wait for it at all
+	// when the directory was quiet (see [Watcher.Run]).
 	DefaultDebounce = 20 * time.Millisecond
 
 	// DefaultPollInterval is how often the watcher looks at the directory
@@ -120,12 +120,14 @@ func (s fsnotifySource) Close() error                  { return s.w.Close() }
 // that arrive while changed runs are coalesced into one more call.
 //
 // One exception to the wait: when the directory has been quiet for the
-// debounce period and the event is the creation of, or a write to, a
-// manifest that no process has open for writing any more (the kernel knows:
-// see notBeingWritten), changed is called at once. That is the common case
-// of a file renamed into place, and it saves the debounce on the way from a
-// dropped file to a running container; the events that follow within the
-// debounce are coalesced as before, so a burst costs one extra read at most.
+// debounce period and the event is a manifest renamed into place from
+// another name in the directory (the way the README asks files to be
+// written; sed -i and most atomic writers do it) that no process has open
+// for writing (the kernel knows: see notBeingWritten), changed is called at
+// once. That saves the debounce on the way from a dropped file to a running
+// container; the events that follow within the debounce are coalesced as
+// before, so a burst costs one extra read at most. Files written in place
+// always wait for the debounce.
 //
 // What counts as a change: any event on a manifest file name (see
 // [Ignored]), on the directory itself or its parent, on an entry that a
@@ -168,6 +170,7 @@ func (w *Watcher) Run(ctx context.Context, changed func()) error {
 	now := false                      // the timer is set to read at once
 	settling := false                 // pending only for the read after the loader's grace
 	var lastRead, lastEvent time.Time // lastEvent: of the last event that may have changed the directory
+	movedFrom := false                // the last event was a file of the directory renamed (IN_MOVED_FROM)
 
 	changed()
 	lastRead = time.Now()
@@ -193,15 +196,15 @@ func (w *Watcher) Run(ctx context.Context, changed func()) error {
 			}
 			dirty = r.event(ev)
 			// A quiet directory (no read and no other event for the
-			// debounce period) and a manifest that nobody is writing
-			// (renamed into place, or written and closed): read it now
-			// rather than after the debounce; the events that follow
-			// are coalesced as usual.
+			// debounce period) and a manifest renamed into place that
+			// nobody is writing: read it now rather than after the
+			// debounce; the events that follow are coalesced as usual.
 			if dirty {
 				t := time.Now()
-				complete = !now && t.Sub(lastRead) >= w.quiet && t.Sub(lastEvent) >= w.quiet && r.complete(ev)
+				complete = !now && t.Sub(lastRead) >= w.quiet && t.Sub(lastEvent) >= w.quiet && r.complete(ev, movedFrom)
 				lastEvent = t
 			}
+			movedFrom = ev.Has(fsnotify.Rename) && filepath.Dir(filepath.Clean(ev.Name)) == w.dir
 		case err, ok := <-errs:
 			switch {
 			case !ok:
@@ -413,11 +416,15 @@ func (r *watchRun) event(ev fsnotify.Event) bool {
 	return r.targets[name] || r.linkDirs[name]
 }
 
-// complete reports whether ev is the creation or a write of a manifest in
-// the directory that no process has open for writing any more: its content
-// is whole and can be read without waiting for the debounce.
-func (r *watchRun) complete(ev fsnotify.Event) bool {
-	if !ev.Has(fsnotify.Create) && !ev.Has(fsnotify.Write) {
+// complete reports whether ev is a manifest of the directory renamed into
+// place from another name in it (a Create right after a Rename in the
+// directory: inotify's IN_MOVED_FROM and IN_MOVED_TO of one rename come one
+// after the other) that no process has open for writing: its content is
+// whole and can be read without waiting for the debounce. A file created or
+// written in place is not: its writer may close it and open it again to
+// write more (`echo a > f; echo b >> f`), which no check can foresee.
+func (r *watchRun) complete(ev fsnotify.Event, movedFrom bool) bool {
+	if !movedFrom || !ev.Has(fsnotify.Create) {
 		return false
 	}
 	name := filepath.Clean(ev.Name)

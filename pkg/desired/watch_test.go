@@ -1143,8 +1143,10 @@ func TestNotBeingWritten(t *testing.T) {
 }
 
 // TestWatcherReadsCompleteFileAtOnce: with a debounce of an hour, a file
-// renamed into place is read at once, and one that a writer still holds
-// open is not read before the debounce, even once it is whole.
+// renamed into place from another name of the directory is read at once;
+// a file written in place is not, even once closed (its writer may open it
+// again to write more), nor is a file renamed into place while its writer
+// still holds it.
 func TestWatcherReadsCompleteFileAtOnce(t *testing.T) {
 	dir := t.TempDir()
 	h := startWatcher(t, dir, func(w *Watcher) {
@@ -1155,21 +1157,44 @@ func TestWatcherReadsCompleteFileAtOnce(t *testing.T) {
 	atomicRename(".web.yaml.tmp")(t, dir, manifest("web", "nginx:1"), 0)
 	h.waitFor("web, renamed into place, read at once", hasImage("web", "nginx:1"))
 
-	f, err := os.OpenFile(filepath.Join(dir, "db.yaml"), os.O_CREATE|os.O_WRONLY, 0o644)
+	notYet := func(task, why string) {
+		t.Helper()
+		h.quiet(5*testDebounce, func(st State) string {
+			if _, ok := st.Tasks[task]; ok {
+				return task + ": " + why
+			}
+			return ""
+		})
+	}
+	// Written in place, in two sessions: the first is a valid manifest.
+	writeFile(t, dir, "db.yaml", manifest("db", "postgres"))
+	notYet("db", "a file written in place was read before the debounce")
+
+	// Renamed into place while its writer still holds it open.
+	tmp := filepath.Join(dir, ".cache.yaml.tmp")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY, 0o644)
 	must(t, err)
-	_, err = f.WriteString(manifest("db", "postgres"))
+	_, err = f.WriteString(manifest("cache", "redis"))
 	must(t, err)
-	h.quiet(5*testDebounce, func(st State) string {
-		if _, ok := st.Tasks["db"]; ok {
-			return "db.yaml read while its writer still held it open"
-		}
-		return ""
-	})
+	must(t, os.Rename(tmp, filepath.Join(dir, "cache.yaml")))
+	notYet("cache", "a file renamed into place while open for writing was read before the debounce")
 	must(t, f.Close())
-	// Closing makes no event; the next file renamed into place brings
-	// both in (a file written in place makes its first event while its
-	// writer holds it: it waits for the debounce).
-	writeFile(t, dir, ".cache.yaml.tmp", manifest("cache", "redis"))
-	must(t, os.Rename(filepath.Join(dir, ".cache.yaml.tmp"), filepath.Join(dir, "cache.yaml")))
-	h.waitFor("db and cache", and(hasImage("db", "postgres"), hasImage("cache", "redis")))
+
+	// The next complete rename brings all in.
+	atomicRename(".web.yaml.tmp")(t, dir, manifest("web", "nginx:2"), 0)
+	h.waitFor("db, cache and web", and(hasImage("db", "postgres"), hasImage("cache", "redis"), hasImage("web", "nginx:2")))
+}
+
+// TestWatcherWaitsUnlessQuiet: a rename into a directory that was read or
+// changed less than the quiet period before waits for the debounce.
+func TestWatcherWaitsUnlessQuiet(t *testing.T) {
+	dir := t.TempDir()
+	h := startWatcher(t, dir, func(w *Watcher) {
+		w.debounce, w.maxDelay, w.quiet = time.Hour, time.Hour, time.Hour
+	})
+	h.waitFor("the call at start", func(st State) bool { return st.Err == nil && len(st.Tasks) == 0 })
+	atomicRename(".web.yaml.tmp")(t, dir, manifest("web", "nginx:1"), 0)
+	if n := h.quiet(5*testDebounce, func(State) string { return "" }); n != 0 {
+		t.Errorf("%d reads right after the read at start, want none before the debounce", n)
+	}
 }
