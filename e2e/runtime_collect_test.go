@@ -66,7 +66,9 @@ func TestRuntimeCollect(t *testing.T) {
 		if _, err := sn.Prepare(ctx, id, parent, snapshots.WithLabels(map[string]string{observed.LabelManagedBy: observed.ManagedByValue})); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := sn.Prepare(ctx, "foreign-"+id, parent); err != nil {
+		// Another client's snapshot, held by its lease (without one,
+		// containerd's own garbage collection may remove it at any time).
+		if _, err := sn.Prepare(leases.WithLease(ctx, foreign.ID), "foreign-"+id, parent); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = sn.Remove(namespaces.WithNamespace(context.Background(), e.n.ns), "foreign-"+id) })

@@ -67,6 +67,10 @@ func newRT(t *testing.T, ns string, opts ...runtime.Option) *rtEnv {
 		runtime.WithLogDriver(env.bin, logfile.DefaultMaxSize, logfile.DefaultMaxFiles),
 		runtime.WithStateDir(state),
 		runtime.WithLogger(e.out.logger()),
+		// runc state apart from every other run's: the stale-task tests
+		// leave some behind on purpose, under container IDs that the next
+		// run of the suite makes again.
+		runtime.WithRuncRoot(env.runcRoot),
 	}, opts...)
 	rt, err := runtime.New(t.Context(), env.address, all...)
 	if err != nil {

@@ -163,6 +163,10 @@ func planTask(name string, t *desired.Task, have []observed.Container, want desi
 		}
 		return append(out, ensure...)
 	}
+	if len(ensure) == 1 && ensure[0].Op == OpBlocked {
+		// The new container cannot be made: the old one stays.
+		return ensure
+	}
 	return append(removals, ensure...)
 }
 

@@ -263,6 +263,15 @@ func TestPlanBlockedByUnmanagedID(t *testing.T) {
 	if got := steps(as); !reflect.DeepEqual(got, []step{{OpBlocked, id}}) {
 		t.Fatalf("Plan = %v, want only a blocked action", got)
 	}
+
+	// Stop-first replacement onto a taken ID: the old container keeps
+	// running, since the new one cannot be created.
+	old := task("web", "nginx:1.26")
+	have.Containers = []observed.Container{container(old, observed.Running)}
+	as = Plan(desired.State{Tasks: map[string]desired.Task{"web": web}}, have, time.Time{})
+	if got := steps(as); !reflect.DeepEqual(got, []step{{OpBlocked, id}}) {
+		t.Fatalf("Plan over a running old container = %v, want only a blocked action", got)
+	}
 }
 
 func TestPlanReplacementShowsTheFieldsThatChanged(t *testing.T) {

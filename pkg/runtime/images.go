@@ -48,7 +48,7 @@ func (r *Runtime) image(ctx context.Context, ref string, policy desired.PullPoli
 		return nil, err
 	}
 	var img containerd.Image
-	if policy == desired.PullAlways {
+	if policy == desired.PullAlways && !r.justPulled(name) {
 		img, err = r.pull(ctx, name)
 		if err != nil {
 			return nil, err
@@ -99,22 +99,66 @@ func (r *Runtime) Pull(ctx context.Context, ref string) (string, error) {
 	return img.Target().Digest.String(), nil
 }
 
-// Prepare checks t against the node policy and makes its image ready as
-// Create would (imported, pulled or unpacked, as its pull policy says),
-// creating no container. The controller calls it before it stops a container
-// to replace it (reconcile.Preparer), so that a spec that cannot run stops
-// nothing. A refusal of the policy is a *PolicyError, as from Create.
+// Prepare checks what Create needs of t without creating anything: the node
+// policy allows the spec, the host files its secrets and bind mounts name
+// are there, and its image is ready (imported, pulled or unpacked, as its
+// pull policy says). The controller calls it before it stops a container to
+// replace it (reconcile.Preparer), so that a spec that cannot run stops
+// nothing. A refusal of the policy is a *PolicyError, as from Create. What
+// only containerd or runc can tell (a snapshot that fails, a mount the
+// kernel refuses) still shows only when the container is created and
+// started.
 func (r *Runtime) Prepare(ctx context.Context, t desired.Task) error {
 	if err := r.policy.Check(t.Spec); err != nil {
 		return err
+	}
+	for i, sec := range t.Spec.Secrets {
+		if fi, err := os.Stat(sec.File); err != nil {
+			return fmt.Errorf("spec.secrets[%d]: read secret file: %w", i, err)
+		} else if !fi.Mode().IsRegular() {
+			return fmt.Errorf("spec.secrets[%d]: secret file %s is not a regular file", i, sec.File)
+		}
+	}
+	for i, m := range t.Spec.Mounts {
+		if m.Type != desired.MountBind {
+			continue
+		}
+		if _, err := os.Stat(m.Source); err != nil {
+			return fmt.Errorf("spec.mounts[%d].source: %w", i, err)
+		}
 	}
 	ctx, release, err := r.lease(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
-	_, err = r.image(ctx, t.Spec.Image, t.Spec.ImagePullPolicy)
-	return err
+	name, err := NormalizeImage(t.Spec.Image)
+	if err != nil {
+		return err
+	}
+	if _, err := r.image(ctx, t.Spec.Image, t.Spec.ImagePullPolicy); err != nil {
+		return err
+	}
+	if t.Spec.ImagePullPolicy == desired.PullAlways {
+		// Just pulled: the create that follows need not pull again.
+		r.pulledMu.Lock()
+		r.pulled[name] = time.Now()
+		r.pulledMu.Unlock()
+	}
+	return nil
+}
+
+// pulledFresh is how long after Prepare pulled an image the create that
+// follows uses it as it is rather than pull again.
+const pulledFresh = time.Minute
+
+// justPulled reports (once) whether Prepare pulled image name moments ago.
+func (r *Runtime) justPulled(name string) bool {
+	r.pulledMu.Lock()
+	defer r.pulledMu.Unlock()
+	at, ok := r.pulled[name]
+	delete(r.pulled, name)
+	return ok && time.Since(at) < pulledFresh
 }
 
 func (r *Runtime) pull(ctx context.Context, name string) (img containerd.Image, err error) {

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -59,6 +60,9 @@ type Runtime struct {
 
 	importMu sync.Mutex
 	imported map[string]time.Time // archive path -> mtime when last looked at
+
+	pulledMu sync.Mutex
+	pulled   map[string]time.Time // image name -> when Prepare pulled it (PullAlways)
 
 	gcMu        sync.Mutex     // guards what Collect needs (collect.go)
 	inFlight    map[string]int // container and lease IDs operations of this process work on
@@ -121,7 +125,7 @@ func WithLogger(l logr.Logger) Option { return func(r *Runtime) { r.log = l } }
 
 // New connects to the containerd socket at address.
 func New(ctx context.Context, address string, opts ...Option) (*Runtime, error) {
-	r := &Runtime{ns: DefaultNamespace, log: logr.Discard(), imported: map[string]time.Time{}, inFlight: map[string]int{}}
+	r := &Runtime{ns: DefaultNamespace, log: logr.Discard(), imported: map[string]time.Time{}, pulled: map[string]time.Time{}, inFlight: map[string]int{}}
 	for _, o := range opts {
 		o(r)
 	}
@@ -159,9 +163,15 @@ func New(ctx context.Context, address string, opts ...Option) (*Runtime, error) 
 	if r.snapshotter == "" {
 		// Resolved once: left empty, the client would look up the
 		// namespace's default at every create and image check.
-		if r.snapshotter, err = c.GetLabel(namespaces.WithNamespace(sctx, r.ns), defaults.DefaultSnapshotterNSLabel); err != nil || r.snapshotter == "" {
-			r.snapshotter = defaults.DefaultSnapshotter
+		label, err := c.GetLabel(namespaces.WithNamespace(sctx, r.ns), defaults.DefaultSnapshotterNSLabel)
+		if errdefs.IsNotFound(err) {
+			label, err = "", nil // the namespace is not there yet: no label
 		}
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("connect to containerd at %s: default snapshotter: %w", address, err)
+		}
+		r.snapshotter = cmp.Or(label, defaults.DefaultSnapshotter)
 	}
 	if r.logDir != "" {
 		if err := os.MkdirAll(r.logDir, 0o700); err != nil {
@@ -333,13 +343,9 @@ func (r *Runtime) create(ctx context.Context, id string, t desired.Task, labels 
 		containerd.WithNewSpec(sopts...),
 		containerd.WithContainerLabels(labels),
 	}
-	// Always runc, named here: left unset, the client would look up the
-	// namespace's default runtime at every create.
-	var runcOpts any
 	if r.runcRoot != "" {
-		runcOpts = &options.Options{Root: r.runcRoot}
+		opts = append(opts, containerd.WithRuntime(plugins.RuntimeRuncV2, &options.Options{Root: r.runcRoot}))
 	}
-	opts = append(opts, containerd.WithRuntime(plugins.RuntimeRuncV2, runcOpts))
 	if rec, err := specRecord(t.Spec); err == nil {
 		opts = append(opts, containerd.WithContainerExtension(specExtension, rec))
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -216,5 +217,36 @@ func TestWithSeccomp(t *testing.T) {
 		if goruntime.GOARCH == "amd64" && !reflect.DeepEqual(s.Linux.Seccomp.Architectures, tc.want) {
 			t.Errorf("compat=%v: architectures %v, want %v", tc.compat, s.Linux.Seccomp.Architectures, tc.want)
 		}
+	}
+}
+
+// TestPrepareChecksHostFiles: Prepare refuses a spec whose secret file or
+// bind source is missing before it looks at the image (no containerd here).
+func TestPrepareChecksHostFiles(t *testing.T) {
+	dir := t.TempDir()
+	r := &Runtime{policy: Policy{AllowedSecretSources: []string{dir}, AllowedBindSources: []string{dir}}, pulled: map[string]time.Time{}}
+	for _, tc := range []struct {
+		spec desired.Spec
+		want string
+	}{
+		{desired.Spec{Image: "nginx", Secrets: []desired.Secret{{Name: "token", File: filepath.Join(dir, "missing")}}}, "spec.secrets[0]: read secret file"},
+		{desired.Spec{Image: "nginx", Secrets: []desired.Secret{{Name: "token", File: dir}}}, "spec.secrets[0]: secret file " + dir + " is not a regular file"},
+		{desired.Spec{Image: "nginx", Mounts: []desired.Mount{{Type: desired.MountBind, Source: filepath.Join(dir, "gone"), Target: "/data"}}}, "gone"},
+		{desired.Spec{Image: "nginx", SecurityContext: &desired.SecurityContext{Privileged: true}}, "denied by node policy"},
+	} {
+		err := r.Prepare(t.Context(), desired.Task{Spec: tc.spec})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Prepare(%+v) = %v, want an error containing %q", tc.spec, err, tc.want)
+		}
+	}
+}
+
+func TestJustPulled(t *testing.T) {
+	r := &Runtime{pulled: map[string]time.Time{"a": time.Now(), "old": time.Now().Add(-2 * pulledFresh)}}
+	if !r.justPulled("a") || r.justPulled("a") {
+		t.Error("a fresh pull must count once")
+	}
+	if r.justPulled("old") || r.justPulled("never") {
+		t.Error("an old pull or none must not count")
 	}
 }
