@@ -112,7 +112,7 @@ func (g *guard) dirOK(path string, fi os.FileInfo, child os.FileInfo) error {
 
 // checkFile checks one manifest file of the directory checkDir checked:
 // path is its path, name its base name.
-func (g *guard) checkFile(path, name string) error {
+func (g *guard) checkFile(path, name string, link bool) error {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil // readFile reports it
@@ -124,6 +124,12 @@ func (g *guard) checkFile(path, name string) error {
 	if fi.Mode().Perm()&0o022 != 0 {
 		return &Error{File: name, Msg: fmt.Sprintf("refused: the file is writable by group or others (mode %s); its tasks keep their last valid spec: run chmod go-w %s (or start with %s, for development only)",
 			fi.Mode(), path, InsecureDirFlag)}
+	}
+	if !link {
+		// Not a symlink when the directory was listed: it is in the
+		// directory (resolved already), whose guard passed; swapping it
+		// for a link since takes a write to that directory.
+		return nil
 	}
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {

@@ -136,7 +136,7 @@ func (l *Loader) Load() State {
 		}
 		st.Files = append(st.Files, name)
 		if !l.insecure {
-			if err := g.checkFile(path, name); err != nil {
+			if err := g.checkFile(path, name, e.Type()&fs.ModeSymlink != 0); err != nil {
 				st.Broken[name] = err
 				continue
 			}
