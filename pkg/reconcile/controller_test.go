@@ -199,17 +199,25 @@ func TestControllerStopFirstKeepsOldContainerUntilNewCanBeCreated(t *testing.T) 
 	waitReady(t, c)
 	eventually(t, func() bool { return rt.running(idOf(v1)) })
 
+	// Each case's spec has an image of its own, which Prepare refuses.
+	withImage := func(image string) desired.Task {
+		tasks, err := desired.Parse("web.yaml", []byte("apiVersion: warren/v1\nkind: Task\nmetadata: {name: web}\nspec: {image: "+image+"}\n"))
+		if err != nil || len(tasks) != 1 {
+			t.Fatalf("parse: %v", err)
+		}
+		return tasks[0]
+	}
 	for _, tc := range []struct {
-		name  string
-		err   error
-		phase Phase
+		name, image string
+		err         error
+		phase       Phase
 	}{
-		{"image not available", errors.New("pull image " + testImage + ": registry down"), PhaseError},
-		{"refused by the node policy", policyError{}, PhaseFailed},
+		{"image not available", "registry.example/app:typo", errors.New("pull image registry.example/app:typo: registry down"), PhaseError},
+		{"refused by the node policy", "registry.example/app:privileged", policyError{}, PhaseFailed},
 	} {
-		rt.unprepare(testImage, tc.err)
+		rt.unprepare(tc.image, tc.err)
 		mark := rt.mark()
-		v2 := parseTask(t, "web.yaml", "web", "MODE="+tc.name)
+		v2 := withImage(tc.image)
 		c.SetDesired(stateOf(v2))
 		eventually(t, func() bool {
 			st, _ := c.TaskStatus("web")
@@ -223,14 +231,14 @@ func TestControllerStopFirstKeepsOldContainerUntilNewCanBeCreated(t *testing.T) 
 		}
 	}
 
-	rt.unprepare(testImage, nil)
+	// A spec that can be created replaces it.
 	v3 := parseTask(t, "web.yaml", "web", "MODE=c")
 	mark := rt.mark()
 	c.SetDesired(stateOf(v3))
 	eventually(t, func() bool { return rt.running(idOf(v3)) }, "new container not running; containers %v", rt.ids())
 	want := []string{"stop " + idOf(v1), "delete " + idOf(v1), "create " + idOf(v3), "start " + idOf(v3)}
 	if got := callStrings(rt.mutations(mark, idOf(v1), idOf(v3))); !slices.Equal(got, want) {
-		t.Errorf("calls once the image is there = %q, want %q", got, want)
+		t.Errorf("calls once the spec can be created = %q, want %q", got, want)
 	}
 }
 
