@@ -17,13 +17,16 @@ import (
 // staleTask makes a container whose task delete was cut short (as when the
 // reconciler is SIGKILLed during it): containerd then has a task it can
 // neither list nor load, and refuses every new task of that container ID
-// ("task ...: already exists"). It tries delete timeouts around the few
-// milliseconds a delete takes until one lands in the window, and returns
-// the container's ID, or "" if none did.
+// ("task ...: already exists"). It times a few whole deletes first, then
+// tries delete timeouts from a quarter of the quickest to 60 % of it (the
+// tries that hit were at 35-48 %) until one lands in the window, and
+// returns the container's ID, or "" if none did.
 func staleTask(t *testing.T, e *rtEnv, name string) string {
 	t.Helper()
 	ctx := namespaces.WithNamespace(context.Background(), e.n.ns)
-	for i := range 120 {
+	const timed = 3
+	var whole time.Duration
+	for i := range 200 {
 		id := e.run(taskYAML(fmt.Sprintf("%s-%d", name, i)))
 		c, err := e.n.client.LoadContainer(ctx, id)
 		if err != nil {
@@ -41,7 +44,22 @@ func staleTask(t *testing.T, e *rtEnv, name string) string {
 			t.Fatal(err)
 		}
 		<-exited
-		cctx, cancel := context.WithTimeout(ctx, time.Duration(8000+i%32*250)*time.Microsecond)
+		if i < timed {
+			began := time.Now()
+			if _, err := tk.Delete(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if d := time.Since(began); whole == 0 || d < whole {
+				whole = d // the quickest: the others waited for the machine
+			}
+			_ = e.rt.Delete(ctx, id)
+			continue
+		}
+		if i == timed {
+			t.Logf("a whole task delete takes %s here", whole)
+		}
+		step := (i - timed) % 40
+		cctx, cancel := context.WithTimeout(ctx, whole/4+whole*time.Duration(step)*35/4000)
 		_, _ = tk.Delete(cctx)
 		cancel()
 		if _, err := c.Task(ctx, nil); !errdefs.IsNotFound(err) {
@@ -64,7 +82,7 @@ func staleTask(t *testing.T, e *rtEnv, name string) string {
 }
 
 // requireStale stops the test when staleTask could not make its state. The
-// window is hit within ~15 of the 120 tries on the machines seen so far, so
+// window is hit within ~15 of the tries on the machines seen so far, so
 // under CI=true a miss fails the test: the fix must be exercised there.
 func requireStale(t *testing.T, id string) {
 	t.Helper()
