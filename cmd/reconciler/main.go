@@ -1,6 +1,3 @@
-// Command reconciler keeps the containers on a node equal to the YAML
-// manifests in a directory. See the README for the manifest format and the
-// subcommands.
 package main
 
 import (

@@ -1,5 +1,3 @@
-// Command mkimage builds the test program into an image archive that the
-// reconciler imports from its images directory (used by `make run` and `make image`).
 package main
 
 import (

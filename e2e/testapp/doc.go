@@ -1,0 +1,12 @@
+// Command testapp is the program inside the image that the examples and the e2e
+// tests run. It is small, static and does only what the tests need to observe:
+// it prints to stdout, serves HTTP, exits with a chosen code, and handles or
+// ignores SIGTERM. For the runtime tests it can also, once at start: print its
+// identity and security state (-print-security), allocate memory
+// (-alloc-mib), try to write a file (-write-file), print files' mode, owner
+// and content (-inspect), and try a TCP connection (-connect). Each result is
+// one line "testapp: WHAT: ..." on stdout (failures on stderr).
+//
+// Every flag can also be given as an environment variable (upper case, dashes as
+// underscores, e.g. LISTEN=:8080), so a manifest can change behaviour through env.
+package main

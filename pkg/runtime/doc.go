@@ -1,0 +1,19 @@
+// Package runtime is the reconciler's containerd client: the only package
+// that imports containerd. It lists what runs (observed.Raw, in as few calls
+// as the daemon allows: a full listing is two calls whatever the number of
+// containers), creates, starts, stops and deletes containers from
+// desired.Task (one OCI spec option per manifest field, then the secure
+// defaults: seccomp narrowed to the image's syscall ABI, no NET_RAW,
+// no-new-privileges, masked /proc paths), enforces the node policy, imports
+// image archives and pulls images (with registry credentials), watches task
+// exits, collects what interrupted operations left behind, and can run a
+// private containerd of its own (managed.go). It implements the small
+// interfaces that pkg/observed and pkg/reconcile declare; the controller is
+// tested against a fake of them, this package against a real containerd in
+// e2e/.
+//
+// It must never touch a container, snapshot, lease or file it does not own
+// (the ownership label, observed.LabelManagedBy, says which), never put a
+// secret's content into a spec, a label or a log line, and never run a
+// container the node policy refuses.
+package runtime
