@@ -168,14 +168,13 @@ func (w *Watcher) Run(ctx context.Context, changed func()) error {
 	pending := false                  // events not read yet
 	var first time.Time               // of the oldest of them
 	now := false                      // the timer is set to read at once
-	settling := false                 // pending only for the read after the loader's grace
 	var lastRead, lastEvent time.Time // lastEvent: of the last event that may have changed the directory
 	movedFrom := false                // the last event was a file of the directory renamed (IN_MOVED_FROM)
 
 	changed()
 	lastRead = time.Now()
 	if wait := r.untilSettled(lastRead); wait > 0 {
-		pending, first, settling = true, lastRead, true
+		pending, first = true, lastRead
 		timer.Reset(wait)
 	}
 	for {
@@ -226,7 +225,7 @@ func (w *Watcher) Run(ctx context.Context, changed func()) error {
 				}
 			}
 		case <-timer.C:
-			pending, now, settling = false, false, false
+			pending, now = false, false
 			r.watchLinks()
 			if r.polling() {
 				r.print = fingerprint(w.dir)
@@ -235,7 +234,7 @@ func (w *Watcher) Run(ctx context.Context, changed func()) error {
 			lastRead = time.Now()
 			if wait := r.untilSettled(lastRead); wait > 0 {
 				// Read again once the loader applies removals.
-				pending, first, settling = true, lastRead, true
+				pending, first = true, lastRead
 				timer.Reset(wait)
 			}
 		}
@@ -243,12 +242,12 @@ func (w *Watcher) Run(ctx context.Context, changed func()) error {
 		case !dirty || now:
 			// Nothing to read, or a read is due at once anyway.
 		case complete:
-			pending, first, now, settling = true, time.Now(), true, false
+			pending, first, now = true, time.Now(), true
 			timer.Reset(0)
 		default:
 			t := time.Now()
-			if !pending || settling {
-				pending, first, settling = true, t, false
+			if !pending {
+				pending, first = true, t
 			}
 			timer.Reset(max(0, min(w.debounce, first.Add(w.maxDelay).Sub(t))))
 		}

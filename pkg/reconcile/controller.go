@@ -588,17 +588,7 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 	}
 	c.mu.Unlock()
 	if err := c.prepare(ctx, actions, st); err != nil {
-		err = fmt.Errorf("the new spec cannot be applied, the running container is kept: %w", err)
-		var p interface{ Permanent() bool }
-		if tp != nil && errors.As(err, &p) && p.Permanent() {
-			c.mu.Lock()
-			c.refused[name] = tp.Hash()
-			c.mu.Unlock()
-			c.setStatus(withPhase(st, PhaseFailed, err.Error()))
-			return nil
-		}
-		c.setStatus(withPhase(st, PhaseError, err.Error()))
-		return err
+		return c.failed(name, tp, st, fmt.Errorf("the new spec cannot be applied, the running container is kept: %w", err))
 	}
 	for _, a := range actions {
 		began := c.cfg.Clock.Now()
@@ -608,22 +598,45 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 			c.cfg.Metrics.restarted()
 		}
 		if err != nil {
-			var p interface{ Permanent() bool }
-			if tp != nil && errors.As(err, &p) && p.Permanent() {
-				c.mu.Lock()
-				c.refused[name] = tp.Hash()
-				c.mu.Unlock()
-				c.setStatus(withPhase(st, PhaseFailed, err.Error()))
-				return nil
-			}
-			c.setStatus(withPhase(st, PhaseError, err.Error()))
-			return err
+			return c.failed(name, tp, st, err)
 		}
 	}
 	// Look again with fresh state: the status then says what is, and a
 	// task that died at once meets its restart policy.
 	c.q.Add(name)
 	return nil
+}
+
+// failed records why the actions for task name (desired as tp, nil when
+// not desired) stopped: a permanent error (the node policy) marks the spec
+// refused until it changes and is not retried (nil); any other is returned
+// for a retry with back-off.
+func (c *Controller) failed(name string, tp *desired.Task, st TaskStatus, err error) error {
+	var p interface{ Permanent() bool }
+	if tp != nil && errors.As(err, &p) && p.Permanent() {
+		c.mu.Lock()
+		c.refused[name] = tp.Hash()
+		c.mu.Unlock()
+		c.setStatus(withPhase(st, PhaseFailed, err.Error()))
+		return nil
+	}
+	c.setStatus(withPhase(st, PhaseError, err.Error()))
+	return err
+}
+
+// pulling shows the phase Pulling when the image of t is not on the node
+// yet, or is pulled whatever (PullAlways), and the runtime can tell.
+func (c *Controller) pulling(ctx context.Context, t *desired.Task, id string, st TaskStatus) bool {
+	ic, ok := c.rt.(ImageChecker)
+	if !ok {
+		return false
+	}
+	has, err := ic.HasImage(ctx, t.Spec.Image)
+	if err != nil || (has && t.Spec.ImagePullPolicy != desired.PullAlways) {
+		return false
+	}
+	c.setStatus(withPhase(st, PhasePulling, "pulling "+t.Spec.Image+" for container "+id))
+	return true
 }
 
 func (c *Controller) current(name string, fallback TaskStatus) TaskStatus {
@@ -667,11 +680,7 @@ func (c *Controller) prepare(ctx context.Context, actions []Action, st TaskStatu
 				return nil
 			}
 			t := a.Desired
-			if ic, ok := c.rt.(ImageChecker); ok {
-				if has, err := ic.HasImage(ctx, t.Spec.Image); err == nil && (!has || t.Spec.ImagePullPolicy == desired.PullAlways) {
-					c.setStatus(withPhase(st, PhasePulling, "pulling "+t.Spec.Image+" for container "+a.ContainerID))
-				}
-			}
+			c.pulling(ctx, t, a.ContainerID, st)
 			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), actionTimeout)
 			defer cancel()
 			return p.Prepare(pctx, *t)
@@ -697,13 +706,9 @@ func (c *Controller) apply(ctx context.Context, a Action, st TaskStatus) error {
 	switch a.Op {
 	case OpCreate:
 		t := a.Desired
-		phase, msg := PhaseCreating, "creating container "+a.ContainerID
-		if ic, ok := c.rt.(ImageChecker); ok {
-			if has, err := ic.HasImage(ctx, t.Spec.Image); err == nil && (!has || t.Spec.ImagePullPolicy == desired.PullAlways) {
-				phase, msg = PhasePulling, "pulling "+t.Spec.Image+" for container "+a.ContainerID
-			}
+		if !c.pulling(ctx, t, a.ContainerID, st) {
+			c.setStatus(withPhase(st, PhaseCreating, "creating container "+a.ContainerID))
 		}
-		c.setStatus(withPhase(st, phase, msg))
 		log.Info("creating container", "image", t.Spec.Image)
 		labels := observed.Labels(t.Metadata.Name, t.Hash(), t.Source, t.Spec.StopSig(), t.Spec.StopGrace())
 		maps.Copy(labels, a.Labels)

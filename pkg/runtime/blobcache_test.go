@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -101,5 +102,29 @@ func TestBlobCache(t *testing.T) {
 	}
 	if _, ok := c.blobs[config.Digest]; ok {
 		t.Error("the oldest blob was not evicted")
+	}
+}
+
+// failingReader is a blob that cannot be read to its end.
+type failingReader struct{ size int64 }
+
+func (r failingReader) ReadAt([]byte, int64) (int, error) { return 0, errors.New("connection reset") }
+func (r failingReader) Close() error                      { return nil }
+func (r failingReader) Size() int64                       { return r.size }
+
+type failingStore struct{ content.Store }
+
+func (failingStore) ReaderAt(context.Context, ocispec.Descriptor) (content.ReaderAt, error) {
+	return failingReader{size: 10}, nil
+}
+
+func TestBlobCacheReadError(t *testing.T) {
+	c := newBlobCache(failingStore{})
+	desc := ocispec.Descriptor{Digest: digest.FromString("config")}
+	if _, err := c.ReaderAt(t.Context(), desc); err == nil || !strings.Contains(err.Error(), "connection reset") {
+		t.Errorf("a failed read: %v, want the read error", err)
+	}
+	if len(c.blobs) != 0 {
+		t.Error("a failed read was cached")
 	}
 }

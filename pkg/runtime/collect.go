@@ -149,7 +149,7 @@ func (r *Runtime) collect(ctx context.Context) error {
 
 	// Snapshots and files first, containers last: a container created in
 	// between is then seen, and what it uses is kept.
-	sn := r.snapshotService(ctx)
+	sn := r.snapshotService()
 	var snaps []string
 	err = sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
 		if info.Kind == snapshots.KindActive {
@@ -239,13 +239,6 @@ func (r *Runtime) filesOf(dir string, idOf func(name string) (string, bool)) map
 }
 
 // snapshotService is the snapshotter containers are created with.
-func (r *Runtime) snapshotService(ctx context.Context) snapshots.Snapshotter {
-	sn := r.snapshotter
-	if sn == "" {
-		sn = "overlayfs"
-		if def, err := r.client.GetLabel(ctx, "containerd.io/defaults/snapshotter"); err == nil && def != "" {
-			sn = def
-		}
-	}
-	return r.client.SnapshotService(sn)
+func (r *Runtime) snapshotService() snapshots.Snapshotter {
+	return r.client.SnapshotService(r.snapshotter) // resolved by New
 }

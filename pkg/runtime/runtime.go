@@ -393,14 +393,7 @@ func (r *Runtime) removeSecrets(id string) {
 }
 
 func (r *Runtime) removeSnapshot(ctx context.Context, key string) error {
-	sn := r.snapshotter
-	if sn == "" {
-		sn = "overlayfs"
-		if def, err := r.client.GetLabel(ctx, "containerd.io/defaults/snapshotter"); err == nil && def != "" {
-			sn = def
-		}
-	}
-	err := r.client.SnapshotService(sn).Remove(ctx, key)
+	err := r.snapshotService().Remove(ctx, key)
 	if err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("remove snapshot %s: %w", key, err)
 	}
