@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -77,6 +78,24 @@ func TestCommands(t *testing.T) {
 				t.Errorf("stderr %q lacks %q", errb.String(), tc.stderr)
 			}
 		})
+	}
+}
+
+func TestSetMaxProcs(t *testing.T) {
+	orig := goruntime.GOMAXPROCS(0)
+	defer goruntime.GOMAXPROCS(orig)
+	for _, tc := range []struct {
+		env  string
+		want int
+	}{
+		{"", DefaultMaxProcs},
+		{"3", 3}, // the operator's GOMAXPROCS (applied by the Go runtime at start) stands
+	} {
+		goruntime.GOMAXPROCS(3)
+		setMaxProcs(func(k string) string { return map[string]string{"GOMAXPROCS": tc.env}[k] })
+		if got := goruntime.GOMAXPROCS(0); got != tc.want {
+			t.Errorf("GOMAXPROCS=%q: %d processors, want %d", tc.env, got, tc.want)
+		}
 	}
 }
 
