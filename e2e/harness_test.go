@@ -264,3 +264,32 @@ func socketAnswers(path string) bool {
 	c.Close()
 	return true
 }
+
+// logDriverOf returns the program of the process running as the log driver
+// of container id (the shim starts it with CONTAINER_ID set), from /proc.
+func logDriverOf(t *testing.T, id string) string {
+	t.Helper()
+	pids, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, p := range pids {
+		env, err := os.ReadFile(p)
+		if err != nil || !slices.Contains(strings.Split(string(env), "\x00"), "CONTAINER_ID="+id) {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join(filepath.Dir(p), "exe"))
+		if err != nil {
+			continue
+		}
+		return exe
+	}
+	t.Fatalf("no process with CONTAINER_ID=%s", id)
+	return ""
+}
+
+func fileBytes(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

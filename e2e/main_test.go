@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/warren/reconciler/e2e/binbuild"
 	"github.com/warren/reconciler/e2e/imagebuild"
 	"github.com/warren/reconciler/pkg/runtime"
 )
@@ -19,6 +20,7 @@ import (
 var env struct {
 	dir      string // short temporary directory (unix socket paths are limited)
 	bin      string // the reconciler binary
+	driver   string // the standalone log driver it embeds
 	images   string // directory holding the test image archive
 	archive  string // the test image archive
 	address  string // containerd socket
@@ -49,10 +51,9 @@ func testMain(m *testing.M) int {
 	env.dir = dir
 	defer os.RemoveAll(dir)
 	env.bin = filepath.Join(dir, "reconciler")
-	build := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", env.bin, "../cmd/reconciler")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as make build
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: build reconciler: %v\n%s", err, out)
+	env.driver = filepath.Join(dir, "log-driver")
+	if err := binbuild.Reconciler(ctx, env.bin, env.driver, ""); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: build reconciler: %v\n", err)
 		return 1
 	}
 	env.images = filepath.Join(dir, "images")

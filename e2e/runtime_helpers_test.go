@@ -64,7 +64,7 @@ func newRT(t *testing.T, ns string, opts ...runtime.Option) *rtEnv {
 		runtime.WithNamespace(ns),
 		runtime.WithImagesDir(env.images),
 		runtime.WithLogDir(e.logs),
-		runtime.WithLogDriver(env.bin, logfile.DefaultMaxSize, logfile.DefaultMaxFiles),
+		runtime.WithLogDriver(env.driver, logfile.DefaultMaxSize, logfile.DefaultMaxFiles),
 		runtime.WithStateDir(state),
 		runtime.WithLogger(e.out.logger()),
 		// runc state apart from every other run's: the stale-task tests

@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -64,6 +66,15 @@ func TestFileLifecycle(t *testing.T) {
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	waitFor(t, converge, "web to answer on "+url, func() bool { body, _ := httpGet(url); return body == "one" })
+	// Its output goes through the standalone log driver that the binary
+	// embeds and wrote into its state directory.
+	driver := filepath.Join(env.dir, "state-"+n.ns, "log-driver")
+	if exe := logDriverOf(t, first.ID); exe != driver {
+		t.Errorf("the log driver of %s runs %q, want %s", first.ID, exe, driver)
+	}
+	if a, b := fileBytes(t, driver), fileBytes(t, env.driver); !bytes.Equal(a, b) {
+		t.Errorf("%s (%d bytes) is not the standalone log driver built (%d bytes)", driver, len(a), len(b))
+	}
 
 	// Edit: env changed -> a new container replaces the old one.
 	writeFile(t, dir, "web.yaml", manifest("web", map[string]string{"LISTEN": fmt.Sprintf("127.0.0.1:%d", port), "MESSAGE": "two"}, ""))

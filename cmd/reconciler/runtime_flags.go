@@ -75,8 +75,8 @@ func (n *nodeFlags) check() error {
 }
 
 // options are the runtime options these flags make. withLogDriver makes the
-// shim run this binary as the log driver (the daemon); without it (plan)
-// nothing is started.
+// shim run a log driver (the daemon's; see logDriverBinary); without it
+// (plan) nothing is started or written.
 func (n *nodeFlags) options(stateDir string, withLogDriver bool, log logr.Logger) []runtime.Option {
 	opts := []runtime.Option{
 		runtime.WithStateDir(stateDir),
@@ -90,14 +90,11 @@ func (n *nodeFlags) options(stateDir string, withLogDriver bool, log logr.Logger
 		runtime.WithRegistryConfig(n.registryConfig),
 	}
 	if withLogDriver {
-		exe, err := os.Executable()
-		if err == nil {
-			exe, err = filepath.EvalSymlinks(exe)
-		}
+		bin, err := logDriverBinary(stateDir, func(err error, msg string) { log.Error(err, msg) })
 		if err != nil {
 			log.Error(err, "cannot find this binary to run it as the log driver; task logs are written without rotation")
 		} else {
-			opts = append(opts, runtime.WithLogDriver(exe, n.maxSize, n.logMaxFiles))
+			opts = append(opts, runtime.WithLogDriver(bin, n.maxSize, n.logMaxFiles))
 		}
 	}
 	return opts

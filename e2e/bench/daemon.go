@@ -41,7 +41,7 @@ type logLine struct {
 
 // startDaemon runs `reconciler run` on manifests against the containerd at
 // address with JSON logs, and waits until it has done its first sync.
-func startDaemon(ctx context.Context, bin, address, runcRoot, ns, manifests, images, state string, workers int, resync time.Duration, pprof bool) (*daemon, error) {
+func startDaemon(ctx context.Context, bin, address, runcRoot, ns, manifests, images, state string, workers int, resync time.Duration, pprof bool, env []string) (*daemon, error) {
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return nil, err
 	}
@@ -55,6 +55,7 @@ func startDaemon(ctx context.Context, bin, address, runcRoot, ns, manifests, ima
 		return nil, err
 	}
 	d := &daemon{cmd: exec.Command(bin, args...), state: state, done: make(chan struct{}), file: logf}
+	d.cmd.Env = append(os.Environ(), env...)
 	if pprof {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -62,7 +63,7 @@ func startDaemon(ctx context.Context, bin, address, runcRoot, ns, manifests, ima
 		}
 		d.pprof = l.Addr().String()
 		l.Close()
-		d.cmd.Env = append(os.Environ(), "RECONCILER_PPROF="+d.pprof) // see cmd/reconciler/pprof.go
+		d.cmd.Env = append(d.cmd.Env, "RECONCILER_PPROF="+d.pprof) // see cmd/reconciler/pprof.go
 	}
 	sock := filepath.Join(state, "reconciler.sock")
 	d.http = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{

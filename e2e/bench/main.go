@@ -21,6 +21,7 @@ import (
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
 
+	"github.com/warren/reconciler/e2e/binbuild"
 	"github.com/warren/reconciler/e2e/imagebuild"
 	"github.com/warren/reconciler/pkg/runtime"
 )
@@ -43,7 +44,8 @@ type config struct {
 	stops        int
 	pause        time.Duration
 	jsonOut      string
-	pprof        string // directory for profiles of the reconciler ("" none)
+	pprof        string   // directory for profiles of the reconciler ("" none)
+	env          []string // added to the reconciler's environment
 	keep, strict bool
 }
 
@@ -69,7 +71,14 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.stops, "stops", 4, "teardown: tasks stopped at once (at most -c, so that none waits for a worker)")
 	fs.DurationVar(&cfg.pause, "pause", 200*time.Millisecond, "quiet time between trials")
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file (- for stdout, instead of the table)")
-	fs.StringVar(&cfg.pprof, "pprof", "", "build the reconciler with -tags pprof and save its profiles here: CPU over the first burst and the idle window, heap at each idle level (the figures of such a run are not the reference ones)")
+	fs.StringVar(&cfg.pprof, "pprof", "", "build the reconciler with -tags pprof and save its profiles here: CPU over each burst round and the idle window, heap at each idle level (the figures of such a run are not the reference ones)")
+	fs.Func("env", "KEY=VALUE added to the reconciler's environment, repeatable (experiments such as GOGC=50; the figures of such a run are not the reference ones)", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		cfg.env = append(cfg.env, v)
+		return nil
+	})
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (containerd and reconciler logs)")
 	fs.BoolVar(&cfg.strict, "strict", false, "exit 1 when a target is missed")
 	if err := fs.Parse(args); err != nil {
@@ -144,10 +153,11 @@ func missing() string {
 
 // bench is one run.
 type bench struct {
-	cfg config
-	out io.Writer
-	dir string
-	bin string // the reconciler binary
+	cfg    config
+	out    io.Writer
+	dir    string
+	bin    string // the reconciler binary
+	driver string // the standalone log driver it embeds
 	// runc state of every container of the run, apart from any other
 	// containerd's on the host (same namespace, same IDs).
 	runcRoot string
@@ -194,11 +204,9 @@ func (b *bench) run(ctx context.Context) (err error) {
 		}
 		tags += ",pprof"
 	}
-	buildArgs := []string{"build", "-tags", tags, "-o", bin}
-	build := exec.CommandContext(ctx, "go", append(buildArgs, "github.com/warren/reconciler/cmd/reconciler")...)
-	build.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as make build
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build reconciler: %w\n%s", err, out)
+	b.driver = filepath.Join(dir, "log-driver")
+	if err := binbuild.Reconciler(ctx, bin, b.driver, tags); err != nil {
+		return fmt.Errorf("build reconciler: %w", err)
 	}
 	images := filepath.Join(dir, "images")
 	archive := filepath.Join(images, "testapp.tar")
@@ -254,8 +262,8 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if b.logDriver, err = newRawClient(ctx, b.client, nsFloor, b.runcRoot, archive, imagebuild.DefaultRef, true); err != nil {
 		return err
 	}
-	b.logDriver.logDriver = [2]string{bin, filepath.Join(dir, "ld")}
-	if b.runtime, err = newRuntimeOnly(ctx, mc.Address(), b.runcRoot, nsRuntime, images, filepath.Join(dir, "rt"), bin); err != nil {
+	b.logDriver.logDriver = [2]string{b.driver, filepath.Join(dir, "ld")}
+	if b.runtime, err = newRuntimeOnly(ctx, mc.Address(), b.runcRoot, nsRuntime, images, filepath.Join(dir, "rt"), b.driver); err != nil {
 		return err
 	}
 	defer b.runtime.rt.Close()
@@ -266,7 +274,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(man1, 0o755); err != nil {
 		return err
 	}
-	d1, err := startDaemon(ctx, bin, mc.Address(), b.runcRoot, nsReconciler, man1, images, filepath.Join(dir, "s1"), b.cfg.c, b.cfg.resync, b.cfg.pprof != "")
+	d1, err := startDaemon(ctx, bin, mc.Address(), b.runcRoot, nsReconciler, man1, images, filepath.Join(dir, "s1"), b.cfg.c, b.cfg.resync, b.cfg.pprof != "", b.cfg.env)
 	if err != nil {
 		return err
 	}
@@ -290,7 +298,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(man2, 0o755); err != nil {
 		return err
 	}
-	d2, err := startDaemon(ctx, bin, p.socket, b.runcRoot, nsReconciler, man2, images, filepath.Join(dir, "s2"), b.cfg.c, b.cfg.resync, b.cfg.pprof != "")
+	d2, err := startDaemon(ctx, bin, p.socket, b.runcRoot, nsReconciler, man2, images, filepath.Join(dir, "s2"), b.cfg.c, b.cfg.resync, b.cfg.pprof != "", b.cfg.env)
 	if err != nil {
 		return err
 	}
@@ -306,7 +314,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 	// A third, started on containerd directly over the tasks the second
 	// left running: it adopts them, then takes single drops on a busy node.
 	began := time.Now()
-	d3, err := startDaemon(ctx, bin, mc.Address(), b.runcRoot, nsReconciler, man2, images, filepath.Join(dir, "s3"), b.cfg.c, b.cfg.resync, b.cfg.pprof != "")
+	d3, err := startDaemon(ctx, bin, mc.Address(), b.runcRoot, nsReconciler, man2, images, filepath.Join(dir, "s3"), b.cfg.c, b.cfg.resync, b.cfg.pprof != "", b.cfg.env)
 	if err != nil {
 		return err
 	}

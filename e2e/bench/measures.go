@@ -118,11 +118,14 @@ func (b *bench) burst(ctx context.Context, d *daemon, dir string) error {
 		raw(b.logDriver, "ld", &b.res.LogDriver),
 		raw(b.runtime, "rt", &b.res.Runtime),
 		{"reconciler", func(ctx context.Context, r int) (time.Duration, error) {
-			if r == 0 && d.pprof != "" && len(b.res.Floor.BurstSeconds) > 0 {
-				// A CPU profile over the first burst: twice the floor's time.
-				over := time.Duration(2*b.res.Floor.BurstSeconds[0]*float64(time.Second)) + time.Second
+			if d.pprof != "" && len(b.res.Floor.BurstSeconds) > 0 {
+				// A CPU profile over each burst: one and a half times
+				// the floor's last time (in whole seconds).
+				over := time.Duration(1.5 * b.res.Floor.BurstSeconds[len(b.res.Floor.BurstSeconds)-1] * float64(time.Second))
 				done := make(chan error, 1)
-				go func() { done <- d.profile(ctx, "cpu", over, filepath.Join(b.cfg.pprof, "burst.cpu.pprof")) }()
+				go func() {
+					done <- d.profile(ctx, "cpu", over, filepath.Join(b.cfg.pprof, fmt.Sprintf("burst-%d.cpu.pprof", r+1)))
+				}()
 				defer func() {
 					if err := <-done; err != nil {
 						b.logf("profile: %v", err)

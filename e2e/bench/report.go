@@ -77,6 +77,7 @@ type configJSON struct {
 	Levels                 []int
 	IdleWindow, Resync     string
 	Grace                  string
+	Env                    []string `json:",omitempty"`
 }
 
 type levelResult struct {
@@ -151,7 +152,7 @@ func met(ok bool) string {
 // rows turns the results into the table.
 func (r *results) rows(cfg config) []row {
 	r.Config = configJSON{N: cfg.n, C: cfg.c, K: cfg.k, Rounds: cfg.rounds, Stops: cfg.stops, Levels: cfg.levels,
-		IdleWindow: cfg.idleWindow.String(), Resync: cfg.resync.String(), Grace: cfg.grace.String()}
+		IdleWindow: cfg.idleWindow.String(), Resync: cfg.resync.String(), Grace: cfg.grace.String(), Env: cfg.env}
 	var out []row
 	fb, rb := median(r.Floor.BurstSeconds), median(r.Reconciler.BurstSeconds)
 	out = append(out, row{

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/warren/reconciler/e2e/binbuild"
 	"github.com/warren/reconciler/e2e/imagebuild"
 	"github.com/warren/reconciler/pkg/runtime"
 )
@@ -71,10 +72,8 @@ func testMain(m *testing.M) int {
 	env.run = strings.TrimPrefix(filepath.Base(dir), "rcch")
 	defer os.RemoveAll(dir)
 	env.bin = filepath.Join(dir, "reconciler")
-	build := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", env.bin, "../../cmd/reconciler")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as make build
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "chaos: build reconciler: %v\n%s", err, out)
+	if err := binbuild.Reconciler(ctx, env.bin, filepath.Join(dir, "log-driver"), ""); err != nil {
+		fmt.Fprintf(os.Stderr, "chaos: build reconciler: %v\n", err)
 		return 1
 	}
 	env.images = filepath.Join(dir, "images")

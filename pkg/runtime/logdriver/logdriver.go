@@ -33,7 +33,9 @@ const (
 
 // Main runs the log driver (`--dir DIR --max-size N --max-files N`, the
 // marker among them or not) with the container's stdout on fd 3, its stderr
-// on fd 4 and fd 5 to close when ready, and returns the exit code.
+// on fd 4 and fd 5 to close when ready, and returns the exit code. With
+// --check it returns 0 at once: the daemon's check that a driver it wrote
+// out can run.
 func Main(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("log-driver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -41,8 +43,12 @@ func Main(args []string, stderr io.Writer) int {
 	dir := fs.String("dir", "", "log directory")
 	maxSize := fs.Int64("max-size", logfile.DefaultMaxSize, "rotate at this many bytes")
 	maxFiles := fs.Int("max-files", logfile.DefaultMaxFiles, "files kept, the current one included")
+	check := fs.Bool("check", false, "exit 0 at once: this program runs")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
+	}
+	if *check {
+		return exitOK
 	}
 	if *dir == "" {
 		fmt.Fprintln(stderr, "reconciler log-driver: --dir is required")

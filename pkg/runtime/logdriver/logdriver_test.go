@@ -23,7 +23,7 @@ func TestIsCall(t *testing.T) {
 	}
 }
 
-func TestMainErrors(t *testing.T) {
+func TestMainExitCodes(t *testing.T) {
 	t.Setenv("CONTAINER_ID", "")
 	for _, tc := range []struct {
 		args []string
@@ -33,6 +33,7 @@ func TestMainErrors(t *testing.T) {
 		{[]string{"--reconciler-log-driver", "v1"}, exitUsage, "--dir is required"},
 		{[]string{"--bogus"}, exitUsage, "flag provided but not defined"},
 		{[]string{"--dir", t.TempDir()}, exitFailure, "CONTAINER_ID is not set"},
+		{[]string{"--reconciler-log-driver", "v1", "--check"}, exitOK, ""},
 	} {
 		var stderr bytes.Buffer
 		if code := Main(tc.args, &stderr); code != tc.code || !strings.Contains(stderr.String(), tc.msg) {

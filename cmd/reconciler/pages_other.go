@@ -1,0 +1,6 @@
+//go:build !linux
+
+package main
+
+// dropPages does nothing off Linux.
+func dropPages(string) {}
