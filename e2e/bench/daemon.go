@@ -314,9 +314,9 @@ func memory(pid int) (mem, error) {
 }
 
 // logDrivers sums the memory of the processes running bin other than
-// skip: the task log drivers the shims started (the reconciler binary in
-// its log-driver mode, one per task). PSS shares the binary's pages among
-// them; private is what each one costs on its own.
+// skip: the task log drivers the shims started (the standalone driver the
+// daemon wrote into its state directory, one per task). PSS shares the
+// program's pages among them; private is what each one costs on its own.
 func logDrivers(bin string, skip int) (n int, pss, private int64, err error) {
 	bin, err = filepath.EvalSymlinks(bin)
 	if err != nil {

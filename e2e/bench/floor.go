@@ -46,9 +46,9 @@ type starter interface {
 // reconciler's seccomp profile (containerd's default narrowed to the
 // node's ABI), the one secure default of the reconciler that costs time at
 // start (runc compiles and loads the filter).
-// With a log driver (the reconciler binary and the log directory), the
-// task's output goes to it as the reconciler's does: the shim starts one
-// such process per task.
+// With a log driver (the standalone driver the reconciler embeds, and the
+// log directory), the task's output goes to it as the reconciler's does:
+// the shim starts one such process per task.
 type rawClient struct {
 	client    *containerd.Client
 	ns        string

@@ -156,8 +156,7 @@ type bench struct {
 	cfg    config
 	out    io.Writer
 	dir    string
-	bin    string // the reconciler binary
-	driver string // the standalone log driver it embeds
+	driver string // the standalone log driver, as the reconciler embeds it
 	// runc state of every container of the run, apart from any other
 	// containerd's on the host (same namespace, same IDs).
 	runcRoot string
@@ -195,7 +194,6 @@ func (b *bench) run(ctx context.Context) (err error) {
 	b.logf("load before: %s", b.res.Machine.LoadBefore)
 
 	bin := filepath.Join(dir, "reconciler")
-	b.bin = bin
 	b.logf("building the reconciler and the test image")
 	tags := "grpcnotrace" // as make build
 	if b.cfg.pprof != "" {

@@ -281,7 +281,7 @@ func (b *bench) idle(ctx context.Context, p *countingProxy, d *daemon, dir strin
 		if err != nil {
 			return err
 		}
-		nd, pss, private, err := logDrivers(b.bin, d.pid())
+		nd, pss, private, err := logDrivers(filepath.Join(d.state, "log-driver"), d.pid())
 		if err != nil {
 			return err
 		}
