@@ -1,23 +1,33 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	eventtypes "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/typeurl/v2"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/grpc"
 
+	"github.com/warren/reconciler/e2e/imagebuild"
 	"github.com/warren/reconciler/pkg/observed"
 	"github.com/warren/reconciler/pkg/runtime"
 )
@@ -339,5 +349,117 @@ func TestRuntimePolicyDaemon(t *testing.T) {
 	waitFor(t, converge, "priv running with --allow-privileged", func() (ok bool) { c, ok = n.running("priv"); return ok })
 	if c.Labels[observed.LabelImageDigest] == "" {
 		t.Errorf("no image digest label on %s", c.ID)
+	}
+}
+
+// TestRuntimeUserRemembered: the process user that containerd finds in an
+// image's /etc/passwd and /etc/group (mounting the new container's root
+// file system) for the first container of an image and spec.user is the
+// one the runtime gives the next container of the same pair from memory,
+// without the mount; so are the environment, arguments and working
+// directory, which it then takes from the image config itself.
+func TestRuntimeUserRemembered(t *testing.T) {
+	const ref = "localhost/e2e/users:v1"
+	images := t.TempDir()
+	base := testImage(t)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, body := range map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/false\napp:x:1000:1000::/:/bin/false\nother:x:4321:4000::/:/bin/false\n",
+		"etc/group":  "root:x:0:\napp:x:1000:\nextra:x:3000:app\nmore:x:3001:app,other\n",
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(base, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := cf.Config
+	conf.User = "app"
+	conf.Env = []string{"PATH=/", "FROM_IMAGE=yes", "OVERRIDDEN=image"}
+	conf.WorkingDir = "/tmp"
+	if img, err = mutate.Config(img, conf); err != nil {
+		t.Fatal(err)
+	}
+	if err := imagebuild.WriteArchive(filepath.Join(images, "users.tar"), ref, img); err != nil {
+		t.Fatal(err)
+	}
+	// containerd's reading of the image asks for the snapshot's mounts.
+	var mounts atomic.Int32
+	count := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if strings.HasSuffix(method, ".Snapshots/Mounts") {
+			mounts.Add(1)
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	e := newRT(t, "e2e-rt-users", runtime.WithImagesDir(images), runtime.WithDialOptions(grpc.WithChainUnaryInterceptor(count)))
+	specOf := func(name, user string) *oci.Spec {
+		t.Helper()
+		y := fmt.Sprintf("apiVersion: warren/v1\nkind: Task\nmetadata:\n  name: %s\nspec:\n  image: %s\n  imagePullPolicy: Never\n  env:\n    - {name: OVERRIDDEN, value: manifest}\n", name, ref)
+		if user != "" {
+			y += fmt.Sprintf("  user: %q\n", user)
+		}
+		id, err := e.create(y)
+		if err != nil {
+			t.Fatalf("create %s: %v", name, err)
+		}
+		c, err := e.n.client.LoadContainer(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Spec(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for i, tc := range []struct {
+		user string
+		want specs.User // as containerd finds it in the image's files
+	}{
+		{"", specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{1000, 3000, 3001}}},
+		// spec.user replaces the image's user, with its group only.
+		{"4321", specs.User{UID: 4321, GID: 4000, AdditionalGids: []uint32{4000}}},
+		{"1234:2345", specs.User{UID: 1234, GID: 2345, AdditionalGids: []uint32{2345}}},
+	} {
+		before := mounts.Load()
+		first := specOf(fmt.Sprintf("users-%d-a", i), tc.user)
+		between := mounts.Load()
+		second := specOf(fmt.Sprintf("users-%d-b", i), tc.user)
+		if between == before || mounts.Load() != between {
+			t.Errorf("user %q: %d and %d snapshot mount lookups for the two creates, want some and none", tc.user, between-before, mounts.Load()-between)
+		}
+		if !reflect.DeepEqual(first.Process.User, tc.want) {
+			t.Errorf("user %q: the first container's user is %+v, want %+v (containerd's reading of the image)", tc.user, first.Process.User, tc.want)
+		}
+		for _, d := range []struct {
+			field     string
+			got, want any
+		}{
+			{"user", second.Process.User, first.Process.User},
+			{"env", second.Process.Env, first.Process.Env},
+			{"args", second.Process.Args, first.Process.Args},
+			{"cwd", second.Process.Cwd, first.Process.Cwd},
+		} {
+			if !reflect.DeepEqual(d.got, d.want) {
+				t.Errorf("user %q: the second container's %s is %v, the first's %v", tc.user, d.field, d.got, d.want)
+			}
+		}
 	}
 }

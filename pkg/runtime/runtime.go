@@ -26,6 +26,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/go-logr/logr"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 
@@ -63,6 +64,8 @@ type Runtime struct {
 
 	pulledMu sync.Mutex
 	pulled   map[string]time.Time // image name -> when Prepare pulled it (PullAlways)
+
+	users users // the process user per image and spec.user (users.go)
 
 	gcMu        sync.Mutex     // guards what Collect needs (collect.go)
 	inFlight    map[string]int // container and lease IDs operations of this process work on
@@ -323,6 +326,11 @@ func (r *Runtime) create(ctx context.Context, id string, t desired.Task, labels 
 		labels = map[string]string{}
 	}
 	labels[observed.LabelImageDigest] = img.Target().Digest.String()
+	userOf := userKey{image: img.Target().Digest.String(), user: t.Spec.User}
+	var user *specs.User
+	if u, ok := r.users.get(userOf); ok {
+		user = &u
+	}
 	sopts, err := specOpts(specInput{
 		img:        img,
 		entrypoint: imgSpec.Config.Entrypoint,
@@ -332,6 +340,10 @@ func (r *Runtime) create(ctx context.Context, id string, t desired.Task, labels 
 		secretsDir: r.secretsDir(id),
 		imageArch:  imgSpec.Architecture,
 		compatABIs: r.policy.AllowCompatSyscalls,
+
+		imageConfig: imgSpec.Config,
+		user:        user,
+		remember:    r.users.rememberUser(userOf),
 	})
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", id, err)

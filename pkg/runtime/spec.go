@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cap"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"k8s.io/apimachinery/pkg/api/resource"
 
@@ -43,6 +44,13 @@ type specInput struct {
 	secretsDir      string // this container's staged secrets
 	imageArch       string // the image config's architecture (GOARCH names)
 	compatABIs      bool   // the node allows its 32-bit syscall ABIs to every task
+
+	// The user of the process, when known for this image and spec.user
+	// (see users): the image's files are not read for it. Else remember,
+	// if set, records the user found.
+	imageConfig ocispec.ImageConfig
+	user        *specs.User
+	remember    oci.SpecOpts
 }
 
 // specOpts builds the OCI spec from the image config and the manifest, one
@@ -50,8 +58,12 @@ type specInput struct {
 // ENTRYPOINT and args its CMD, as Docker and Kubernetes do.
 func specOpts(in specInput) ([]oci.SpecOpts, error) {
 	s := in.spec
+	image := oci.WithImageConfig(in.img)
+	if in.user != nil {
+		image = withImageConfigUser(in.imageConfig, *in.user)
+	}
 	opts := []oci.SpecOpts{
-		oci.WithImageConfig(in.img),
+		image,
 		oci.WithProcessArgs(processArgs(in.entrypoint, in.cmd, s.Command, s.Args)...),
 	}
 	opts = append(opts, networkOpts(s.Network)...)
@@ -65,12 +77,15 @@ func specOpts(in specInput) ([]oci.SpecOpts, error) {
 	if s.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(s.WorkingDir))
 	}
-	if s.User != "" {
+	if s.User != "" && in.user == nil {
 		o, err := userOpt(s.User)
 		if err != nil {
 			return nil, err
 		}
 		opts = append(opts, o)
+	}
+	if in.user == nil && in.remember != nil {
+		opts = append(opts, in.remember) // the user is final from here on
 	}
 	opts = append(opts, resourceOpts(s.Resources)...)
 	mounts, err := mountSpecs(s.Mounts, in.volumesDir)
