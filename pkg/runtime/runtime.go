@@ -15,9 +15,11 @@ import (
 	"time"
 
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
+	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/api/types/runc/options"
 	tasktypes "github.com/containerd/containerd/api/types/task"
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/cio"
@@ -26,6 +28,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/go-logr/logr"
+	"github.com/opencontainers/image-spec/identity"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
@@ -351,7 +354,7 @@ func (r *Runtime) create(ctx context.Context, id string, t desired.Task, labels 
 	opts := []containerd.NewContainerOpts{
 		containerd.WithImage(img),
 		containerd.WithSnapshotter(r.snapshotter),
-		containerd.WithNewSnapshot(id, img, snapshots.WithLabels(ownedLabel)),
+		withNewSnapshot(id, img, r.snapshotter, snapshots.WithLabels(ownedLabel)),
 		containerd.WithNewSpec(sopts...),
 		containerd.WithContainerLabels(labels),
 	}
@@ -428,11 +431,31 @@ func processArgs(entrypoint, cmd, command, args []string) []string {
 // Start starts the container's task, replacing a task that has exited. A
 // running task is left alone.
 func (r *Runtime) Start(ctx context.Context, id string) error {
+	rec, err := r.client.ContainerService().Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	if _, err := r.client.TaskService().Get(ctx, &tasksapi.GetRequest{ContainerID: id}); err == nil {
+		return r.startExisting(ctx, id)
+	} else if err = errgrpc.ToNative(err); !errdefs.IsNotFound(err) {
+		return fmt.Errorf("start container %s: load task: %w", id, err)
+	}
+	return r.startNew(ctx, rec)
+}
+
+// startExisting starts the task of container id that exists: a created
+// one is started, a running or paused one left as it is, and an exited one
+// deleted and replaced by a new one.
+func (r *Runtime) startExisting(ctx context.Context, id string) error {
 	c, err := r.client.LoadContainer(ctx, id)
 	if err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
-	if t, err := c.Task(ctx, nil); err == nil {
+	t, err := c.Task(ctx, nil)
+	if err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("start container %s: load task: %w", id, err)
+	}
+	if err == nil { // else gone meanwhile
 		st, err := t.Status(ctx)
 		if err != nil {
 			return fmt.Errorf("start container %s: task status: %w", id, err)
@@ -449,9 +472,22 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 		if _, err := t.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("start container %s: delete exited task: %w", id, err)
 		}
-	} else if !errdefs.IsNotFound(err) {
-		return fmt.Errorf("start container %s: load task: %w", id, err)
 	}
+	rec, err := c.Info(ctx, containerd.WithoutRefreshedMetadata)
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	return r.startNew(ctx, rec)
+}
+
+// startNew creates the task of container rec, with its output to the log
+// driver, and starts it. It asks containerd directly, as the client's
+// NewTask would, less three reads of the container record (each with its
+// whole OCI spec, decoded once more): the task needs only the snapshot's
+// mounts. (NewTask also adds the spec's SELinux mount label to them; the
+// reconciler never sets one.)
+func (r *Runtime) startNew(ctx context.Context, rec containers.Container) error {
+	id := rec.ID
 	ioc := cio.NullIO
 	switch {
 	case r.logDir != "" && r.logDriver != "":
@@ -459,8 +495,24 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 	case r.logDir != "":
 		ioc = cio.LogFile(r.LogPath(id))
 	}
-	t, err := c.NewTask(ctx, ioc)
-	if errdefs.IsAlreadyExists(err) {
+	out, err := ioc(id)
+	if err != nil {
+		return fmt.Errorf("start container %s: output: %w", id, err)
+	}
+	defer out.Close() // the shim holds the output: nothing of it is in this process
+	cfg := out.Config()
+	req := &tasksapi.CreateTaskRequest{ContainerID: id, Terminal: cfg.Terminal, Stdin: cfg.Stdin, Stdout: cfg.Stdout, Stderr: cfg.Stderr}
+	if rec.SnapshotKey != "" {
+		mounts, err := r.client.SnapshotService(rec.Snapshotter).Mounts(ctx, rec.SnapshotKey)
+		if err != nil {
+			return fmt.Errorf("start container %s: root file system: %w", id, err)
+		}
+		for _, m := range mounts {
+			req.Rootfs = append(req.Rootfs, &types.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Options: m.Options})
+		}
+	}
+	_, err = r.client.TaskService().Create(ctx, req)
+	if err = errgrpc.ToNative(err); errdefs.IsAlreadyExists(err) {
 		// A task delete cut short (the reconciler killed during it) can
 		// leave containerd with a task of this ID that it neither lists
 		// nor loads, and that blocks every new task of the ID. Deleting
@@ -469,19 +521,23 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 		if err := r.deleteStaleTask(ctx, id); err != nil {
 			return fmt.Errorf("start container %s: %w", id, err)
 		}
-		t, err = c.NewTask(ctx, ioc)
+		_, err = r.client.TaskService().Create(ctx, req)
+		err = errgrpc.ToNative(err)
 	}
 	if err != nil {
+		out.Cancel()
 		return fmt.Errorf("start container %s: create task: %w", id, err)
 	}
-	if err := t.Start(ctx); err != nil {
+	if _, err := r.client.TaskService().Start(ctx, &tasksapi.StartRequest{ContainerID: id}); err != nil {
+		err = errgrpc.ToNative(err)
 		// The call can fail after the process started (a cancelled or
 		// timed-out call): a running task is kept, only a task that never
 		// ran is removed so that the next Start begins clean.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if st, serr := t.Status(cctx); serr == nil && st.Status == containerd.Created {
-			_, _ = t.Delete(cctx, containerd.WithProcessKill)
+		resp, gerr := r.client.TaskService().Get(cctx, &tasksapi.GetRequest{ContainerID: id})
+		if gerr == nil && resp.Process != nil && resp.Process.Status == tasktypes.Status_CREATED {
+			_, _ = r.client.TaskService().Delete(cctx, &tasksapi.DeleteTaskRequest{ContainerID: id})
 		}
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
@@ -620,4 +676,23 @@ func parseSignal(name string) (syscall.Signal, error) {
 		return s, nil
 	}
 	return 0, fmt.Errorf("unknown signal %q", name)
+}
+
+// withNewSnapshot is containerd.WithNewSnapshot for the resolved
+// snapshotter and without ID-mapping labels: it prepares the container's
+// writable snapshot on the image's layers. containerd's asks the daemon for
+// the snapshotter's capabilities first (one more call per container), which
+// only matter to a snapshot with ID-mapping labels.
+func withNewSnapshot(id string, img containerd.Image, snapshotter string, opts ...snapshots.Opt) containerd.NewContainerOpts {
+	return func(ctx context.Context, client *containerd.Client, c *containers.Container) error {
+		diffIDs, err := img.RootFS(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := client.SnapshotService(snapshotter).Prepare(ctx, id, identity.ChainID(diffIDs).String(), opts...); err != nil {
+			return err
+		}
+		c.Snapshotter, c.SnapshotKey, c.Image = snapshotter, id, img.Name()
+		return nil
+	}
 }
