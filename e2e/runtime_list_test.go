@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/oci"
 	"google.golang.org/grpc"
 
+	"github.com/warren/reconciler/e2e/imagebuild"
 	"github.com/warren/reconciler/pkg/observed"
 	"github.com/warren/reconciler/pkg/runtime"
 )
@@ -16,7 +20,8 @@ import (
 // TestRuntimeTaskListingAsksOnlyItsTasks: a task's listing gets that task's
 // containers' tasks one by one instead of listing every task of the node
 // (which containerd answers by calling every shim), and still reports each
-// container's state: running with its pid, exited with its code, no task.
+// container's state: running with its pid, exited with its code, no task;
+// once a full listing was made, it reads the task's containers by ID.
 func TestRuntimeTaskListingAsksOnlyItsTasks(t *testing.T) {
 	var mu sync.Mutex
 	var methods []string
@@ -89,5 +94,57 @@ func TestRuntimeTaskListingAsksOnlyItsTasks(t *testing.T) {
 		if r.ID == exited && (r.Status != observed.Stopped || r.ExitCode != 3) {
 			t.Errorf("full listing: %s is %s with %d", r.ID, r.Status, r.ExitCode)
 		}
+	}
+
+	// From then on a task's listing reads its containers by ID (containerd
+	// filters a listing by reading every container): the same answers.
+	const get, taskGet = "/containerd.services.containers.v1.Containers/Get", "/containerd.services.tasks.v1.Tasks/Get"
+	for _, c := range []struct {
+		task, id string
+		status   observed.Status
+	}{{"running", running, observed.Running}, {"exited", exited, observed.Stopped}, {"created", created, observed.NoTask}} {
+		raws, calls := list(c.task)
+		if len(raws) != 1 || raws[0].ID != c.id || raws[0].Status != c.status {
+			t.Errorf("List(%q) after a full listing = %+v, want only %s, %s", c.task, raws, c.id, c.status)
+		}
+		if !slices.Equal(calls, []string{get, taskGet}) {
+			t.Errorf("List(%q) after a full listing made calls %v, want a container get and a task get", c.task, calls)
+		}
+	}
+	// A task with no container costs no call.
+	if raws, calls := list("nothing"); len(raws) != 0 || len(calls) != 0 {
+		t.Errorf("List(\"nothing\") = %v in calls %v, want nothing in none", raws, calls)
+	}
+	// A container deleted behind the runtime's back is seen gone at once.
+	if err := e.n.client.ContainerService().Delete(t.Context(), created); err != nil {
+		t.Fatal(err)
+	}
+	if raws, _ := list("created"); len(raws) != 0 {
+		t.Errorf("List(\"created\") after its container was deleted = %+v, want none", raws)
+	}
+	// One created on a task's IDs by another client is seen from the next
+	// full listing on (the daemon's resync), and a create of this ID by the
+	// runtime never takes it over.
+	img, err := e.n.client.GetImage(t.Context(), imagebuild.DefaultRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := parseTask(t, taskYAML("squatted"))
+	squatter := observed.ContainerID("squatted", task.Hash())
+	if _, err := e.n.client.NewContainer(t.Context(), squatter, containerd.WithImage(img), containerd.WithNewSnapshot(squatter, img),
+		containerd.WithNewSpec(oci.WithImageConfig(img))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.create(taskYAML("squatted")); err == nil || !strings.Contains(err.Error(), "is not this task's") {
+		t.Errorf("Create on an ID another client holds: %v, want an error saying it is not the task's", err)
+	}
+	if c, err := e.n.client.LoadContainer(t.Context(), squatter); err != nil {
+		t.Errorf("the other client's container: %v", err)
+	} else if labels, _ := c.Labels(t.Context()); labels[observed.LabelManagedBy] != "" {
+		t.Errorf("the other client's container was changed: labels %v", labels)
+	}
+	list("")
+	if raws, _ := list("squatted"); len(raws) != 1 || raws[0].ID != squatter {
+		t.Errorf("List(\"squatted\") after the next full listing = %+v, want the other client's %s", raws, squatter)
 	}
 }

@@ -1,0 +1,74 @@
+package runtime
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestIndex(t *testing.T) {
+	ids := func(x *index, task string) []string {
+		t.Helper()
+		got, ok := x.of(task)
+		if !ok {
+			t.Fatalf("of(%q): not valid", task)
+		}
+		slices.Sort(got)
+		return got
+	}
+	var x index
+	if _, ok := x.of("web"); ok {
+		t.Fatal("valid before any full listing")
+	}
+	x.add("web-aaaaaaaaaaaa", "web") // before: the first listing includes it or not
+	since := x.begin()
+	x.reset(map[string]string{
+		"web-aaaaaaaaaaaa":    "web",
+		"web-bbbbbbbbbbbb":    "web",
+		"webapp-cccccccccccc": "webapp", // another task whose name starts the same
+		"odd":                 "web",    // labelled web, any ID
+		"web-foreign":         "",       // unlabelled, squatting on web's IDs
+	}, since)
+	if got, want := ids(&x, "web"), []string{"odd", "web-aaaaaaaaaaaa", "web-bbbbbbbbbbbb", "web-foreign"}; !slices.Equal(got, want) {
+		t.Errorf("web: %v, want %v", got, want)
+	}
+	if got, want := ids(&x, "webapp"), []string{"webapp-cccccccccccc"}; !slices.Equal(got, want) {
+		t.Errorf("webapp: %v, want %v", got, want)
+	}
+	if got := ids(&x, "new"); len(got) != 0 {
+		t.Errorf("new: %v, want none", got)
+	}
+
+	// A listing that began before a create and a delete does not undo them.
+	since = x.begin()
+	x.add("new-dddddddddddd", "new")
+	x.remove("web-bbbbbbbbbbbb")
+	x.reset(map[string]string{"web-aaaaaaaaaaaa": "web", "web-bbbbbbbbbbbb": "web"}, since)
+	if got, want := ids(&x, "new"), []string{"new-dddddddddddd"}; !slices.Equal(got, want) {
+		t.Errorf("new after a listing in flight: %v, want %v", got, want)
+	}
+	if got, want := ids(&x, "web"), []string{"web-aaaaaaaaaaaa"}; !slices.Equal(got, want) {
+		t.Errorf("web after a listing in flight: %v, want %v", got, want)
+	}
+
+	// Of two listings in flight, the older one finishing last is dropped.
+	older := x.begin()
+	x.add("late-eeeeeeeeeeee", "late")
+	newer := x.begin()
+	x.reset(map[string]string{"late-eeeeeeeeeeee": "late"}, newer)
+	x.reset(map[string]string{}, older)
+	if got, want := ids(&x, "late"), []string{"late-eeeeeeeeeeee"}; !slices.Equal(got, want) {
+		t.Errorf("late: %v, want %v", got, want)
+	}
+
+	// Too many changes with no full listing: given up until the next one.
+	for range maxChanges + 1 {
+		x.add("churn-ffffffffffff", "churn")
+	}
+	if _, ok := x.of("churn"); ok {
+		t.Error("still valid after more than maxChanges changes without a listing")
+	}
+	x.reset(map[string]string{"churn-ffffffffffff": "churn"}, x.begin())
+	if got, want := ids(&x, "churn"), []string{"churn-ffffffffffff"}; !slices.Equal(got, want) {
+		t.Errorf("churn after the next listing: %v, want %v", got, want)
+	}
+}
