@@ -164,22 +164,26 @@ func (l *Loader) Load() State {
 
 	// Files that disappeared while the directory is still changing keep
 	// their tasks a moment longer, after the files that are there.
+	present := make(map[string]bool, len(st.Files))
+	for _, name := range st.Files {
+		present[name] = true
+	}
 	var vanished []string
 	if age := l.now().Sub(changed); age < l.grace && age > -l.grace {
 		for name, tasks := range l.lastGood {
-			if len(tasks) > 0 && !slices.Contains(st.Files, name) {
+			if len(tasks) > 0 && !present[name] {
 				vanished = append(vanished, name)
 			}
 		}
 		slices.Sort(vanished)
 	}
 	for name := range maps.Keys(l.lastGood) {
-		if !slices.Contains(st.Files, name) && !slices.Contains(vanished, name) {
+		if !present[name] && !slices.Contains(vanished, name) {
 			delete(l.lastGood, name)
 		}
 	}
 	for name := range maps.Keys(l.parsed) {
-		if !slices.Contains(st.Files, name) {
+		if !present[name] {
 			delete(l.parsed, name)
 		}
 	}
