@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -31,6 +32,18 @@ type State struct {
 	// (missing, not a directory, permission). Callers must then delete
 	// nothing. Tasks and Broken are nil in that case.
 	Err error
+	// Hashes holds Task.Hash of tasks of Tasks, computed once per content
+	// of their file (a load of unchanged files hashes nothing); see Hash.
+	Hashes map[string]string
+}
+
+// Hash returns the spec hash of task name of s: the one Load computed, or
+// else Tasks[name].Hash().
+func (s State) Hash(name string) string {
+	if h, ok := s.Hashes[name]; ok {
+		return h
+	}
+	return s.Tasks[name].Hash()
 }
 
 // RemoveGrace is how long a manifest file that disappeared keeps its tasks
@@ -123,7 +136,7 @@ func (l *Loader) Load() State {
 		return State{Err: err}
 	}
 
-	st := State{Tasks: map[string]Task{}, Broken: map[string]error{}}
+	st := State{Tasks: map[string]Task{}, Broken: map[string]error{}, Hashes: map[string]string{}}
 	parsed := map[string][]parsedTask{} // files that parse and validate
 	for _, e := range entries {
 		name := e.Name()
@@ -193,6 +206,9 @@ func (l *Loader) Load() State {
 			tasks = make([]Task, len(pts))
 			for i, pt := range pts {
 				tasks[i] = pt.task
+				if _, taken := st.Tasks[pt.task.Metadata.Name]; !taken {
+					st.Hashes[pt.task.Metadata.Name] = pt.hash
+				}
 			}
 			l.lastGood[name] = tasks
 		}
@@ -223,6 +239,9 @@ func (l *Loader) parse(name string, data []byte) ([]parsedTask, error) {
 	}
 	l.parses++
 	pts, err := parseFile(name, data)
+	for i := range pts {
+		pts[i].hash = pts[i].task.Hash()
+	}
 	l.parsed[name] = parsedFile{sum: sum, pts: pts, err: err}
 	return pts, err
 }
@@ -346,14 +365,17 @@ func readFile(path, name string) ([]byte, error) {
 	if fi.Size() > MaxFileSize {
 		return nil, tooLarge(name)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
+	// One allocation of the size the file has (it may still grow: a
+	// buffer reads on past it, up to the limit).
+	var b bytes.Buffer
+	b.Grow(int(fi.Size()) + bytes.MinRead)
+	if _, err := b.ReadFrom(io.LimitReader(f, MaxFileSize+1)); err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	if len(data) > MaxFileSize {
+	if b.Len() > MaxFileSize {
 		return nil, tooLarge(name)
 	}
-	return data, nil
+	return b.Bytes(), nil
 }
 
 // fileKind names the kind of a file that is not a regular one.

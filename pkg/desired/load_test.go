@@ -48,6 +48,17 @@ func checkState(t *testing.T, st State, wantTasks map[string]string, wantBroken 
 	if !mapsEqual(tasks, wantTasks) || !slices.Equal(broken, wantBroken) {
 		t.Errorf("state:\n got tasks %v broken %v\nwant tasks %v broken %v", tasks, broken, wantTasks, wantBroken)
 	}
+	// The hashes Load keeps are those of the tasks it returns.
+	for name, task := range st.Tasks {
+		if got, want := st.Hash(name), task.Hash(); got != want {
+			t.Errorf("State.Hash(%q) = %s, want %s (Task.Hash)", name, got, want)
+		}
+	}
+	for name := range st.Hashes {
+		if _, ok := st.Tasks[name]; !ok {
+			t.Errorf("State.Hashes has %q, which is not a task", name)
+		}
+	}
 }
 
 func mapsEqual(a, b map[string]string) bool {

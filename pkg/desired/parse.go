@@ -51,6 +51,7 @@ type parsedTask struct {
 	task     Task
 	doc      int
 	nameLine int
+	hash     string // task.Hash(), once per parse (the Loader sets it)
 }
 
 func parseFile(name string, data []byte) ([]parsedTask, error) {

@@ -139,8 +139,8 @@ func BenchmarkWatchEventToState(b *testing.B) {
 			}
 			replace := watchBench(b, dir, 0, func() int {
 				st := l.Load()
-				for _, t := range st.Tasks {
-					t.Hash()
+				for name := range st.Tasks {
+					st.Hash(name) // as the controller's SetDesired
 				}
 				return iterOf(st.Tasks["marker"])
 			})

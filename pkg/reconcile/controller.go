@@ -191,7 +191,7 @@ func (c *Controller) SetDesired(s desired.State) {
 	c.mu.Lock()
 	old := c.want
 	if s.Err != nil {
-		s.Tasks, s.Broken = old.Tasks, old.Broken
+		s.Tasks, s.Broken, s.Hashes = old.Tasks, old.Broken, old.Hashes
 	}
 	if s.Tasks == nil {
 		s.Tasks = map[string]desired.Task{}
@@ -199,7 +199,7 @@ func (c *Controller) SetDesired(s desired.State) {
 	c.want = s
 	var changed []string
 	for name, t := range s.Tasks {
-		if o, ok := old.Tasks[name]; !ok || o.Hash() != t.Hash() || o.Source != t.Source {
+		if o, ok := old.Tasks[name]; !ok || o.Source != t.Source || old.Hash(name) != s.Hash(name) {
 			changed = append(changed, name)
 		}
 	}
