@@ -71,7 +71,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.stops, "stops", 4, "teardown: tasks stopped at once (at most -c, so that none waits for a worker)")
 	fs.DurationVar(&cfg.pause, "pause", 200*time.Millisecond, "quiet time between trials")
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file (- for stdout, instead of the table)")
-	fs.StringVar(&cfg.pprof, "pprof", "", "build the reconciler with -tags pprof and save its profiles here: CPU over each burst round and the idle window, heap at each idle level (the figures of such a run are not the reference ones)")
+	fs.StringVar(&cfg.pprof, "pprof", "", "build the reconciler with -tags pprof and save its profiles here: CPU over each burst round, the idle window and the single drops with tasks running, heap at each idle level (the figures of such a run are not the reference ones)")
 	fs.Func("env", "KEY=VALUE added to the reconciler's environment, repeatable (experiments such as GOGC=50; the figures of such a run are not the reference ones)", func(v string) error {
 		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
 			return fmt.Errorf("want KEY=VALUE, got %q", v)

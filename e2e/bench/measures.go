@@ -363,6 +363,18 @@ func (b *bench) busy(ctx context.Context, d *daemon, dir string) error {
 	// Single drops with the level's tasks running, each with one floor
 	// create+start on the same busy containerd.
 	if prev > 0 && b.cfg.kAtN > 0 {
+		if d.pprof != "" {
+			// A CPU profile over (about) the trials: each takes a drop,
+			// its start, its removal and the pauses, twice.
+			over := time.Duration(b.cfg.kAtN) * (400*time.Millisecond + 2*b.cfg.pause)
+			done := make(chan error, 1)
+			go func() { done <- d.profile(ctx, "cpu", over, filepath.Join(b.cfg.pprof, "busy.cpu.pprof")) }()
+			defer func() {
+				if err := <-done; err != nil {
+					b.logf("profile: %v", err)
+				}
+			}()
+		}
 		err := b.rotate(ctx, b.cfg.kAtN, 1, []side{
 			{"floor", func(ctx context.Context, i int) (time.Duration, error) {
 				return singleOf(ctx, b.floor, b.rec, fmt.Sprintf("fl-n%03d", i))
