@@ -3,17 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
-	"github.com/go-logr/logr"
-
-	"github.com/warren/reconciler/e2e/binbuild"
-	"github.com/warren/reconciler/e2e/imagebuild"
-	"github.com/warren/reconciler/pkg/runtime"
+	"github.com/warren/reconciler/e2e/testenv"
 )
 
 // env is what TestMain prepared for every test.
@@ -34,7 +27,7 @@ func TestMain(m *testing.M) {
 
 func testMain(m *testing.M) int {
 	ci := os.Getenv("CI") == "true"
-	if why := missing(); why != "" {
+	if why := testenv.Missing(); why != "" {
 		if ci {
 			fmt.Fprintf(os.Stderr, "e2e: CI=true and %s: the e2e tests must run in CI\n", why)
 			return 1
@@ -43,52 +36,19 @@ func testMain(m *testing.M) int {
 		return m.Run()
 	}
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "rce2e")
+	e, err := testenv.Setup(ctx, "rce2e", "./testapp")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	env.dir = dir
-	defer os.RemoveAll(dir)
-	env.bin = filepath.Join(dir, "reconciler")
-	env.driver = filepath.Join(dir, "log-driver")
-	if err := binbuild.Reconciler(ctx, env.bin, env.driver, ""); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: build reconciler: %v\n", err)
-		return 1
-	}
-	env.images = filepath.Join(dir, "images")
-	env.archive = filepath.Join(env.images, "testapp.tar")
-	if err := imagebuild.Build(ctx, "./testapp", imagebuild.DefaultRef, env.archive, dir); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
-	log := logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, nil))
-	mc, err := runtime.StartManaged(ctx, filepath.Join(dir, "ctrd"), "containerd", log)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
-	env.address = mc.Address()
-	env.runcRoot = runtime.PathsFor(mc.Dir).RuncRoot
-	fmt.Fprintf(os.Stderr, "e2e: containerd pid %d on %s\n", mc.Pid(), env.address)
+	env.dir, env.bin, env.driver, env.images, env.archive = e.Dir, e.Bin, e.Driver, e.Images, e.Archive
+	env.address, env.runcRoot = e.Address, e.RuncRoot
+	fmt.Fprintf(os.Stderr, "e2e: containerd pid %d on %s\n", e.Pid, env.address)
 	code := m.Run()
-	if err := mc.Stop(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: stop containerd:", err)
+	if err := e.Close(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 	}
 	return code
-}
-
-// missing says what this machine lacks to run the e2e tests, or "".
-func missing() string {
-	if os.Geteuid() != 0 {
-		return "not running as root"
-	}
-	for _, b := range []string{"containerd", "runc", "containerd-shim-runc-v2"} {
-		if _, err := exec.LookPath(b); err != nil {
-			return b + " not found on PATH (apt-get install -y containerd runc)"
-		}
-	}
-	return ""
 }
 
 // requireEnv skips a test outside CI when the machine cannot run e2e tests.

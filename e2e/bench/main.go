@@ -21,8 +21,8 @@ import (
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
 
-	"github.com/warren/reconciler/e2e/binbuild"
 	"github.com/warren/reconciler/e2e/imagebuild"
+	"github.com/warren/reconciler/e2e/testenv"
 	"github.com/warren/reconciler/pkg/runtime"
 )
 
@@ -203,7 +203,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 		tags += ",pprof"
 	}
 	b.driver = filepath.Join(dir, "log-driver")
-	if err := binbuild.Reconciler(ctx, bin, b.driver, tags); err != nil {
+	if err := testenv.Reconciler(ctx, bin, b.driver, tags); err != nil {
 		return fmt.Errorf("build reconciler: %w", err)
 	}
 	images := filepath.Join(dir, "images")

@@ -4,19 +4,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-
-	"github.com/warren/reconciler/e2e/binbuild"
-	"github.com/warren/reconciler/e2e/imagebuild"
-	"github.com/warren/reconciler/pkg/runtime"
+	"github.com/warren/reconciler/e2e/testenv"
 )
 
 var (
@@ -53,7 +47,7 @@ func testMain(m *testing.M) int {
 		env.seed = time.Now().UnixNano() % 1_000_000_007
 	}
 	ci := os.Getenv("CI") == "true"
-	if why := missing(); why != "" {
+	if why := testenv.Missing("ctr"); why != "" {
 		if ci {
 			fmt.Fprintf(os.Stderr, "chaos: CI=true and %s: the chaos suite must run in CI\n", why)
 			return 1
@@ -63,35 +57,16 @@ func testMain(m *testing.M) int {
 	}
 	fmt.Fprintf(os.Stderr, "chaos: seed %d (replay with CHAOS_SEED=%d, or -chaos.seed=%d)\n", env.seed, env.seed, env.seed)
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "rcch")
+	e, err := testenv.Setup(ctx, "rcch", "../testapp")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		return 1
 	}
-	env.dir = dir
-	env.run = strings.TrimPrefix(filepath.Base(dir), "rcch")
-	defer os.RemoveAll(dir)
-	env.bin = filepath.Join(dir, "reconciler")
-	if err := binbuild.Reconciler(ctx, env.bin, filepath.Join(dir, "log-driver"), ""); err != nil {
-		fmt.Fprintf(os.Stderr, "chaos: build reconciler: %v\n", err)
-		return 1
-	}
-	env.images = filepath.Join(dir, "images")
-	env.archive = filepath.Join(env.images, "testapp.tar")
-	if err := imagebuild.Build(ctx, "../testapp", imagebuild.DefaultRef, env.archive, dir); err != nil {
-		fmt.Fprintln(os.Stderr, "chaos:", err)
-		return 1
-	}
-	log := logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, nil))
-	mc, err := runtime.StartManaged(ctx, filepath.Join(dir, "ctrd"), "containerd", log)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "chaos:", err)
-		return 1
-	}
-	env.address = mc.Address()
+	env.dir, env.bin, env.images, env.archive, env.address = e.Dir, e.Bin, e.Images, e.Archive, e.Address
+	env.run = strings.TrimPrefix(filepath.Base(e.Dir), "rcch")
 	code := m.Run()
-	if err := mc.Stop(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "chaos: stop containerd:", err)
+	if err := e.Close(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
 	}
 	table := stats.table()
 	fmt.Fprintf(os.Stderr, "\nchaos: seed %d\n%s", env.seed, table)
@@ -104,19 +79,6 @@ func testMain(m *testing.M) int {
 		code = 1
 	}
 	return code
-}
-
-// missing says what this machine lacks to run the suite, or "".
-func missing() string {
-	if os.Geteuid() != 0 {
-		return "not running as root"
-	}
-	for _, b := range []string{"containerd", "runc", "containerd-shim-runc-v2", "ctr"} {
-		if _, err := exec.LookPath(b); err != nil {
-			return b + " not found on PATH (apt-get install -y containerd runc)"
-		}
-	}
-	return ""
 }
 
 func requireEnv(t *testing.T) {

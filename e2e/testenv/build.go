@@ -1,10 +1,4 @@
-// Package binbuild builds the reconciler for the end-to-end tests, the
-// chaos suite and the benchmark the way it ships: by running `make build`,
-// which embeds the standalone log driver in the binary.
-//
-// It must never build the binary any other way: the tests would then check
-// a binary that nobody installs.
-package binbuild
+package testenv
 
 import (
 	"context"
@@ -14,7 +8,8 @@ import (
 )
 
 // Reconciler builds the reconciler into bin and the standalone log driver
-// into driver (absolute paths). tags, if not empty, replaces the Makefile's
+// into driver (absolute paths) the way it ships: by running `make build`,
+// which embeds the driver in the binary. tags, if not empty, replaces the Makefile's
 // BUILD_TAGS (such as "grpcnotrace,pprof").
 func Reconciler(ctx context.Context, bin, driver, tags string) error {
 	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}").Output()
