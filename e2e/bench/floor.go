@@ -11,8 +11,6 @@ import (
 
 	"github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/contrib/seccomp"
-	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -86,7 +84,7 @@ func (f *rawClient) createStart(ctx context.Context, id string) error {
 	sopts := []oci.SpecOpts{oci.WithImageConfig(f.img),
 		oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf}
 	if f.seccomp {
-		sopts = append(sopts, seccomp.WithDefaultProfile(), nativeABIOnly)
+		sopts = append(sopts, runtime.WithSeccompProfile(goruntime.GOARCH))
 	}
 	c, err := f.client.NewContainer(ctx, id,
 		containerd.WithImage(f.img),
@@ -106,18 +104,6 @@ func (f *rawClient) createStart(ctx context.Context, id string) error {
 	}
 	if err := t.Start(ctx); err != nil {
 		return fmt.Errorf("floor: start %s: %w", id, err)
-	}
-	return nil
-}
-
-// nativeABIOnly narrows the seccomp profile to the node's own syscall ABI,
-// as the reconciler does for an image of the node's architecture (see
-// withSeccomp in pkg/runtime): containerd's default lists x86 and x32 too on
-// amd64, which makes runc's filter three times the size.
-func nativeABIOnly(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
-	native := map[string]specs.Arch{"amd64": specs.ArchX86_64, "arm64": specs.ArchAARCH64}[goruntime.GOARCH]
-	if native != "" && s.Linux != nil && s.Linux.Seccomp != nil {
-		s.Linux.Seccomp.Architectures = []specs.Arch{native}
 	}
 	return nil
 }

@@ -133,6 +133,15 @@ func withSeccomp(nodeArch, imageArch string, compat bool) oci.SpecOpts {
 	}
 }
 
+// WithSeccompProfile is the seccomp profile the runtime gives a container
+// of an image built for imageArch (GOARCH names) on this node, unless the
+// node policy allows the compat ABIs: for those who compare with it (the
+// benchmark's reference rows). It must come after every option that
+// changes the capabilities.
+func WithSeccompProfile(imageArch string) oci.SpecOpts {
+	return withSeccomp(goruntime.GOARCH, imageArch, false)
+}
+
 // nativeABI is the seccomp architecture of a node's own (64-bit) ABI, and
 // compatABI the 32-bit one of an image architecture it can also run.
 var (

@@ -220,6 +220,19 @@ func TestWithSeccomp(t *testing.T) {
 	}
 }
 
+// WithSeccompProfile is the profile a container of the node's own
+// architecture gets: the node's native ABI alone.
+func TestWithSeccompProfile(t *testing.T) {
+	s := &oci.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}, Linux: &specs.Linux{}}
+	if err := WithSeccompProfile(goruntime.GOARCH)(t.Context(), nil, nil, s); err != nil {
+		t.Fatal(err)
+	}
+	native, known := nativeABI[goruntime.GOARCH]
+	if s.Linux.Seccomp == nil || (known && !reflect.DeepEqual(s.Linux.Seccomp.Architectures, []specs.Arch{native})) {
+		t.Errorf("profile %+v, want the native ABI %s alone", s.Linux.Seccomp, native)
+	}
+}
+
 // TestPrepareChecksHostFiles: Prepare refuses a spec whose secret file or
 // bind source is missing before it looks at the image (no containerd here).
 func TestPrepareChecksHostFiles(t *testing.T) {
