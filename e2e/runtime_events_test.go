@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/warren/reconciler/pkg/observed"
 	"github.com/warren/reconciler/pkg/runtime"
@@ -188,4 +190,28 @@ func TestRuntimeWatchExitsAcrossRestart(t *testing.T) {
 		t.Errorf("the loss was logged %d times, want once", n)
 	}
 	_ = steady
+}
+
+// TestRuntimeNewSnapshotterLookup: New resolves the namespace's default
+// snapshotter once; when containerd cannot answer that lookup, New fails
+// and says so, rather than guess a snapshotter. A namespace that does not
+// exist yet has no label: the default snapshotter, no error.
+func TestRuntimeNewSnapshotterLookup(t *testing.T) {
+	requireEnv(t)
+	refuse := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if strings.HasSuffix(method, ".Namespaces/Get") {
+			return status.Error(codes.Unavailable, "refused by the test")
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	_, err := runtime.New(t.Context(), env.address, runtime.WithNamespace("e2e-rt-snapshotter"),
+		runtime.WithDialOptions(grpc.WithChainUnaryInterceptor(refuse)))
+	if err == nil || !strings.Contains(err.Error(), "default snapshotter") || !strings.Contains(err.Error(), "refused by the test") {
+		t.Fatalf("New with the namespace lookup failing: %v, want an error about the default snapshotter", err)
+	}
+	rt, err := runtime.New(t.Context(), env.address, runtime.WithNamespace("e2e-rt-snapshotter-new"))
+	if err != nil {
+		t.Fatalf("New on a namespace that does not exist yet: %v", err)
+	}
+	rt.Close()
 }
