@@ -33,6 +33,10 @@ type node struct {
 func newNode(t *testing.T, ns string) *node {
 	t.Helper()
 	requireEnv(t)
+	// Namespaces name the tasks' cgroups (/NAMESPACE/ID), which the
+	// kernel shares between runs: the run's own suffix keeps two runs on
+	// one host apart.
+	ns += "-" + env.run
 	c, err := containerd.New(env.address, containerd.WithDefaultNamespace(ns))
 	if err != nil {
 		t.Fatalf("connect containerd: %v", err)

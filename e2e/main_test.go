@@ -19,6 +19,7 @@ var env struct {
 	address  string // containerd socket
 	runcRoot string // runc state of the tests' containerd, apart from any other's
 	skip     string // why the tests cannot run here (never set under CI=true)
+	run      string // a suffix of this run's namespaces (see newNode)
 }
 
 func TestMain(m *testing.M) {
@@ -43,6 +44,7 @@ func testMain(m *testing.M) int {
 	}
 	env.dir, env.bin, env.driver, env.images, env.archive = e.Dir, e.Bin, e.Driver, e.Images, e.Archive
 	env.address, env.runcRoot = e.Address, e.RuncRoot
+	env.run = e.Dir[max(0, len(e.Dir)-4):] // the end of the temporary name: random digits
 	fmt.Fprintf(os.Stderr, "e2e: containerd pid %d on %s\n", e.Pid, env.address)
 	code := m.Run()
 	if err := e.Close(ctx); err != nil {

@@ -86,7 +86,7 @@ func TestRuntimeWatchExitsAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := &logBuffer{}
-	rt, err := runtime.New(ctx, m.Address(), runtime.WithNamespace("e2e-rt-watch"), runtime.WithImagesDir(env.images),
+	rt, err := runtime.New(ctx, m.Address(), runtime.WithNamespace("e2e-rt-watch-"+env.run), runtime.WithImagesDir(env.images),
 		runtime.WithRuncRoot(runtime.PathsFor(dir).RuncRoot), runtime.WithLogger(out.logger()))
 	if err != nil {
 		t.Fatal(err)

@@ -61,7 +61,7 @@ func newRT(t *testing.T, ns string, opts ...runtime.Option) *rtEnv {
 	state := filepath.Join(env.dir, "rt-"+ns)
 	e := &rtEnv{t: t, n: n, state: state, logs: filepath.Join(state, "logs"), out: &logBuffer{}}
 	all := append([]runtime.Option{
-		runtime.WithNamespace(ns),
+		runtime.WithNamespace(n.ns),
 		runtime.WithImagesDir(env.images),
 		runtime.WithLogDir(e.logs),
 		runtime.WithLogDriver(env.driver, logfile.DefaultMaxSize, logfile.DefaultMaxFiles),
