@@ -227,10 +227,15 @@ func (r *Runtime) LogPath(id string) string {
 // changed that costs one directory read and no call to containerd.
 func (r *Runtime) List(ctx context.Context, task string) ([]observed.Raw, error) {
 	var (
-		recs []containers.Container
-		err  error
+		recs    []containers.Container
+		err     error
+		indexed bool
+		ids     []string
 	)
-	if ids, ok := r.index.of(task); task != "" && ok {
+	if task != "" {
+		ids, indexed = r.index.of(task)
+	}
+	if indexed {
 		recs, err = r.getContainers(ctx, ids)
 	} else {
 		var filters []string // containerd ORs the filters it is given
