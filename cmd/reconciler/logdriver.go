@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/warren/reconciler/pkg/runtime/logfile"
@@ -45,9 +46,19 @@ func logDriverBinary(stateDir string, warn func(err error, msg string)) (string,
 
 // installDriver writes program into dir as driverFile (atomically: a
 // running shim may start the previous one at the same moment) and checks
-// that it runs.
+// that it runs. The shims run it as root: dir must be this process's and
+// writable by nobody else.
 func installDriver(dir, program string) (string, error) {
+	if err := privateDir(dir); err != nil {
+		return "", err
+	}
 	path := filepath.Join(dir, driverFile)
+	// Left by a daemon killed while it wrote one.
+	if stale, err := filepath.Glob(filepath.Join(dir, "."+driverFile+"-*")); err == nil {
+		for _, f := range stale {
+			_ = os.Remove(f)
+		}
+	}
 	f, err := os.CreateTemp(dir, "."+driverFile+"-*")
 	if err != nil {
 		return "", fmt.Errorf("write the log driver: %w", err)
@@ -68,4 +79,18 @@ func installDriver(dir, program string) (string, error) {
 		return "", fmt.Errorf("run the log driver %s: %w %s", path, err, out)
 	}
 	return path, nil
+}
+
+// privateDir checks that dir belongs to this process's user and that no
+// one else can write to it.
+func privateDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("write the log driver: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || int(st.Uid) != os.Geteuid() || fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("write the log driver: %s is writable by others or not this user's (mode %v): the shims run the driver as root", dir, fi.Mode().Perm())
+	}
+	return nil
 }

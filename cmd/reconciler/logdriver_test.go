@@ -26,6 +26,20 @@ func TestInstallDriver(t *testing.T) {
 		}, "#!/bin/sh\nexit 0\n", ""},
 		{"does not run", func(t *testing.T) string { return t.TempDir() }, "#!/bin/sh\necho broken; exit 3\n", "run the log driver"},
 		{"no directory", func(t *testing.T) string { return filepath.Join(t.TempDir(), "gone") }, "#!/bin/sh\nexit 0\n", "write the log driver"},
+		{"directory others can write", func(t *testing.T) string {
+			d := t.TempDir()
+			if err := os.Chmod(d, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}, "#!/bin/sh\nexit 0\n", "writable by others"},
+		{"a temporary file left by a killed daemon", func(t *testing.T) string {
+			d := t.TempDir()
+			if err := os.WriteFile(filepath.Join(d, "."+driverFile+"-123"), []byte("half"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}, "#!/bin/sh\nexit 0\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := tc.dir(t)

@@ -28,7 +28,7 @@ type index struct {
 	task    map[string]string // container ID -> its task label ("" for none)
 	seq     uint64            // counts the changes below
 	changes []change          // since the newest full listing began
-	applied uint64            // seq at which the newest applied listing began
+	applied uint64            // seq at which the newest applied listing began (or changes were dropped)
 }
 
 type change struct {
@@ -49,8 +49,8 @@ func (x *index) begin() uint64 {
 func (x *index) reset(listed map[string]string, since uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.valid && since < x.applied {
-		return // a newer listing is applied already
+	if since < x.applied {
+		return // a newer listing is applied already, or changes since were dropped
 	}
 	x.task, x.valid, x.applied = listed, true, since
 	kept := x.changes[:0]
@@ -85,7 +85,8 @@ func (x *index) record(c change) {
 	x.seq++
 	c.seq = x.seq
 	if len(x.changes) >= maxChanges {
-		x.valid, x.task, x.changes = false, nil, nil
+		// A listing in flight can no longer be brought up to date.
+		x.valid, x.task, x.changes, x.applied = false, nil, nil, x.seq
 	}
 	x.changes = append(x.changes, c)
 	if x.task == nil {

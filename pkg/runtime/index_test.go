@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -60,15 +61,59 @@ func TestIndex(t *testing.T) {
 		t.Errorf("late: %v, want %v", got, want)
 	}
 
-	// Too many changes with no full listing: given up until the next one.
+	// A create records its container before it exists and again once it
+	// does: a listing that began in between (and did not see it) leaves
+	// it known whichever ends first.
+	x.add("born-gggggggggggg", "born")
+	since = x.begin()
+	x.reset(map[string]string{"late-eeeeeeeeeeee": "late"}, since)
+	x.add("born-gggggggggggg", "born")
+	if got, want := ids(&x, "born"), []string{"born-gggggggggggg"}; !slices.Equal(got, want) {
+		t.Errorf("born, listing ended first: %v, want %v", got, want)
+	}
+	x.add("born2-hhhhhhhhhhhh", "born2")
+	since = x.begin()
+	x.add("born2-hhhhhhhhhhhh", "born2")
+	x.reset(map[string]string{"late-eeeeeeeeeeee": "late", "born-gggggggggggg": "born"}, since)
+	if got, want := ids(&x, "born2"), []string{"born2-hhhhhhhhhhhh"}; !slices.Equal(got, want) {
+		t.Errorf("born2, create ended first: %v, want %v", got, want)
+	}
+
+	// Too many changes with no full listing: given up until the next one;
+	// a listing that began before the changes were dropped cannot bring it
+	// back.
+	inFlight := x.begin()
 	for range maxChanges + 1 {
 		x.add("churn-ffffffffffff", "churn")
 	}
 	if _, ok := x.of("churn"); ok {
 		t.Error("still valid after more than maxChanges changes without a listing")
 	}
+	x.reset(map[string]string{}, inFlight)
+	if _, ok := x.of("churn"); ok {
+		t.Error("valid again from a listing that began before changes were dropped")
+	}
 	x.reset(map[string]string{"churn-ffffffffffff": "churn"}, x.begin())
 	if got, want := ids(&x, "churn"), []string{"churn-ffffffffffff"}; !slices.Equal(got, want) {
 		t.Errorf("churn after the next listing: %v, want %v", got, want)
+	}
+}
+
+func TestSameTask(t *testing.T) {
+	want := map[string]string{"io.warren.managed-by": "reconciler", "io.warren.task": "web", "io.warren.spec-hash": "0123456789ab", "io.warren.source": "web.yaml"}
+	for _, tc := range []struct {
+		name string
+		have map[string]string
+		err  string // "" for none
+	}{
+		{"the task's own", map[string]string{"io.warren.managed-by": "reconciler", "io.warren.task": "web", "io.warren.spec-hash": "0123456789ab", "io.warren.restarts": "3"}, ""},
+		{"unlabelled", nil, "label io.warren.managed-by"},
+		{"another task's", map[string]string{"io.warren.managed-by": "reconciler", "io.warren.task": "db", "io.warren.spec-hash": "0123456789ab"}, "label io.warren.task"},
+		{"another spec's", map[string]string{"io.warren.managed-by": "reconciler", "io.warren.task": "web", "io.warren.spec-hash": "ba9876543210"}, "label io.warren.spec-hash"},
+	} {
+		err := sameTask("web-0123456789ab", tc.have, want)
+		if (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.err)
+		}
 	}
 }

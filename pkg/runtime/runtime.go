@@ -357,18 +357,18 @@ func (r *Runtime) create(ctx context.Context, id string, t desired.Task, labels 
 	if c, err := r.client.ContainerService().Get(ctx, id); err == nil {
 		// Created before: identity makes this a no-op, if it is this
 		// task's. Anything else on the ID is never taken over.
-		for _, k := range []string{observed.LabelManagedBy, observed.LabelTask, observed.LabelSpecHash} {
-			if c.Labels[k] != labels[k] {
-				return fmt.Errorf("create container %s: a container of that ID exists and is not this task's (label %s is %q, not %q); it is left alone", id, k, c.Labels[k], labels[k])
-			}
+		if err := sameTask(id, c.Labels, labels); err != nil {
+			return err
 		}
 		r.index.add(id, t.Metadata.Name)
 		return nil
 	} else if !errdefs.IsNotFound(err) {
 		return fmt.Errorf("create container %s: %w", id, err)
 	}
-	// Known before it exists: a full listing in flight would miss it.
+	// Known before it exists and again once it does: a full listing that
+	// begins in between would miss it (and drop the first record).
 	r.index.add(id, t.Metadata.Name)
+	defer r.index.add(id, t.Metadata.Name)
 	img, err := r.image(ctx, t.Spec.Image, t.Spec.ImagePullPolicy)
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", id, err)
@@ -419,8 +419,8 @@ func (r *Runtime) create(ctx context.Context, id string, t desired.Task, labels 
 	}
 	_, err = r.client.NewContainer(ctx, id, opts...)
 	if errdefs.IsAlreadyExists(err) {
-		if _, lerr := r.client.LoadContainer(ctx, id); lerr == nil {
-			return nil // created meanwhile
+		if c, gerr := r.client.ContainerService().Get(ctx, id); gerr == nil {
+			return sameTask(id, c.Labels, labels) // created meanwhile
 		}
 		// The snapshot of an interrupted create outlived its container:
 		// remove it and try once more.
@@ -731,6 +731,17 @@ func parseSignal(name string) (syscall.Signal, error) {
 		return s, nil
 	}
 	return 0, fmt.Errorf("unknown signal %q", name)
+}
+
+// sameTask checks that the container id that exists, with labels have, is
+// the one a create with labels want would make.
+func sameTask(id string, have, want map[string]string) error {
+	for _, k := range []string{observed.LabelManagedBy, observed.LabelTask, observed.LabelSpecHash} {
+		if have[k] != want[k] {
+			return fmt.Errorf("create container %s: a container of that ID exists and is not this task's (label %s is %q, not %q); it is left alone", id, k, have[k], want[k])
+		}
+	}
+	return nil
 }
 
 // withNewSnapshot is containerd.WithNewSnapshot for the resolved
