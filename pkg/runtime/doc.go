@@ -1,7 +1,8 @@
 // Package runtime is the reconciler's containerd client: the only package
 // that imports containerd. It lists what runs (observed.Raw, in as few calls
 // as the daemon allows: a full listing is two calls whatever the number of
-// containers), creates, starts, stops and deletes containers from
+// containers; a task's listing reads that task's containers by ID, from the
+// index of the last full listing, index.go), creates, starts, stops and deletes containers from
 // desired.Task (one OCI spec option per manifest field, then the secure
 // defaults: seccomp narrowed to the image's syscall ABI, no NET_RAW,
 // no-new-privileges, masked /proc paths), enforces the node policy, imports
@@ -13,7 +14,8 @@
 // e2e/.
 //
 // It must never touch a container, snapshot, lease or file it does not own
-// (the ownership label, observed.LabelManagedBy, says which), never put a
+// (the ownership label, observed.LabelManagedBy, says which; a create never
+// takes over a container of its ID that is not the task's), never put a
 // secret's content into a spec, a label or a log line, and never run a
 // container the node policy refuses.
 package runtime
