@@ -465,7 +465,7 @@ func (c *Controller) resync(ctx context.Context) error {
 			continue
 		}
 		cur, known := c.status.get(name)
-		if st := observedStatus(name, &t, have.ForTask(name), nil, want.Broken); !known || !cur.same(st) {
+		if st := observedStatus(name, &t, want.Hash(name), have.ForTask(name), nil, want.Broken); !known || !cur.same(st) {
 			queue = append(queue, name)
 		}
 	}
@@ -518,8 +518,10 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 	c.mu.Lock()
 	want := desired.State{Broken: c.want.Broken, Err: c.want.Err, Tasks: map[string]desired.Task{}}
 	var tp *desired.Task
+	var hash string // of tp's spec
 	if t, ok := c.want.Tasks[name]; ok {
-		want.Tasks[name] = t
+		hash = c.want.Hash(name)
+		want.Tasks[name], want.Hashes = t, map[string]string{name: hash}
 		tp = &t
 	}
 	refusedHash, refused := c.refused[name]
@@ -531,14 +533,14 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 	}
 	now := c.cfg.Clock.Now()
 	if tp != nil {
-		id := observed.ContainerID(name, tp.Hash())
+		id := observed.ContainerID(name, hash)
 		for _, ct := range have.Containers {
 			if d, stale := c.staleImage(name, ct); stale && ct.ID == id {
 				// The tag moved (auto-update): the container goes, and the
 				// next look creates it again from the new image.
 				c.cfg.Log.Info("image tag moved, replacing container", "task", name, "image", tp.Spec.Image, "old", ct.ImageDigest, "new", d)
 				for _, a := range remove(ct, "image "+tp.Spec.Image+" moved to "+d) {
-					if err := c.apply(ctx, a, observedStatus(name, tp, have.Containers, nil, want.Broken)); err != nil {
+					if err := c.apply(ctx, a, observedStatus(name, tp, hash, have.Containers, nil, want.Broken)); err != nil {
 						return err
 					}
 				}
@@ -548,9 +550,9 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		}
 	}
 	actions := Plan(want, have, now)
-	st := observedStatus(name, tp, have.Containers, actions, want.Broken)
+	st := observedStatus(name, tp, hash, have.Containers, actions, want.Broken)
 
-	if tp != nil && refused && refusedHash == tp.Hash() {
+	if tp != nil && refused && refusedHash == hash {
 		// Refused for good (node policy): nothing changes until the spec does.
 		c.setStatus(withPhase(c.current(name, st), PhaseFailed, ""))
 		return nil

@@ -117,7 +117,7 @@ func planTask(name string, t *desired.Task, have []observed.Container, want desi
 		return actions
 	}
 
-	hash := t.Hash()
+	hash := want.Hash(name)
 	id := observed.ContainerID(name, hash)
 	var current *observed.Container
 	var old []observed.Container

@@ -129,12 +129,12 @@ func (b *statusBoard) watch() <-chan struct{} {
 }
 
 // observedStatus derives a task's status from what runs and what the plan
-// for it says; t is nil for a task no longer desired.
-func observedStatus(name string, t *desired.Task, have []observed.Container, actions []Action, broken map[string]error) TaskStatus {
+// for it says; t is nil for a task no longer desired, else hash is its
+// spec's (desired.State.Hash).
+func observedStatus(name string, t *desired.Task, hash string, have []observed.Container, actions []Action, broken map[string]error) TaskStatus {
 	st := TaskStatus{Name: name, Phase: PhasePending}
 	var id string
 	if t != nil {
-		hash := t.Hash()
 		id = observed.ContainerID(name, hash)
 		st.Image, st.Source, st.SpecHash, st.ContainerID = t.Spec.Image, t.Source, hash, id
 		st.Message = "waiting to be created"
