@@ -24,8 +24,7 @@ import (
 // dropped.
 type index struct {
 	mu      sync.Mutex
-	valid   bool              // a full listing filled it
-	task    map[string]string // container ID -> its task label ("" for none)
+	task    map[string]string // container ID -> its task label ("" for none); nil until a full listing fills it
 	seq     uint64            // counts the changes below
 	changes []change          // since the newest full listing began
 	applied uint64            // seq at which the newest applied listing began (or changes were dropped)
@@ -52,7 +51,10 @@ func (x *index) reset(listed map[string]string, since uint64) {
 	if since < x.applied {
 		return // a newer listing is applied already, or changes since were dropped
 	}
-	x.task, x.valid, x.applied = listed, true, since
+	if listed == nil {
+		listed = map[string]string{}
+	}
+	x.task, x.applied = listed, since
 	kept := x.changes[:0]
 	for _, c := range x.changes {
 		if c.seq <= since {
@@ -86,7 +88,7 @@ func (x *index) record(c change) {
 	c.seq = x.seq
 	if len(x.changes) >= maxChanges {
 		// A listing in flight can no longer be brought up to date.
-		x.valid, x.task, x.changes, x.applied = false, nil, nil, x.seq
+		x.task, x.changes, x.applied = nil, nil, x.seq
 	}
 	x.changes = append(x.changes, c)
 	if x.task == nil {
@@ -105,7 +107,7 @@ func (x *index) record(c change) {
 func (x *index) of(task string) ([]string, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if !x.valid {
+	if x.task == nil {
 		return nil, false
 	}
 	var ids []string
