@@ -92,6 +92,37 @@ func TestLogDriverBinaryWithoutEmbedded(t *testing.T) {
 	}
 }
 
+// With an embedded driver (as make build gives), the daemon runs the copy
+// it wrote; one that cannot run is reported and the binary itself is the
+// driver instead.
+func TestLogDriverBinaryEmbedded(t *testing.T) {
+	defer func(orig string) { embeddedDriver = orig }(embeddedDriver)
+	exe, _ := os.Executable()
+	exe, _ = filepath.EvalSymlinks(exe)
+	for _, tc := range []struct {
+		name, program string
+		fallback      bool
+	}{
+		{"runs", "#!/bin/sh\nexit 0\n", false},
+		{"does not run", "#!/bin/sh\nexit 3\n", true},
+	} {
+		embeddedDriver = tc.program
+		dir := t.TempDir()
+		var warned error
+		path, err := logDriverBinary(dir, func(err error, msg string) { warned = err })
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		want := filepath.Join(dir, driverFile)
+		if tc.fallback {
+			want = exe
+		}
+		if path != want || (warned != nil) != tc.fallback {
+			t.Errorf("%s: log driver %s (warned: %v), want %s", tc.name, path, warned, want)
+		}
+	}
+}
+
 // readOnlyText is a constant of several pages: the linker puts it in the
 // binary's read-only data, as go:embed does the driver.
 const (
