@@ -19,10 +19,9 @@ import (
 // cmdLogs prints a task's stdout and stderr from the rotated files under
 // the state directory. It needs neither containerd nor the daemon.
 func cmdLogs(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("logs", args, stdout, stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: reconciler logs TASK [-f] [--tail N] [--state-dir DIR]\n\nPrints the task's stdout and stderr (of its newest container), oldest line first.")
+		fmt.Fprintln(fs.Output(), "Usage: reconciler logs TASK [-f] [--tail N] [--state-dir DIR]\n\nPrints the task's stdout and stderr (of its newest container), oldest line first.")
 		fs.PrintDefaults()
 	}
 	follow := fs.Bool("f", false, "follow: keep printing new lines (across rotations and container replacements) until interrupted")
@@ -30,7 +29,7 @@ func cmdLogs(args []string, stdout, stderr io.Writer) int {
 	stateDir := fs.String("state-dir", "/var/lib/reconciler", "state directory of the daemon (logs are in STATE_DIR/logs)")
 	task, err := parseInterspersed(fs, args)
 	if err != nil {
-		return exitUsage
+		return parseFailed(err, exitUsage)
 	}
 	if task == "" {
 		fs.Usage()

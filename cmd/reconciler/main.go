@@ -59,7 +59,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "run":
-		return cmdRun(args[1:], stderr)
+		return cmdRun(args[1:], stdout, stderr)
 	case "status":
 		return cmdStatus(args[1:], stdout, stderr)
 	case "wait":
@@ -74,7 +74,9 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return cmdLogs(args[1:], stdout, stderr)
 	case "log-driver": // hidden: what the shim runs (see logs.go)
 		return cmdLogDriver(args[1:], stderr)
-	case "version", "--version":
+	case "version":
+		return cmdVersion(args[1:], stdout, stderr)
+	case "--version":
 		fmt.Fprintln(stdout, "reconciler", version)
 		return exitOK
 	case "help", "-h", "--help":

@@ -64,6 +64,35 @@ func TestCommands(t *testing.T) {
 			code: exitOK, stdout: "nothing to do", stderr: "(nothing would be deleted)",
 		},
 	}
+	// Every command: -h prints its usage on stdout and exits 0; a wrong
+	// flag exits 2 (1 for plan, whose 2 means "changes pending").
+	usages := map[string]string{
+		"run": "Usage: reconciler run", "validate": "Usage: reconciler validate", "schema": "Usage: reconciler schema",
+		"plan": "Usage: reconciler plan", "status": "Usage: reconciler status", "wait": "Usage: reconciler wait",
+		"logs": "Usage: reconciler logs", "version": "Usage: reconciler version",
+	}
+	for cmd, usage := range usages {
+		for _, h := range []string{"-h", "--help"} {
+			tests = append(tests, struct {
+				name   string
+				args   []string
+				code   int
+				stdout string
+				stderr string
+			}{name: cmd + " " + h, args: []string{cmd, h}, code: exitOK, stdout: usage})
+		}
+		bad := exitUsage
+		if cmd == "plan" {
+			bad = exitFailure
+		}
+		tests = append(tests, struct {
+			name   string
+			args   []string
+			code   int
+			stdout string
+			stderr string
+		}{name: cmd + " wrong flag", args: []string{cmd, "--frobnicate"}, code: bad, stderr: "flag provided but not defined: -frobnicate"})
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer

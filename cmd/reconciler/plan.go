@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os/signal"
@@ -40,13 +39,16 @@ type planAction struct {
 // cmdPlan prints what `run` would do now. Exit 0: in sync; 2: changes
 // pending; 1: error (bad flags included, so that 2 means one thing).
 func cmdPlan(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("plan", args, stdout, stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: reconciler plan [flags]\n\nPrints what run would do now, without doing it. Exit 0: in sync; 2: changes pending; 1: error. Flags:")
+		fs.PrintDefaults()
+	}
 	var c common
 	c.register(fs)
 	output := fs.String("o", "text", "output format: text or json")
 	if err := fs.Parse(args); err != nil {
-		return exitFailure
+		return parseFailed(err, exitFailure)
 	}
 	if err := c.check(); err != nil {
 		fmt.Fprintln(stderr, "reconciler plan:", err)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -33,9 +32,12 @@ type runFlags struct {
 	repull    time.Duration
 }
 
-func cmdRun(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("run", args, stdout, stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: reconciler run [flags]\n\nRuns the daemon: keeps the containers of the namespace equal to the manifests. Flags:")
+		fs.PrintDefaults()
+	}
 	var c common
 	c.register(fs)
 	var rf runFlags
@@ -46,7 +48,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	fs.StringVar(&rf.statusDir, "status-dir", "", "write each task's status as DIR/TASK.json (atomically); off by default")
 	fs.DurationVar(&rf.repull, "repull-interval", 0, "re-pull the images of imagePullPolicy: Always tasks this often and replace a container whose tag moved (auto-update); 0: off")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailed(err, exitUsage)
 	}
 	if err := c.check(); err != nil {
 		fmt.Fprintln(stderr, "reconciler run:", err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 
@@ -12,13 +11,12 @@ import (
 // yaml-language-server modeline in the README) and for
 // manifests/task.schema.json.
 func cmdSchema(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("schema", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("schema", args, stdout, stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: reconciler schema\n\nPrints the JSON Schema (draft 2020-12) of a Task manifest; manifests/task.schema.json is a copy.")
+		fmt.Fprintln(fs.Output(), "Usage: reconciler schema\n\nPrints the JSON Schema (draft 2020-12) of a Task manifest; manifests/task.schema.json is a copy.")
 	}
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailed(err, exitUsage)
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()

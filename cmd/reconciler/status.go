@@ -33,10 +33,9 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 }
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("status", args, stdout, stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: reconciler status [TASK] [-o table|json|yaml] [--watch]\n\nShows each task's phase, restarts, age, image and last message, as the running daemon knows them.")
+		fmt.Fprintln(fs.Output(), "Usage: reconciler status [TASK] [-o table|json|yaml] [--watch]\n\nShows each task's phase, restarts, age, image and last message, as the running daemon knows them.")
 		fs.PrintDefaults()
 	}
 	var cf clientFlags
@@ -45,7 +44,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	watch := fs.Bool("watch", false, "print again at every change until interrupted")
 	names, err := parseArgs(fs, args)
 	if err != nil {
-		return exitUsage
+		return parseFailed(err, exitUsage)
 	}
 	if len(names) > 1 || (*output != "table" && *output != "json" && *output != "yaml") {
 		fs.Usage()
@@ -176,10 +175,9 @@ var waitConditions = map[string]func(st reconcile.TaskStatus, found bool) bool{
 }
 
 func cmdWait(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("wait", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("wait", args, stdout, stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: reconciler wait TASK... --for=running|completed|deleted [--timeout 60s]\n\nWaits until every TASK reaches the condition. Exit 0 when they all did; 1 with their last status when the timeout passed.")
+		fmt.Fprintln(fs.Output(), "Usage: reconciler wait TASK... --for=running|completed|deleted [--timeout 60s]\n\nWaits until every TASK reaches the condition. Exit 0 when they all did; 1 with their last status when the timeout passed.")
 		fs.PrintDefaults()
 	}
 	var cf clientFlags
@@ -188,7 +186,7 @@ func cmdWait(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
 	pending, err := parseArgs(fs, args)
 	if err != nil {
-		return exitUsage
+		return parseFailed(err, exitUsage)
 	}
 	cond, ok := waitConditions[*forCond]
 	if len(pending) == 0 || !ok {

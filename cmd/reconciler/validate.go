@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -49,15 +48,14 @@ type validateSummary struct {
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	flags := flag.NewFlagSet("validate", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	flags.Usage = func() { fmt.Fprint(stderr, validateUsage) }
+	flags := newFlagSet("validate", args, stdout, stderr)
+	flags.Usage = func() { fmt.Fprint(flags.Output(), validateUsage) }
 	output := flags.String("o", "text", "output format: text or json")
 	// Flags may come after the paths: `reconciler validate dir -o json`.
 	var paths []string
 	for {
 		if err := flags.Parse(args); err != nil {
-			return exitUsage
+			return parseFailed(err, exitUsage)
 		}
 		if flags.NArg() == 0 {
 			break
