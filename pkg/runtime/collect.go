@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,9 @@ import (
 	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/errdefs"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/warren/reconciler/pkg/observed"
 	"github.com/warren/reconciler/pkg/runtime/logfile"
@@ -54,11 +58,21 @@ func (r *Runtime) lease(ctx context.Context) (context.Context, func(), error) {
 		return ctx, func() {}, nil
 	}
 	ls := r.client.LeasesService()
-	l, err := ls.Create(ctx, leases.WithRandomID(), leases.WithExpiration(leaseExpiry), leases.WithLabels(ownedLabel))
-	if err != nil {
+	// The ID is chosen and marked busy before containerd makes the lease:
+	// a collection that lists it while its Create is still on the way
+	// leaves it alone.
+	var pick leases.Lease
+	if err := leases.WithRandomID()(&pick); err != nil {
 		return ctx, nil, fmt.Errorf("create lease: %w", err)
 	}
-	r.busy(l.ID, true)
+	r.busy(pick.ID, true)
+	l, err := ls.Create(ctx, leases.WithID(pick.ID), leases.WithExpiration(leaseExpiry), leases.WithLabels(ownedLabel))
+	if err != nil {
+		// containerd may have made it all the same (it went away before
+		// answering): the failed call made a collection due.
+		r.busy(pick.ID, false)
+		return ctx, nil, fmt.Errorf("create lease: %w", err)
+	}
 	release := func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
@@ -98,6 +112,73 @@ func (r *Runtime) needCollect() {
 	r.collectDue = true
 }
 
+// mayHaveTakenEffect reports whether a failed containerd call may have done
+// what it asked all the same: containerd did not answer (it went away, the
+// call timed out or was cancelled, or it failed inside), so a lease, a
+// snapshot or a container may exist that the caller never learned of. An
+// answer of containerd's own (not found, already exists, invalid, ...)
+// proves the outcome.
+func mayHaveTakenEffect(err error) bool {
+	switch status.Code(err) {
+	case codes.OK, codes.NotFound, codes.AlreadyExists, codes.InvalidArgument, codes.FailedPrecondition,
+		codes.PermissionDenied, codes.Unauthenticated, codes.OutOfRange, codes.Unimplemented:
+		return false
+	}
+	return true
+}
+
+// collectDialOptions make a collection due after any call on the
+// connection that failed in a way that may have taken effect: whatever the
+// operation (a create, a delete, a pull, an import, or one added later),
+// containerd stopping at any point of it leaves nothing for longer than
+// until the next Collect.
+func (r *Runtime) collectDialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			err := invoker(ctx, method, req, reply, cc, opts...)
+			r.noteCallError(err)
+			return err
+		}),
+		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			s, err := streamer(ctx, desc, cc, method, opts...)
+			if err != nil {
+				r.noteCallError(err)
+				return nil, err
+			}
+			return &collectStream{ClientStream: s, r: r}, nil
+		}),
+	}
+}
+
+func (r *Runtime) noteCallError(err error) {
+	if err != nil && mayHaveTakenEffect(err) {
+		r.needCollect()
+	}
+}
+
+// collectStream notes the error that ends a stream (io.EOF is its normal
+// end), as a failed call.
+type collectStream struct {
+	grpc.ClientStream
+	r *Runtime
+}
+
+func (s *collectStream) SendMsg(m any) error {
+	err := s.ClientStream.SendMsg(m)
+	if err != nil && !errors.Is(err, io.EOF) {
+		s.r.noteCallError(err)
+	}
+	return err
+}
+
+func (s *collectStream) RecvMsg(m any) error {
+	err := s.ClientStream.RecvMsg(m)
+	if err != nil && !errors.Is(err, io.EOF) {
+		s.r.noteCallError(err)
+	}
+	return err
+}
+
 // containerID matches the IDs the reconciler gives containers (a task
 // name, a dash, twelve hex digits of the spec hash).
 var containerID = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?-[0-9a-f]{12}$`)
@@ -105,8 +186,11 @@ var containerID = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?-[0-9a-f]{12
 // Collect removes what interrupted operations left behind: the
 // reconciler's leases no operation holds, its snapshots and staged secrets
 // directories of no container, and log files of no container. It looks at
-// its first call, after any operation of this runtime failed, and every
-// ten minutes; other calls cost nothing. It reports the first error it met
+// its first call, after any operation of this runtime failed, after any
+// containerd call failed in a way that may have taken effect (see
+// mayHaveTakenEffect; containerd stopped or restarted in the middle), after
+// the exit event stream came back from a containerd restart, and every ten
+// minutes; other calls cost nothing. It reports the first error it met
 // (and looks again at the next call); what it could remove is removed.
 func (r *Runtime) Collect(ctx context.Context) error {
 	r.gcMu.Lock()

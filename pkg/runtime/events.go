@@ -40,6 +40,9 @@ func (r *Runtime) WatchExits(ctx context.Context, onExit func(containerID string
 				r.log.Info("watching exit events", "namespace", r.ns)
 			case lost:
 				r.log.Info("exit events resubscribed")
+				// containerd came back (maybe restarted): what it was
+				// doing when it went away may be left.
+				r.needCollect()
 			}
 			first, lost = false, false
 			b.Reset()

@@ -140,12 +140,11 @@ func New(ctx context.Context, address string, opts ...Option) (*Runtime, error) 
 		return nil, fmt.Errorf("connect to containerd at %s: %w", address, ErrNoContainerd)
 	}
 	copts := []containerd.Opt{containerd.WithDefaultNamespace(r.ns), containerd.WithTimeout(10 * time.Second)}
+	r.dialOpts = append(r.dialOpts, r.collectDialOptions()...)
 	if r.metrics != nil {
 		r.dialOpts = append(r.dialOpts, r.metrics.dialOptions()...)
 	}
-	if len(r.dialOpts) > 0 {
-		copts = append(copts, containerd.WithExtraDialOpts(r.dialOpts))
-	}
+	copts = append(copts, containerd.WithExtraDialOpts(r.dialOpts))
 	c, err := containerd.New(address, copts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to containerd at %s: %w", address, err)
