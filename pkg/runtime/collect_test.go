@@ -55,12 +55,12 @@ func TestMayHaveTakenEffect(t *testing.T) {
 type fakeContainerd struct {
 	leasesapi.UnimplementedLeasesServer
 
-	mu          sync.Mutex
-	leases      map[string]map[string]string // ID -> labels
-	createErr   error                        // returned by Create after it committed the lease
-	leaseLists  int
-	subscribed  chan struct{}
-	stop        func() // stops the server serve started last
+	mu         sync.Mutex
+	leases     map[string]map[string]string // ID -> labels
+	createErr  error                        // returned by Create after it committed the lease
+	leaseLists int
+	subscribed chan struct{}
+	stop       func() // stops the server serve started last
 }
 
 func (f *fakeContainerd) Create(_ context.Context, req *leasesapi.CreateRequest) (*leasesapi.CreateResponse, error) {
