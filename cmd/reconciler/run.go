@@ -136,6 +136,7 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 	ctrl := reconcile.New(rt, reconcile.Config{
 		Workers: rf.workers, Resync: rf.resync, Log: log.WithName("controller"),
 		Metrics: reconcile.NewMetrics(reg), RepullInterval: rf.repull,
+		Puller: rt, Images: rt, Preparer: rt, Collector: rt,
 	})
 	loader := desired.NewLoader(c.manifests, c.loaderOptions()...)
 	watcher := desired.NewWatcher(c.manifests, rf.debounce, log.WithName("watcher"))

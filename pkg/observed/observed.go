@@ -80,6 +80,11 @@ type Unmanaged struct {
 type State struct {
 	Containers []Container // sorted by task, then ID
 	Unmanaged  []Unmanaged
+	// Pulled is, per image reference, the digest its tag pointed at when
+	// last re-pulled (the daemon's --repull-interval); nil when nothing
+	// re-pulls. A container of an imagePullPolicy: Always task that runs
+	// another digest is replaced.
+	Pulled map[string]string
 }
 
 // ForTask returns the owned containers of one task.

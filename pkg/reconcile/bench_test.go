@@ -55,14 +55,14 @@ func BenchmarkPass200(b *testing.B) {
 	c.SetDesired(want)
 	ctx := context.Background()
 	for name := range want.Tasks { // statuses known: later passes only refresh them
-		if err := c.sync(ctx, name); err != nil {
-			b.Fatal(err)
+		if res := c.sync(ctx, name); res.err != nil {
+			b.Fatal(res.err)
 		}
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := c.resync(ctx); err != nil {
-			b.Fatal(err)
+		if res := c.resync(ctx); res.err != nil {
+			b.Fatal(res.err)
 		}
 		for c.q.Len() > 0 { // the first pass queues every task once
 			k, _ := c.q.Get()

@@ -74,6 +74,9 @@ func startController(t *testing.T, rt Runtime, cfg Config, states ...desired.Sta
 		cfg.RetryMax = 10 * time.Millisecond
 	}
 	cfg.Log = testr.New(t)
+	if f, ok := rt.(*fakeRuntime); ok { // the fake has every optional capability
+		cfg.Puller, cfg.Images, cfg.Preparer = f, f, f
+	}
 	c = New(rt, cfg)
 	for _, s := range states {
 		c.SetDesired(s)

@@ -64,7 +64,8 @@ func (a Action) String() string {
 // Within a task the order follows its update strategy: stop-first removes the
 // old container before the new one comes (safe with host networking);
 // start-first keeps the old one until the new one runs. Restarts follow the
-// restart policy, held back by the task's crash backoff as of now.
+// restart policy, held back by the task's crash backoff as of now. A
+// container whose image tag moved (have.Pulled) is replaced.
 //
 // Plan is pure: no I/O, no clock but now.
 func Plan(want desired.State, have observed.State, now time.Time) []Action {
@@ -93,13 +94,13 @@ func Plan(want desired.State, have observed.State, now time.Time) []Action {
 		if t, ok := want.Tasks[name]; ok {
 			tp = &t
 		}
-		actions = append(actions, planTask(name, tp, byTask[name], want, foreign, now)...)
+		actions = append(actions, planTask(name, tp, byTask[name], want, foreign, have.Pulled, now)...)
 	}
 	return actions
 }
 
 // planTask plans one task. t is nil when the task is not desired.
-func planTask(name string, t *desired.Task, have []observed.Container, want desired.State, foreign map[string]string, now time.Time) []Action {
+func planTask(name string, t *desired.Task, have []observed.Container, want desired.State, foreign, pulled map[string]string, now time.Time) []Action {
 	if t == nil {
 		if want.Err != nil {
 			// The directory could not be read: whether this task is still
@@ -142,6 +143,12 @@ func planTask(name string, t *desired.Task, have []observed.Container, want desi
 		}
 		removals = append(removals, rm...)
 	}
+	if d, moved := imageMoved(t, current, pulled); moved {
+		// The tag moved (auto-update): the container goes and comes again,
+		// under the same ID, from the new image.
+		reason := "image " + t.Spec.Image + " moved to " + d
+		return append(append(removals, remove(*current, reason)...), newContainer(name, id, t, now, reason)...)
+	}
 	ensure := ensureRunning(name, id, t, current, foreign, now)
 	for i := range ensure {
 		if ensure[i].Op == OpCreate {
@@ -178,10 +185,7 @@ func ensureRunning(name, id string, t *desired.Task, current *observed.Container
 			return []Action{{Op: OpBlocked, Task: name, ContainerID: id,
 				Reason: "container id taken by an unmanaged container (" + reason + "); remove it to let the task run"}}
 		}
-		return []Action{
-			{Op: OpCreate, Task: name, ContainerID: id, Desired: t, Reason: "not present", Labels: observed.StartLabels(now, 0, 0)},
-			{Op: OpStart, Task: name, ContainerID: id, Reason: "new container"},
-		}
+		return newContainer(name, id, t, now, "not present")
 	}
 	switch current.Status {
 	case observed.Running, observed.Paused:
@@ -192,6 +196,26 @@ func ensureRunning(name, id string, t *desired.Task, current *observed.Container
 		return []Action{{Op: OpStart, Task: name, ContainerID: id, Reason: "task " + string(current.Status),
 			Labels: observed.StartLabels(now, current.Restarts, current.Streak)}}
 	}
+}
+
+// newContainer creates and starts container id of t.
+func newContainer(name, id string, t *desired.Task, now time.Time, reason string) []Action {
+	return []Action{
+		{Op: OpCreate, Task: name, ContainerID: id, Desired: t, Reason: reason, Labels: observed.StartLabels(now, 0, 0)},
+		{Op: OpStart, Task: name, ContainerID: id, Reason: "new container"},
+	}
+}
+
+// imageMoved reports whether the current container of t runs an image
+// digest other than the one its tag pointed at when last re-pulled
+// (pulled, by image reference), and that digest: only for
+// imagePullPolicy Always, whose tags are meant to be followed.
+func imageMoved(t *desired.Task, current *observed.Container, pulled map[string]string) (string, bool) {
+	if current == nil || t.Spec.ImagePullPolicy != desired.PullAlways {
+		return "", false
+	}
+	d := pulled[t.Spec.Image]
+	return d, d != "" && current.ImageDigest != "" && current.ImageDigest != d
 }
 
 // restart applies the restart policy and the crash backoff to an exited task.

@@ -315,3 +315,47 @@ func TestStatusSame(t *testing.T) {
 		t.Error("an exit code and none are the same")
 	}
 }
+
+// TestPlanImageMoved: a container of an imagePullPolicy Always task whose
+// tag moved since it was created (observed.State.Pulled) is replaced under
+// the same ID, with the move as the reason; other policies and unknown
+// digests are left alone.
+func TestPlanImageMoved(t *testing.T) {
+	always := task("web", "registry.example/web:stable")
+	always.Spec.ImagePullPolicy = desired.PullAlways
+	ifNotPresent := task("web", "registry.example/web:stable")
+	id := func(t desired.Task) string { return observed.ContainerID("web", t.Hash()) }
+	running := func(t desired.Task, digest string) observed.Container {
+		c := container(t, observed.Running)
+		c.ImageDigest = digest
+		return c
+	}
+	moved := map[string]string{"registry.example/web:stable": "sha256:new"}
+	for _, tc := range []struct {
+		name   string
+		task   desired.Task
+		have   observed.Container
+		pulled map[string]string
+		exp    []step
+	}{
+		{"tag moved", always, running(always, "sha256:old"), moved,
+			[]step{{OpStop, id(always)}, {OpDelete, id(always)}, {OpCreate, id(always)}, {OpStart, id(always)}}},
+		{"tag where it was", always, running(always, "sha256:new"), moved, nil},
+		{"nothing re-pulled", always, running(always, "sha256:old"), nil, nil},
+		{"digest of the container unknown", always, running(always, ""), moved, nil},
+		{"IfNotPresent is not followed", ifNotPresent, running(ifNotPresent, "sha256:old"), moved, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := desired.State{Tasks: map[string]desired.Task{"web": tc.task}}
+			as := Plan(want, observed.State{Containers: []observed.Container{tc.have}, Pulled: tc.pulled}, time.Time{})
+			if got := steps(as); !reflect.DeepEqual(got, tc.exp) {
+				t.Fatalf("Plan:\n got %v\nwant %v", got, tc.exp)
+			}
+			for _, a := range as {
+				if a.Op != OpStart && !strings.Contains(a.Reason, "image registry.example/web:stable moved to sha256:new") {
+					t.Errorf("%s: reason %q does not say the tag moved", a.Op, a.Reason)
+				}
+			}
+		})
+	}
+}

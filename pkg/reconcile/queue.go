@@ -3,27 +3,76 @@ package reconcile
 import (
 	"sync"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 )
 
 // queue is a keyed work queue in the manner of client-go's workqueue: a key
 // added while it waits is queued once; a key added while a worker holds it is
 // queued again only after that worker is Done, so one key is never worked by
-// two workers at once.
+// two workers at once. Each key's retry backoff lives here too (client-go's
+// rate-limiting queue): AddRateLimited queues a key after its next backoff
+// delay, Forget resets it.
 type queue struct {
-	clock      Clock
+	clock                  Clock
+	retryInitial, retryMax time.Duration
+
 	mu         sync.Mutex
 	cond       *sync.Cond
 	order      []string
 	dirty      map[string]bool
 	processing map[string]bool
 	timers     map[string]Timer
+	retries    map[string]*backoff.ExponentialBackOff
+	retryAt    map[string]time.Time // key -> when its retry is due
 	shutdown   bool
 }
 
-func newQueue(clock Clock) *queue {
-	q := &queue{clock: clock, dirty: map[string]bool{}, processing: map[string]bool{}, timers: map[string]Timer{}}
+// newQueue returns a queue whose retry backoff starts at retryInitial and
+// doubles up to retryMax.
+func newQueue(clock Clock, retryInitial, retryMax time.Duration) *queue {
+	q := &queue{clock: clock, retryInitial: retryInitial, retryMax: retryMax,
+		dirty: map[string]bool{}, processing: map[string]bool{}, timers: map[string]Timer{},
+		retries: map[string]*backoff.ExponentialBackOff{}, retryAt: map[string]time.Time{}}
 	q.cond = sync.NewCond(&q.mu)
 	return q
+}
+
+// AddRateLimited queues key after its next retry delay (the first is
+// retryInitial, each next one and a half times the last, at most retryMax,
+// each with up to 50% of jitter) and returns the delay.
+func (q *queue) AddRateLimited(key string) time.Duration {
+	q.mu.Lock()
+	b := q.retries[key]
+	if b == nil {
+		b = backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(q.retryInitial),
+			backoff.WithMaxInterval(q.retryMax),
+			backoff.WithMaxElapsedTime(0),
+			backoff.WithClockProvider(q.clock))
+		q.retries[key] = b
+	}
+	delay := b.NextBackOff()
+	q.retryAt[key] = q.clock.Now().Add(delay)
+	q.mu.Unlock()
+	q.AddAfter(key, delay)
+	return delay
+}
+
+// Forget resets key's retry backoff: its work succeeded.
+func (q *queue) Forget(key string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.retries, key)
+	delete(q.retryAt, key)
+}
+
+// Retrying reports whether key waits out a retry delay at now.
+func (q *queue) Retrying(key string, now time.Time) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	at, ok := q.retryAt[key]
+	return ok && now.Before(at)
 }
 
 // Add queues key now.

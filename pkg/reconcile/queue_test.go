@@ -32,7 +32,7 @@ func getWithin(t *testing.T, q *queue) (string, bool) {
 }
 
 func TestQueueAddTwiceWhileWaitingIsHandedOutOnce(t *testing.T) {
-	q := newQueue(RealClock{})
+	q := newQueue(RealClock{}, time.Millisecond, time.Second)
 	q.Add("a")
 	q.Add("b")
 	q.Add("a")
@@ -55,7 +55,7 @@ func TestQueueAddTwiceWhileWaitingIsHandedOutOnce(t *testing.T) {
 }
 
 func TestQueueAddWhileProcessingWaitsForDone(t *testing.T) {
-	q := newQueue(RealClock{})
+	q := newQueue(RealClock{}, time.Millisecond, time.Second)
 	q.Add("a")
 	if k, _ := getWithin(t, q); k != "a" {
 		t.Fatalf("Get = %q, want a", k)
@@ -93,7 +93,7 @@ func TestQueueOneWorkerPerKey(t *testing.T) {
 		keys      = 5
 		addsEach  = 500
 	)
-	q := newQueue(RealClock{})
+	q := newQueue(RealClock{}, time.Millisecond, time.Second)
 
 	var mu sync.Mutex
 	active := map[string]bool{}
@@ -171,7 +171,7 @@ func TestQueueOneWorkerPerKey(t *testing.T) {
 }
 
 func TestQueueAddAfterDeliversLater(t *testing.T) {
-	q := newQueue(RealClock{})
+	q := newQueue(RealClock{}, time.Millisecond, time.Second)
 	const d = 50 * time.Millisecond
 	start := time.Now()
 	q.AddAfter("a", d)
@@ -192,7 +192,7 @@ func TestQueueAddAfterDeliversLater(t *testing.T) {
 }
 
 func TestQueueAddAfterZeroIsAdd(t *testing.T) {
-	q := newQueue(RealClock{})
+	q := newQueue(RealClock{}, time.Millisecond, time.Second)
 	q.AddAfter("a", 0)
 	if n := q.Len(); n != 1 {
 		t.Fatalf("Len = %d after AddAfter(0); want 1", n)
@@ -201,7 +201,7 @@ func TestQueueAddAfterZeroIsAdd(t *testing.T) {
 
 func TestQueueSecondAddAfterReplacesFirst(t *testing.T) {
 	t.Run("shorter", func(t *testing.T) {
-		q := newQueue(RealClock{})
+		q := newQueue(RealClock{}, time.Millisecond, time.Second)
 		q.AddAfter("a", time.Hour)
 		q.AddAfter("a", 5*time.Millisecond)
 		if k, ok := getWithin(t, q); !ok || k != "a" {
@@ -209,7 +209,7 @@ func TestQueueSecondAddAfterReplacesFirst(t *testing.T) {
 		}
 	})
 	t.Run("longer", func(t *testing.T) {
-		q := newQueue(RealClock{})
+		q := newQueue(RealClock{}, time.Millisecond, time.Second)
 		const first, second = 200 * time.Millisecond, 400 * time.Millisecond
 		start := time.Now()
 		q.AddAfter("a", first)
@@ -224,7 +224,7 @@ func TestQueueSecondAddAfterReplacesFirst(t *testing.T) {
 }
 
 func TestQueueAddBeforeAddAfterFires(t *testing.T) {
-	q := newQueue(RealClock{})
+	q := newQueue(RealClock{}, time.Millisecond, time.Second)
 	q.AddAfter("a", time.Hour)
 	q.Add("a")
 	if k, ok := getWithin(t, q); !ok || k != "a" {
@@ -234,7 +234,7 @@ func TestQueueAddBeforeAddAfterFires(t *testing.T) {
 }
 
 func TestQueueShutDownUnblocksGet(t *testing.T) {
-	q := newQueue(RealClock{})
+	q := newQueue(RealClock{}, time.Millisecond, time.Second)
 	const getters = 4
 	done := make(chan bool, getters)
 	for range getters {
@@ -263,10 +263,46 @@ func TestQueueShutDownUnblocksGet(t *testing.T) {
 }
 
 func TestQueueShutDownDropsPendingAddAfter(t *testing.T) {
-	q := newQueue(RealClock{})
+	q := newQueue(RealClock{}, time.Millisecond, time.Second)
 	q.AddAfter("a", 10*time.Millisecond)
 	q.ShutDown()
 	if k, ok := getWithin(t, q); ok {
 		t.Errorf("Get after ShutDown = %q; want the pending AddAfter dropped", k)
+	}
+}
+
+// TestQueueRetryBackoff: AddRateLimited queues a key after a delay that
+// grows by half at each call up to the maximum; Forget starts it over; Retrying
+// says whether the key waits out its delay.
+func TestQueueRetryBackoff(t *testing.T) {
+	clk := newFakeClock()
+	q := newQueue(clk, time.Second, 4*time.Second)
+	var delays []time.Duration
+	for range 4 {
+		delays = append(delays, q.AddRateLimited("a"))
+	}
+	// The backoff library adds up to 50% of jitter around each delay.
+	for i, want := range []time.Duration{time.Second, 1500 * time.Millisecond, 2250 * time.Millisecond, 3375 * time.Millisecond} {
+		if d := delays[i]; d < want/2 || d > want*3/2 {
+			t.Errorf("delay %d = %s, want %s within the jitter", i, d, want)
+		}
+	}
+	if !q.Retrying("a", clk.Now()) || q.Retrying("b", clk.Now()) {
+		t.Error("Retrying: a should wait out its delay, b should not")
+	}
+	if q.Len() != 0 {
+		t.Fatal("a queued before its delay")
+	}
+	clk.Step(delays[3])
+	if k, ok := getWithin(t, q); !ok || k != "a" {
+		t.Fatalf("Get = %q, %v after the delay; want a", k, ok)
+	}
+	q.Done("a")
+	q.Forget("a")
+	if q.Retrying("a", clk.Now()) {
+		t.Error("a still retrying after Forget")
+	}
+	if d := q.AddRateLimited("a"); d > 3*time.Second/2 {
+		t.Errorf("delay after Forget = %s, want the first one again", d)
 	}
 }

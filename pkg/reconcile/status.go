@@ -128,21 +128,50 @@ func (b *statusBoard) watch() <-chan struct{} {
 	return b.changed
 }
 
-// observedStatus derives a task's status from what runs and what the plan
-// for it says; t is nil for a task no longer desired, else hash is its
-// spec's (desired.State.Hash).
-func observedStatus(name string, t *desired.Task, hash string, have []observed.Container, actions []Action, broken map[string]error) TaskStatus {
-	st := TaskStatus{Name: name, Phase: PhasePending}
+// statusInput is what a task's status is derived from, besides the
+// worker's progress: the task as desired (nil when it is not) and its spec
+// hash, its containers, the plan for it, and the broken manifest files.
+type statusInput struct {
+	name    string
+	task    *desired.Task
+	hash    string
+	have    []observed.Container
+	actions []Action
+	broken  map[string]error
+}
+
+// progress is what only the worker knows of a task: the action under way,
+// or why the last one stopped.
+type progress struct {
+	doing   *Action // the action being applied
+	pulling bool    // doing is a create that fetches its image first
+	err     error   // the last sync failed; it is retried with backoff
+	refused error   // the node refused the spec for good
+}
+
+// taskStatus is the one place a task's phase comes from. From what runs:
+// Pending (nothing created, or created and not started), Running,
+// Completed (exited 0), Failed (exited non-zero). From the plan:
+// CrashLoopBackOff (a restart held back), Blocked (its ID taken by an
+// unmanaged container), Stopping (no longer desired). From the manifests:
+// Invalid (its file is broken; the last good spec is kept), over all of
+// those. From the worker, over everything: the action under way (Pulling
+// or Creating for a create, Restarting for the start of an exited task,
+// Creating for the first start of a new container, Stopping), Error (the
+// last action failed) and Failed (refused for good).
+func taskStatus(in statusInput, p progress) TaskStatus {
+	st := TaskStatus{Name: in.name, Phase: PhasePending}
+	t := in.task
 	var id string
 	if t != nil {
-		id = observed.ContainerID(name, hash)
-		st.Image, st.Source, st.SpecHash, st.ContainerID = t.Spec.Image, t.Source, hash, id
+		id = observed.ContainerID(in.name, in.hash)
+		st.Image, st.Source, st.SpecHash, st.ContainerID = t.Spec.Image, t.Source, in.hash, id
 		st.Message = "waiting to be created"
 	}
 	var c *observed.Container
-	for i := range have {
-		if have[i].ID == id || (t == nil && c == nil) {
-			c = &have[i]
+	for i := range in.have {
+		if in.have[i].ID == id || (t == nil && c == nil) {
+			c = &in.have[i]
 		}
 	}
 	if c != nil {
@@ -165,7 +194,7 @@ func observedStatus(name string, t *desired.Task, hash string, have []observed.C
 			st.Phase, st.Message = PhasePending, "container created, task "+string(c.Status)
 		}
 	}
-	for _, a := range actions {
+	for _, a := range in.actions {
 		switch a.Op {
 		case OpWait:
 			st.Phase, st.Message, st.NextRetry = PhaseCrashLoopBackOff, a.Reason, a.NotBefore
@@ -176,8 +205,33 @@ func observedStatus(name string, t *desired.Task, hash string, have []observed.C
 	if t == nil {
 		st.Phase, st.Message = PhaseStopping, "no longer desired"
 	}
-	if err, ok := broken[st.Source]; ok && st.Source != "" {
+	if err, ok := in.broken[st.Source]; ok && st.Source != "" {
 		st.Phase, st.Message = PhaseInvalid, "manifest invalid, last good spec kept ("+st.Message+"): "+firstLine(err.Error())
+	}
+	switch {
+	case p.refused != nil:
+		st.Phase, st.Message = PhaseFailed, p.refused.Error()
+	case p.err != nil:
+		st.Phase, st.Message = PhaseError, p.err.Error()
+	case p.doing != nil:
+		a := p.doing
+		switch a.Op {
+		case OpCreate:
+			if p.pulling && a.Desired != nil {
+				st.Phase, st.Message = PhasePulling, "pulling "+a.Desired.Spec.Image+" for container "+a.ContainerID
+			} else {
+				st.Phase, st.Message = PhaseCreating, "creating container "+a.ContainerID
+			}
+		case OpStart:
+			switch st.Phase {
+			case PhaseCompleted, PhaseFailed, PhaseCrashLoopBackOff:
+				st.Phase, st.Message = PhaseRestarting, a.Reason
+			case PhasePending:
+				st.Phase, st.Message = PhaseCreating, "creating container "+a.ContainerID
+			}
+		case OpStop:
+			st.Phase, st.Message = PhaseStopping, "stopping "+a.ContainerID+": "+a.Reason
+		}
 	}
 	return st
 }
