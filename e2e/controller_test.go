@@ -124,7 +124,7 @@ func TestOnFailureCompletes(t *testing.T) {
 	n := newNode(t, "e2e-onfailure")
 	events := watchTasks(t, n)
 	dir := t.TempDir()
-	startReconciler(t, n.ns, dir)
+	d := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
 	writeFile(t, dir, "job.yaml", manifest("job", map[string]string{"EXIT_AFTER": "1ms", "EXIT_CODE": "0"}, "  restartPolicy: OnFailure\n"))
 	if e := nextEvent(t, events, converge); e.kind != "start" {
 		t.Fatalf("first event %+v, want a start", e)
@@ -132,10 +132,15 @@ func TestOnFailureCompletes(t *testing.T) {
 	if e := nextEvent(t, events, converge); e.kind != "exit" || e.code != 0 {
 		t.Fatalf("second event %+v, want an exit with code 0", e)
 	}
+	a := mark(d)
+	d.waitResyncs(3)
 	select {
 	case e := <-events:
 		t.Fatalf("a completed OnFailure task saw another event: %+v", e)
-	case <-time.After(2500 * time.Millisecond): // two resyncs
+	default:
+	}
+	if c, s := a.count(actCreate), a.count(actStart); c != 0 || s != 0 {
+		t.Fatalf("a completed OnFailure task was created again %d times and started %d times:\n%s", c, s, a.since())
 	}
 	cs := n.containers("job")
 	if len(cs) != 1 || cs[0].Status != containerd.Stopped {

@@ -46,20 +46,16 @@ func TestGuardRefusesWritableDropDirectory(t *testing.T) {
 	waitFor(t, converge, "web running", func() (ok bool) { first, ok = n.running("web"); return ok })
 
 	// A changed spec in a file others can write: refused, web untouched.
+	// The file appears with its final mode: a daemon that reads it at once
+	// never sees it writable by its owner only.
 	path := filepath.Join(dir, "web.yaml")
-	writeFile(t, dir, "web.yaml", manifest("web", map[string]string{"V": "2"}, ""))
-	if err := os.Chmod(path, 0o666); err != nil {
-		t.Fatal(err)
-	}
+	writeFileMode(t, dir, "web.yaml", manifest("web", map[string]string{"V": "2"}, ""), 0o666)
 	waitFor(t, converge, "the refusal on the status", func() bool {
 		return strings.Contains(guardStatus(t, n.ns).Manifests.Broken["web.yaml"], "writable by group or others (mode -rw-rw-rw-)")
 	})
 	d.waitLog("run chmod go-w "+path, converge)
 	// A new file others can write: not applied.
-	writeFile(t, dir, "evil.yaml", manifest("evil", nil, ""))
-	if err := os.Chmod(filepath.Join(dir, "evil.yaml"), 0o646); err != nil {
-		t.Fatal(err)
-	}
+	writeFileMode(t, dir, "evil.yaml", manifest("evil", nil, ""), 0o646)
 	waitFor(t, converge, "evil refused", func() bool { return guardStatus(t, n.ns).Manifests.Broken["evil.yaml"] != "" })
 
 	// The directory others can write: nothing applied, nothing deleted,
@@ -73,10 +69,7 @@ func TestGuardRefusesWritableDropDirectory(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	resyncs := strings.Count(d.output(), "resync listed the node")
-	waitFor(t, converge, "three resyncs (a wrong deletion would have happened)", func() bool {
-		return strings.Count(d.output(), "resync listed the node") >= resyncs+3
-	})
+	d.waitResyncs(3) // a wrong deletion would have happened by now
 	if c, ok := n.running("web"); !ok || c.ID != first.ID || c.Pid != first.Pid {
 		t.Fatalf("web touched while the directory was refused: %+v, want %+v", c, first)
 	}
@@ -85,10 +78,12 @@ func TestGuardRefusesWritableDropDirectory(t *testing.T) {
 	}
 
 	// Fixed: the directory is applied as it is now (web's file is gone).
-	if err := os.Chmod(dir, 0o755); err != nil {
+	// The file first, while the directory is still refused: the daemon
+	// then sees the fixed directory whole.
+	if err := os.Chmod(filepath.Join(dir, "evil.yaml"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(filepath.Join(dir, "evil.yaml"), 0o644); err != nil {
+	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, converge, "web removed and evil running once the directory is fixed", func() bool {

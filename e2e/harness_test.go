@@ -209,6 +209,29 @@ func (d *daemon) waitLog(s string, timeout time.Duration) {
 	})
 }
 
+// resynced is what a daemon started with -v 1 logs each time a resync has
+// listed the node.
+const resynced = "resync listed the node"
+
+// waitResyncs waits until the daemon, which must run with -v 1, has logged
+// n more resyncs than when called: the event form of "nothing happened
+// after X" (call it once X is done or seen). Use at least 3: the first may
+// have begun before X, and the second may follow it at once (a change in
+// the broken files queues one); by the third, a worker acting on what a
+// listing after X found has had a resync period to log its action.
+func (d *daemon) waitResyncs(n int) {
+	d.t.Helper()
+	from := strings.Count(d.output(), resynced)
+	waitFor(d.t, converge, fmt.Sprintf("%d resyncs logged (is the reconciler running with -v 1?)", n), func() bool {
+		select {
+		case <-d.done:
+			d.t.Fatalf("reconciler exited while waiting for %d resyncs:\n%s", n, d.output())
+		default:
+		}
+		return strings.Count(d.output(), resynced) >= from+n
+	})
+}
+
 // kill sends SIGKILL: no cleanup of any kind runs.
 func (d *daemon) kill() {
 	_ = d.cmd.Process.Signal(syscall.SIGKILL)
@@ -234,8 +257,19 @@ func (d *daemon) stop() {
 // a temporary file renamed into place.
 func writeFile(t *testing.T, dir, name, content string) {
 	t.Helper()
+	writeFileMode(t, dir, name, content, 0o644)
+}
+
+// writeFileMode is writeFile with the file's final mode (the umask does not
+// apply) set before the rename: a watching daemon never sees the file with
+// another mode or content.
+func writeFileMode(t *testing.T, dir, name, content string, mode os.FileMode) {
+	t.Helper()
 	tmp := filepath.Join(dir, "."+name+".tmp")
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 
@@ -20,7 +19,7 @@ import (
 func TestLastKnownGood(t *testing.T) {
 	n := newNode(t, "e2e-lkg")
 	dir := t.TempDir()
-	d := startReconciler(t, n.ns, dir)
+	d := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
 	port := freePort(t)
 	env := func(msg string) map[string]string {
 		return map[string]string{"LISTEN": fmt.Sprintf("127.0.0.1:%d", port), "MESSAGE": msg}
@@ -42,11 +41,11 @@ func TestLastKnownGood(t *testing.T) {
 		}
 	}
 	// seen waits until the reconciler logs what it makes of the broken
-	// file, then two resync periods (1 s each) more.
+	// file, then for resyncs after that.
 	seen := func(from int, what string) {
 		t.Helper()
 		waitFor(t, converge, "the reconciler to report "+what, func() bool { return strings.Contains(d.output()[from:], what) })
-		time.Sleep(2500 * time.Millisecond)
+		d.waitResyncs(3)
 	}
 
 	cut := strings.Index(good, `value: "one"`) + len(`value: "o`)
@@ -107,7 +106,7 @@ func TestLastKnownGood(t *testing.T) {
 			tc.undo()
 		}
 		writeFile(t, dir, "lkg.yaml", good)
-		time.Sleep(1500 * time.Millisecond)
+		d.waitResyncs(3)
 		unchanged(tc.name + ", then fixed as it was")
 	}
 
@@ -135,9 +134,9 @@ func TestDuplicateNameAtStart(t *testing.T) {
 	d.stop()
 
 	writeFile(t, dir, "b.yaml", manifest("dup", map[string]string{"MESSAGE": "b"}, "  stopGracePeriod: 1s\n"))
-	d2 := startReconciler(t, n.ns, dir)
+	d2 := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
 	waitFor(t, converge, "the duplicate to be reported", func() bool { return strings.Contains(d2.output(), "is also defined in") })
-	time.Sleep(2500 * time.Millisecond)
+	d2.waitResyncs(3)
 	if cs := n.containers("dup"); len(cs) != 1 || cs[0].ID != first.ID || cs[0].Pid != first.Pid || cs[0].Status != containerd.Running {
 		t.Fatalf("containers of dup %+v, want only %s with pid %d running", cs, first.ID, first.Pid)
 	}

@@ -167,10 +167,10 @@ func TestRestartAdopts(t *testing.T) {
 	waitFor(t, converge, "steady running", func() (ok bool) { before, ok = n.running("steady"); return ok })
 	d.kill()
 
-	d2 := startReconciler(t, n.ns, dir)
-	// Two resync periods (1s each) after the first full pass: the new process
-	// had every chance to act.
-	time.Sleep(2500 * time.Millisecond)
+	d2 := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
+	// Resyncs after the first full pass: the new process had every chance
+	// to act.
+	d2.waitResyncs(3)
 	after := n.containers("steady")
 	if len(after) != 1 || after[0].ID != before.ID || after[0].Pid != before.Pid || after[0].Status != containerd.Running {
 		t.Errorf("after restart: %+v, want only %s with pid %d running", after, before.ID, before.Pid)
@@ -236,7 +236,7 @@ func TestUnmanagedUntouched(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	d := startReconciler(t, n.ns, dir)
+	d := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
 	writeFile(t, dir, "app.yaml", manifest("app", nil, ""))
 	writeFile(t, dir, "blocked.yaml", manifest("blocked", nil, ""))
 	waitFor(t, converge, "app running", func() bool {
@@ -258,7 +258,7 @@ func TestUnmanagedUntouched(t *testing.T) {
 		}
 		return true
 	})
-	time.Sleep(1500 * time.Millisecond) // one more resync
+	d.waitResyncs(3)
 	all := n.containers("")
 	got := map[string]ctr{}
 	for _, c := range all {
@@ -286,12 +286,13 @@ func TestUnmanagedUntouched(t *testing.T) {
 func TestBrokenFileKeepsTask(t *testing.T) {
 	n := newNode(t, "e2e-broken")
 	dir := t.TempDir()
-	startReconciler(t, n.ns, dir)
+	d := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
 	writeFile(t, dir, "keep.yaml", manifest("keep", nil, ""))
 	var before ctr
 	waitFor(t, converge, "keep running", func() (ok bool) { before, ok = n.running("keep"); return ok })
 	writeFile(t, dir, "keep.yaml", "apiVersion: warren/v1\nkind: Task\nmetadata: {name: keep}\nspec: {imagee: oops}\n")
-	time.Sleep(2500 * time.Millisecond) // the event and two resyncs
+	d.waitLog("manifest file invalid", converge) // the event
+	d.waitResyncs(3)
 	if after, ok := n.running("keep"); !ok || after.ID != before.ID || after.Pid != before.Pid {
 		t.Fatalf("a broken file changed the running task: %+v, before %+v", n.containers("keep"), before)
 	}

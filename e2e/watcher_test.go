@@ -99,10 +99,6 @@ func (n *node) runningNow(task string) ctr {
 	return c
 }
 
-// resyncPeriod is a little more than the --resync the harness gives the
-// daemon: long enough for it to have looked at everything again.
-const resyncPeriod = 1200 * time.Millisecond
-
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -126,7 +122,7 @@ func taskSource(t *testing.T, ns, task string) string {
 func TestWatchAtomicRename(t *testing.T) {
 	n := newNode(t, "e2e-watch-rename")
 	dir, other := t.TempDir(), t.TempDir()
-	d := startReconciler(t, n.ns, dir)
+	d := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
 	writeFile(t, dir, "web.yaml", manifest("web", msg("one"), watchGrace))
 	c1 := n.runningNow("web")
 
@@ -138,7 +134,7 @@ func TestWatchAtomicRename(t *testing.T) {
 	a = mark(d)
 	must(t, os.Rename(filepath.Join(dir, "web.yaml"), filepath.Join(dir, "site.yaml")))
 	waitFor(t, converge, "web's source to be site.yaml", func() bool { return taskSource(t, n.ns, "web") == "site.yaml" })
-	time.Sleep(resyncPeriod)
+	d.waitResyncs(3)
 	n.unchanged("web", c2, "renamed within the directory")
 	a.none(t, "renamed within the directory")
 
@@ -192,7 +188,7 @@ func vimSave(t *testing.T, dir, name, content, mode string, pause time.Duration)
 func TestWatchVimSave(t *testing.T) {
 	n := newNode(t, "e2e-watch-vim")
 	dir := t.TempDir()
-	d := startReconciler(t, n.ns, dir)
+	d := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
 	writeFile(t, dir, "web.yaml", manifest("web", msg("v0"), watchGrace))
 	prev := n.runningNow("web")
 	for i, save := range []struct {
@@ -209,7 +205,7 @@ func TestWatchVimSave(t *testing.T) {
 	old, err := os.ReadFile(filepath.Join(dir, "web.yaml"))
 	must(t, err)
 	vimSave(t, dir, "web.yaml", string(old), "auto", 0)
-	time.Sleep(resyncPeriod)
+	d.waitResyncs(3)
 	n.unchanged("web", prev, ":w without a change")
 	a.none(t, ":w without a change")
 }
@@ -286,11 +282,11 @@ func TestWatchInPlaceWrites(t *testing.T) {
 func TestWatchTouchNoAction(t *testing.T) {
 	n := newNode(t, "e2e-watch-touch")
 	dir := t.TempDir()
-	d := startReconciler(t, n.ns, dir)
+	d := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
 	content := manifest("web", nil, watchGrace)
 	writeFile(t, dir, "web.yaml", content)
 	before := n.runningNow("web")
-	time.Sleep(resyncPeriod) // the start settled
+	d.waitResyncs(3) // the start settled
 
 	a := mark(d)
 	path := filepath.Join(dir, "web.yaml")
@@ -302,7 +298,7 @@ func TestWatchTouchNoAction(t *testing.T) {
 		}
 	}
 	must(t, os.WriteFile(path, []byte(content), 0o644))
-	time.Sleep(resyncPeriod)
+	d.waitResyncs(3)
 	n.unchanged("web", before, "touch, chmod, cp and a rewrite of the same content")
 	a.none(t, "touch, chmod, cp and a rewrite of the same content")
 }
@@ -399,7 +395,7 @@ func TestWatchDirectoryDeletedAndRecreated(t *testing.T) {
 	must(t, os.Mkdir(dir, 0o755))
 	content := manifest("web", msg("one"), watchGrace)
 	writeFile(t, dir, "web.yaml", content)
-	d := startReconciler(t, n.ns, dir)
+	d := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
 	before := n.runningNow("web")
 
 	a := mark(d)
@@ -407,28 +403,32 @@ func TestWatchDirectoryDeletedAndRecreated(t *testing.T) {
 	waitFor(t, converge, "the daemon to see the directory gone", func() bool {
 		return strings.Contains(a.since(), "manifests directory unreadable")
 	})
-	time.Sleep(resyncPeriod)
+	d.waitResyncs(3)
 	n.unchanged("web", before, "directory deleted")
 
 	must(t, os.Mkdir(dir, 0o755))
 	time.Sleep(100 * time.Millisecond) // a slow script between mkdir and cp
 	writeFile(t, dir, "web.yaml", content)
-	time.Sleep(resyncPeriod)
+	d.waitResyncs(3)
 	n.unchanged("web", before, "directory re-created and refilled")
 	a.none(t, "directory deleted, re-created and refilled")
 
 	// Missing when the daemon starts.
 	d.stop()
 	must(t, os.RemoveAll(dir))
-	d2 := startReconciler(t, n.ns, dir)
-	time.Sleep(resyncPeriod)
+	d2 := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
+	d2.waitResyncs(3)
 	n.unchanged("web", before, "daemon started without the directory")
 	mark(d2).none(t, "daemon started without the directory") // nothing since the start...
 	if strings.Contains(d2.output(), actCreate) || strings.Contains(d2.output(), actStop) {
 		t.Errorf("the daemon acted without its directory:\n%s", d2.output()) // ...nor before
 	}
-	must(t, os.Mkdir(dir, 0o755))
-	writeFile(t, dir, "web.yaml", manifest("web", msg("two"), watchGrace))
+	// Back whole, built beside it and renamed into place: the daemon, which
+	// never saw web.yaml, must not read the directory empty in between.
+	next := filepath.Join(filepath.Dir(dir), ".manifests.new")
+	must(t, os.Mkdir(next, 0o755))
+	writeFile(t, next, "web.yaml", manifest("web", msg("two"), watchGrace))
+	must(t, os.Rename(next, dir))
 	n.runningNew("web", before)
 }
 

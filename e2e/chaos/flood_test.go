@@ -131,7 +131,9 @@ func (w *world) dropJunk(base string) (string, string) {
 			fmt.Fprintf(&b, "---\n%s", taskYAML(fmt.Sprintf("%s-%d", base, i), 1))
 		}
 		b.WriteString("---\napiVersion: warren/v1\nkind: Task\nmetadata: {name: Not_Valid}\nspec: {image: x}\n")
-		write([]byte(b.String()))
+		// Whole, never in chunks: a prefix of valid documents is a valid
+		// file, and the case is about the one invalid document.
+		writeAtomic(t, path, b.String())
 		return name, "many-docs"
 	case 10:
 		write([]byte("apiVersion: warren/v1\nkind: Task\nmetadata: {name: " + base + "}\nspec:\n  image: " + strings.Repeat("x", 900<<10) + "\n"))
@@ -161,10 +163,9 @@ func (w *world) dropJunk(base string) (string, string) {
 		}
 	case 12:
 		// A valid manifest others could have written: refused by the guard.
-		write([]byte(taskYAML(base, 1)))
-		if err := os.Chmod(path, 0o666); err != nil {
-			t.Fatal(err)
-		}
+		// It appears with its mode (never in place, never with a safe
+		// mode first), else the daemon may apply it before the chmod.
+		writeAtomicMode(t, path, taskYAML(base, 1), 0o666)
 		return name, "insecure"
 	default:
 		junk := []string{"", "\x00\x00\x00", "\xff\xfe\xfd", "---\n---\n---\n", "!!binary aGVsbG8=\n",

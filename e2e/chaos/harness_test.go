@@ -165,6 +165,23 @@ func writeAtomic(t *testing.T, path, content string) {
 	}
 }
 
+// writeAtomicMode is writeAtomic with the file's mode set exactly (the
+// umask does not apply) before it is renamed into place: the file is never
+// seen with another mode or content.
+func writeAtomicMode(t *testing.T, path, content string, mode os.FileMode) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // setTask writes task name at version v (its own file, NAME.yaml).
 func (w *world) setTask(name string, v int, extra ...string) {
 	w.write(name+".yaml", taskYAML(name, v, extra...))
