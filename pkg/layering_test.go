@@ -1,5 +1,5 @@
-// Package pkg_test holds the test of the layering that DESIGN.md and the
-// README promise: imports point one way, containerd only in pkg/runtime.
+// Package pkg_test holds the test of the layering that docs/layout.md
+// promises: imports point one way, containerd only in pkg/runtime.
 package pkg_test
 
 import (

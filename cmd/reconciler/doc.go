@@ -1,6 +1,6 @@
 // Command reconciler keeps the containers on a node equal to the YAML
-// manifests in a directory. See the README for the manifest format and the
-// subcommands.
+// manifests in a directory. See docs/manifest.md for the manifest format and
+// docs/cli.md for the subcommands.
 //
 // This package is flags, wiring, subcommands and the local API; the logic
 // lives in pkg/. It must never talk to containerd other than through

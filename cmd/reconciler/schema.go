@@ -8,7 +8,7 @@ import (
 )
 
 // cmdSchema prints the JSON Schema of a Task manifest, for editors (the
-// yaml-language-server modeline in the README) and for
+// yaml-language-server modeline in docs/manifest.md) and for
 // manifests/task.schema.json.
 func cmdSchema(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("schema", args, stdout, stderr)

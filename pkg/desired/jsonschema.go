@@ -107,7 +107,7 @@ func (p *props) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// fieldDoc is what the schema (and the README) say about one field.
+// fieldDoc is what the schema (and docs/manifest.md) say about one field.
 type fieldDoc struct {
 	desc     string
 	required bool
@@ -147,7 +147,7 @@ var fieldDocs = map[string]fieldDoc{
 	"Spec.updateStrategy":  {desc: "How a changed spec replaces the running container: stop-first stops the old one first, start-first starts the new one first.", def: string(DefaultUpdateStrategy)},
 	"Spec.stopSignal":      {desc: "Signal sent first on stop, by name (\"SIGTERM\", \"TERM\", \"term\").", def: DefaultStopSignal, example: "SIGQUIT"},
 	"Spec.stopGracePeriod": {desc: "Time between the stop signal and SIGKILL.", def: "30s", example: "1m"},
-	"Spec.healthCheck":     {desc: "Health probe: exactly one of exec, http, tcp. Parsed and validated; acted on in a later version."},
+	"Spec.healthCheck":     {desc: "Health probe: exactly one of exec, http, tcp. Parsed and validated; the daemon runs no probe and does not act on it."},
 
 	"EnvVar.name":  {desc: "Variable name: letters, digits and '_', not starting with a digit.", required: true, pattern: envName, example: "MODE"},
 	"EnvVar.value": {desc: "Value; quote values YAML would read as numbers or booleans.", example: "production"},

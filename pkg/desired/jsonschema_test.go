@@ -50,20 +50,20 @@ func TestJSONSchemaDocumentsEveryField(t *testing.T) {
 	}
 }
 
-// TestREADMEDocumentsEveryField checks that the README's manifest reference
-// names every field of the schema.
-func TestREADMEDocumentsEveryField(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+// TestDocsDocumentEveryField checks that the manifest reference
+// (docs/manifest.md) names every field of the schema.
+func TestDocsDocumentEveryField(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "docs", "manifest.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range schemaFields() {
 		if !bytes.Contains(readme, []byte("`"+f[0]+"`")) {
-			t.Errorf("README.md does not document `%s`", f[0])
+			t.Errorf("docs/manifest.md does not document `%s`", f[0])
 		}
 	}
 	if !bytes.Contains(readme, []byte("# yaml-language-server: $schema=")) {
-		t.Errorf("README.md does not show the yaml-language-server modeline")
+		t.Errorf("docs/manifest.md does not show the yaml-language-server modeline")
 	}
 }
 

@@ -341,7 +341,7 @@ func structFields(t reflect.Type) []jsonField {
 
 // schemaFields returns every field path of the manifest ("spec.mounts[].target")
 // with its fieldDocs key, in schema order. Tests use it to check that the
-// docs and the README cover every field.
+// the docs (docs/manifest.md) cover every field.
 func schemaFields() [][2]string {
 	var out [][2]string
 	seen := map[reflect.Type]bool{}

@@ -121,7 +121,7 @@ func (s fsnotifySource) Close() error                  { return s.w.Close() }
 //
 // One exception to the wait: when the directory has been quiet for the
 // debounce period and the event is a manifest renamed into place from
-// another name in the directory (the way the README asks files to be
+// another name in the directory (the way docs/writing-manifests.md asks files to be
 // written; sed -i and most atomic writers do it) that no process has open
 // for writing (the kernel knows: see notBeingWritten), changed is called at
 // once. That saves the debounce on the way from a dropped file to a running

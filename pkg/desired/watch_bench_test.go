@@ -13,7 +13,7 @@ import (
 )
 
 // The watcher's event-to-enqueue path: a manifest renamed into place (as the
-// README asks writers to do), fsnotify's event, the debounce, and the
+// docs/writing-manifests.md asks writers to do), fsnotify's event, the debounce, and the
 // callback, which in the daemon loads the directory and hands the State to
 // the controller (whose SetDesired only compares hashes and queues keys).
 // Each iteration replaces one file with a new content and waits until the
