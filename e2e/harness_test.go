@@ -253,7 +253,7 @@ func (d *daemon) stop() {
 	}
 }
 
-// writeFile writes content to dir/name the way the README recommends:
+// writeFile writes content to dir/name the way docs/writing-manifests.md recommends:
 // a temporary file renamed into place.
 func writeFile(t *testing.T, dir, name, content string) {
 	t.Helper()

@@ -224,7 +224,7 @@ func TestWatchInPlaceWrites(t *testing.T) {
 	// Chunked, each piece cut inside a line so that no prefix is valid
 	// ("kind: Ta", an env entry without its closing brace): the daemon reads
 	// them (and says so) while the old container runs on. (A prefix that
-	// happens to be a valid manifest would be applied: the README says to
+	// happens to be a valid manifest would be applied: docs/writing-manifests.md says to
 	// rename into place.)
 	a := mark(d)
 	next := manifest("web", msg("v1"), watchGrace)
