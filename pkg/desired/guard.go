@@ -34,16 +34,6 @@ import (
 // name it.
 const InsecureDirFlag = "--insecure-manifests-dir"
 
-// LoaderOption configures a [Loader].
-type LoaderOption func(*Loader)
-
-// InsecureDir turns the drop-directory guard off: files are applied whoever
-// owns them and whatever their mode. For development only.
-func InsecureDir() LoaderOption { return func(l *Loader) { l.insecure = true } }
-
-// withOwner makes the guard take uid as the reconciler's own user (tests).
-func withOwner(uid int) LoaderOption { return func(l *Loader) { l.uid = uid } }
-
 // guard checks who can write what the loader is about to read.
 type guard struct {
 	uid  int             // the reconciler's own user, besides root

@@ -56,6 +56,16 @@ func (s State) Hash(name string) string {
 // The [Watcher] reads the directory again once the grace is over.
 const RemoveGrace = 200 * time.Millisecond
 
+// LoaderOption configures a [Loader].
+type LoaderOption func(*Loader)
+
+// InsecureDir turns the drop-directory guard off: files are applied whoever
+// owns them and whatever their mode. For development only.
+func InsecureDir() LoaderOption { return func(l *Loader) { l.insecure = true } }
+
+// withOwner makes the guard take uid as the reconciler's own user (tests).
+func withOwner(uid int) LoaderOption { return func(l *Loader) { l.uid = uid } }
+
 // Loader loads a directory and remembers the last valid tasks of each file
 // (last known good). It is safe for concurrent use; loads are serialized.
 type Loader struct {

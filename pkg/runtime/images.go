@@ -307,3 +307,16 @@ func (r *Runtime) ImportArchive(ctx context.Context, path string) error {
 // start and at every resync, so an archive dropped in is imported within a
 // resync period, before any task asks for it.
 func (r *Runtime) ImportArchives(ctx context.Context) error { return r.importArchives(ctx) }
+
+// HasImage reports whether containerd has the image ref in the namespace.
+func (r *Runtime) HasImage(ctx context.Context, ref string) (bool, error) {
+	name, err := NormalizeImage(ref)
+	if err != nil {
+		return false, err
+	}
+	_, err = r.client.GetImage(ctx, name)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
