@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	goruntime "runtime"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -133,16 +134,21 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 	}
 	log.Info("reconciler started", "version", version, "manifests", c.manifests, "namespace", c.namespace)
 
+	var load func()
 	ctrl := reconcile.New(rt, reconcile.Config{
 		Workers: rf.workers, Resync: rf.resync, Log: log.WithName("controller"),
 		Metrics: reconcile.NewMetrics(reg), RepullInterval: rf.repull,
 		Puller: rt, Images: rt, Preparer: rt, Collector: rt,
+		Reload: func() { load() }, // the resync re-reads the directory too
 	})
 	loader := desired.NewLoader(c.manifests, c.loaderOptions()...)
 	watcher := desired.NewWatcher(c.manifests, rf.debounce, log.WithName("watcher"))
+	var loadMu sync.Mutex // the watcher and the resync both load
 	var lastErr string
 	lastBroken := map[string]string{}
-	load := func() {
+	load = func() {
+		loadMu.Lock()
+		defer loadMu.Unlock()
 		s := loader.Load()
 		// Log what changed, not every pass.
 		errText := ""
@@ -183,7 +189,7 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 		}
 	}()
 	api := &apiServer{ctrl: ctrl, ping: rt.Ping, reg: reg, log: log.WithName("api")}
-	const background = 4
+	const background = 3
 	errc := make(chan error, background)
 	go func() { errc <- api.serve(ctx, apiSocket(c.stateDir), rf.listen) }()
 	go func() {
@@ -194,21 +200,6 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 		errc <- writeStatusFiles(ctx, rf.statusDir, ctrl, log.WithName("status-files"))
 	}()
 	go func() { errc <- watcher.Run(ctx, load) }()
-	go func() {
-		// The resync re-reads the directory too: a lost file event delays
-		// convergence by one period at most.
-		t := time.NewTicker(rf.resync)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				errc <- nil
-				return
-			case <-t.C:
-				load()
-			}
-		}
-	}()
 	var exits reconcile.ExitWatcher
 	if w, ok := any(rt).(reconcile.ExitWatcher); ok {
 		exits = w

@@ -85,6 +85,12 @@ type Config struct {
 	// replaces the task's container (auto-update). Default off.
 	RepullInterval time.Duration
 
+	// Reload, if set, is called at each resync period before the re-list:
+	// the daemon re-reads the manifests directory there (and calls
+	// SetDesired), so a lost file event delays convergence by one period
+	// at most. One timer drives both looks.
+	Reload func()
+
 	// The runtime's optional capabilities (see each interface); nil: none.
 	Puller    Puller
 	Images    ImageChecker
@@ -300,7 +306,12 @@ func (c *Controller) Run(ctx context.Context, exits ExitWatcher) error {
 		}()
 	}
 	c.q.Add(resyncKey)
-	stopTicks := every(c.cfg.Clock, c.cfg.Resync, func() { c.q.Add(resyncKey) })
+	stopTicks := every(c.cfg.Clock, c.cfg.Resync, func() {
+		if c.cfg.Reload != nil {
+			c.cfg.Reload()
+		}
+		c.q.Add(resyncKey)
+	})
 	<-ctx.Done()
 	stopTicks()
 	c.q.ShutDown()

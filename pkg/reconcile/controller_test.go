@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -544,5 +545,39 @@ func TestControllerRestartIsNoOp(t *testing.T) {
 	waitReady(t, c2)
 	if got := rt.mutations(mark); len(got) != 0 {
 		t.Errorf("restarted controller acted on a converged node: %v", got)
+	}
+}
+
+// TestControllerReloadsAtEachResync: Config.Reload runs at each resync
+// period, before the re-list, so a desired state it sets is what that pass
+// acts on: a file event that was lost costs one period, not forever.
+func TestControllerReloadsAtEachResync(t *testing.T) {
+	rt := newFakeRuntime()
+	clk := newFakeClock()
+	web := parseTask(t, "web.yaml", "web")
+	api := parseTask(t, "api.yaml", "api")
+	var c *Controller
+	var mu sync.Mutex
+	reloads := 0
+	reload := func() {
+		mu.Lock()
+		reloads++
+		mu.Unlock()
+		c.SetDesired(stateOf(web, api)) // api's file event was lost
+	}
+	c, _ = startController(t, rt, Config{Workers: 1, Clock: clk, Resync: time.Minute, Reload: reload}, stateOf(web))
+	waitPhase(t, c, "web", PhaseRunning)
+	mu.Lock()
+	n := reloads
+	mu.Unlock()
+	if n != 0 || rt.running(idOf(api)) {
+		t.Fatalf("%d reloads and api running before any resync period", n)
+	}
+	clk.Step(time.Minute)
+	waitPhase(t, c, "api", PhaseRunning)
+	mu.Lock()
+	defer mu.Unlock()
+	if reloads != 1 {
+		t.Errorf("%d reloads after one period, want 1", reloads)
 	}
 }
