@@ -200,11 +200,7 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 		errc <- writeStatusFiles(ctx, rf.statusDir, ctrl, log.WithName("status-files"))
 	}()
 	go func() { errc <- watcher.Run(ctx, load) }()
-	var exits reconcile.ExitWatcher
-	if w, ok := any(rt).(reconcile.ExitWatcher); ok {
-		exits = w
-	}
-	err = ctrl.Run(ctx, exits)
+	err = ctrl.Run(ctx, rt)
 	_ = sdNotify("STOPPING=1")
 	for range background {
 		if werr := <-errc; werr != nil && !errors.Is(werr, context.Canceled) && err == nil {
