@@ -23,9 +23,8 @@ const driverFile = "log-driver"
 // reason is logged).
 //
 // The standalone driver is the same code without the daemon's packages to
-// load and initialise: a container start waits about 2 ms for it instead
-// of 6.5, it costs 2.8 ms of CPU instead of 8.5 and much less memory while
-// it runs (docs/benchmarks.md).
+// load and initialise: a container start waits less for it, and it costs
+// less CPU and much less memory while it runs (docs/benchmarks.md).
 func logDriverBinary(stateDir string, warn func(err error, msg string)) (string, error) {
 	if embeddedDriver != "" {
 		path, err := installDriver(stateDir, embeddedDriver)

@@ -81,12 +81,9 @@ var (
 // DefaultGCPercent is the daemon's garbage collection target unless GOGC is
 // set: the heap may grow by a quarter of the live data between collections
 // instead of Go's default, which doubles it. The daemon's live heap is small
-// (about 4 MiB with 100 tasks) and mostly idle, so the extra collections cost
-// little CPU: in the benchmark, 6.8 ms of CPU per task in a burst of 100 at
-// 25 against 7.2 ms at 50 and 9.5 ms at 100 (the noise of the measure is
-// larger than the difference), the idle CPU unchanged; the peak resident
-// memory while 100 tasks are added is 23.8 MiB at 25, 25.1 MiB at 50 and
-// 27-28 MiB at 100 (docs/benchmarks.md).
+// and mostly idle, so the extra collections cost CPU within the noise of
+// the benchmark while the peak resident memory falls (the figures for 25,
+// 50 and 100 are in docs/benchmarks.md).
 const DefaultGCPercent = 25
 
 // setGCPercent applies DefaultGCPercent unless the operator set GOGC.
@@ -100,10 +97,9 @@ func setGCPercent(getenv func(string) string) {
 // unless GOMAXPROCS is set. Its work is waiting on containerd: between two
 // short calls, Go's scheduler spins on its other processors looking for
 // work, and on a node whose cores belong to the workloads that spinning is
-// a fifth of the daemon's CPU. With one processor, its CPU per task in a
-// burst of 100 fell from 8-9 ms to 5-7 ms and the burst itself kept its
-// time or gained (docs/benchmarks.md); nothing of the daemon needs two
-// cores at once (planning 10,000 tasks takes 21 ms on one).
+// a large share of the daemon's CPU. With one processor its CPU per task
+// fell and a burst kept its time or gained (docs/benchmarks.md); nothing
+// of the daemon needs two cores at once (planning is fast on one).
 const DefaultMaxProcs = 1
 
 // setMaxProcs applies DefaultMaxProcs unless the operator set GOMAXPROCS.

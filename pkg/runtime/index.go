@@ -9,8 +9,8 @@ import (
 // between two full listings: their IDs and task labels. A task's listing
 // then reads only the task's own containers by ID (O(1) in containerd)
 // instead of having containerd filter every container of the namespace
-// (containerd 1.6 reads and decodes each one, with its OCI spec: 3.2 ms at
-// 200 containers, on the path of every task's sync).
+// (containerd 1.6 reads and decodes each one, with its OCI spec, on the
+// path of every task's sync; docs/benchmarks.md).
 //
 // It is filled by every full listing and kept up to date by this process's
 // own creates and deletes, and by reads that find a container gone. A

@@ -117,8 +117,8 @@ func specOpts(in specInput) ([]oci.SpecOpts, error) {
 // the node (x86_64, x86 and x32 on amd64), as Docker's does: a 64-bit
 // workload does not need the others, and leaving them out both shuts a
 // kernel surface that exploits have used and makes runc's filter a third of
-// the size (it compiles it at every start: 12 ms less per container on the
-// benchmark machine). A 32-bit program inside a 64-bit image is killed by
+// the size (it compiles it at every start, so every start is faster;
+// docs/benchmarks.md). A 32-bit program inside a 64-bit image is killed by
 // SIGSYS at its first syscall; the node flag --allow-compat-syscalls is the
 // way out.
 func withSeccomp(nodeArch, imageArch string, compat bool) oci.SpecOpts {

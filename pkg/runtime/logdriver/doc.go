@@ -5,8 +5,8 @@
 // It runs in two programs. The first is the standalone driver
 // (./standalone), which `make build` compiles and embeds in the reconciler
 // binary, and which the daemon writes into its state directory at start:
-// ready about 2 ms after the shim starts it, 2.8 ms of CPU for a short-lived
-// task, well under 1 MiB of private memory. The second is the reconciler
+// it is ready soonest, and costs the least CPU and memory (figures in
+// docs/benchmarks.md). The second is the reconciler
 // binary itself, when it was built without the standalone driver (a plain
 // `go build`) or cannot run it: cmd/reconciler imports this package for its
 // init function, which recognises a shim's call by [logfile.DriverMarker]
@@ -16,10 +16,9 @@
 // runs before most of the packages that only the daemon needs (gRPC, the
 // containerd client and its API registrations, net/http, Prometheus); a
 // test in cmd/reconciler reads Go's init trace to check that it stays so.
-// That mode is still ready only after about 6.5 ms and costs 8.5 ms of CPU
-// (the packages whose paths sort before ours initialise first), which the
-// standalone driver saves on every container start (measured on a 2-vCPU
-// machine).
+// That mode is still slower to be ready and costs more CPU (the packages
+// whose paths sort before ours initialise first), which the standalone
+// driver saves on every container start (docs/benchmarks.md).
 //
 // This package must never import anything beyond the standard library and
 // pkg/runtime/logfile: each import's initialisation is paid before every
