@@ -79,7 +79,7 @@ func (c *Controller) sync(ctx context.Context, name string) result {
 		c.setStatus(taskStatus(in, progress{refused: refused.err}))
 		return result{}
 	case !Changes(actions):
-		c.acted(name, now)
+		c.settled(name)
 		c.setStatus(taskStatus(in, progress{}))
 		return waiting(actions, now)
 	}
@@ -146,8 +146,16 @@ func (c *Controller) forget(name string) {
 	}
 }
 
-// acted ends the wait of a task that a desired change queued: its first
-// look after the change (an action, or none needed) is now.
+// settled ends the wait of a task that a desired change queued and that
+// needed no action.
+func (c *Controller) settled(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.changedAt, name)
+}
+
+// acted ends the wait of a task that a desired change queued with its first
+// action, and records how long the change waited for it.
 func (c *Controller) acted(name string, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
