@@ -32,8 +32,10 @@ func isContainerd(path string) bool { return strings.HasPrefix(path, "github.com
 //   - only pkg/runtime (and below) imports containerd;
 //   - pkg/desired, pkg/observed and pkg/reconcile do not depend on
 //     containerd, even through another package;
-//   - pkg/desired depends on no other package of the module; pkg/observed
-//     only on pkg/desired; pkg/reconcile on neither pkg/runtime nor cmd;
+//   - pkg/clock depends on no other package of the module, and every
+//     package may use it; besides it, pkg/desired depends on no other
+//     package of the module, pkg/observed only on pkg/desired, and
+//     pkg/reconcile on neither pkg/runtime nor cmd;
 //   - nothing under pkg/ depends on cmd/.
 func layeringViolations(pkgs []pkgInfo) []string {
 	var out []string
@@ -49,6 +51,9 @@ func layeringViolations(pkgs []pkgInfo) []string {
 			case isContainerd(dep) && (under(p.path, "pkg/desired") || under(p.path, "pkg/observed") || under(p.path, "pkg/reconcile")):
 				out = append(out, fmt.Sprintf("%s depends on %s: it must know nothing of containerd", p.path, dep))
 			case !ok:
+			case under(local, "pkg/clock") && !under(p.path, "pkg/clock"):
+			case under(p.path, "pkg/clock"):
+				out = append(out, fmt.Sprintf("%s depends on %s: pkg/clock depends on no other package of the module", p.path, local))
 			case under(p.path, "pkg/desired") && !under(local, "pkg/desired"):
 				out = append(out, fmt.Sprintf("%s depends on %s: pkg/desired depends on no other package of the module", p.path, local))
 			case under(p.path, "pkg/observed") && !under(local, "pkg/desired") && !under(local, "pkg/observed"):
@@ -76,6 +81,8 @@ func TestLayeringRules(t *testing.T) {
 		{"reconcile through another package", pkgInfo{path: "pkg/reconcile", deps: []string{"github.com/containerd/errdefs"}}, "must know nothing of containerd"},
 		{"reconcile on runtime", pkgInfo{path: "pkg/reconcile", deps: []string{module + "pkg/runtime"}}, "through its own interfaces"},
 		{"reconcile on desired and observed", pkgInfo{path: "pkg/reconcile", deps: []string{module + "pkg/desired", module + "pkg/observed"}}, ""},
+		{"desired on clock", pkgInfo{path: "pkg/desired", deps: []string{module + "pkg/clock"}}, ""},
+		{"clock on desired", pkgInfo{path: "pkg/clock", deps: []string{module + "pkg/desired"}}, "pkg/clock depends on no other package"},
 		{"desired on observed", pkgInfo{path: "pkg/desired", deps: []string{module + "pkg/observed"}}, "pkg/desired depends on no other package"},
 		{"observed on desired", pkgInfo{path: "pkg/observed", deps: []string{module + "pkg/desired"}}, ""},
 		{"observed on reconcile", pkgInfo{path: "pkg/observed", deps: []string{module + "pkg/reconcile"}}, "pkg/observed depends only on pkg/desired"},

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/warren/reconciler/pkg/clock"
 	"github.com/warren/reconciler/pkg/desired"
 	"github.com/warren/reconciler/pkg/reconcile"
 	"github.com/warren/reconciler/pkg/runtime"
@@ -131,14 +132,15 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 	log.Info("reconciler started", "version", version, "manifests", c.manifests, "namespace", c.namespace)
 
 	var load func()
+	clk := clock.Real{} // one clock for every timer: the resync, the retries, the watcher's
 	ctrl := reconcile.New(rt, reconcile.Config{
-		Workers: rf.workers, Resync: rf.resync, Log: log.WithName("controller"),
+		Clock: clk, Workers: rf.workers, Resync: rf.resync, Log: log.WithName("controller"),
 		Metrics: reconcile.NewMetrics(reg), RepullInterval: rf.repull,
 		Puller: rt, Images: rt, Preparer: rt, Collector: rt,
 		Reload: func() { load() }, // the resync re-reads the directory too
 	})
 	loader := desired.NewLoader(c.manifests, c.loaderOptions()...)
-	watcher := desired.NewWatcher(c.manifests, rf.debounce, log.WithName("watcher"))
+	watcher := desired.NewWatcher(c.manifests, rf.debounce, log.WithName("watcher"), desired.WatchClock(clk))
 	var loadMu sync.Mutex // the watcher and the resync both load
 	var lastErr string
 	lastBroken := map[string]string{}

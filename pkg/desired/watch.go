@@ -16,6 +16,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
+	"github.com/warren/reconciler/pkg/clock"
 )
 
 const (
@@ -58,15 +59,23 @@ type Watcher struct {
 	maxDelay  time.Duration // a burst of events is read at least this often
 	grace     time.Duration // the loader's RemoveGrace
 	poll      time.Duration
+	clock     clock.Clock
 	log       logr.Logger
 	newSource func() (eventSource, error) // replaced in tests
 }
+
+// WatcherOption configures a [Watcher].
+type WatcherOption func(*Watcher)
+
+// WatchClock sets the clock of the watcher's timers (default: the real
+// one): the debounce, the poll and the read after a removal's grace.
+func WatchClock(c clock.Clock) WatcherOption { return func(w *Watcher) { w.clock = c } }
 
 // NewWatcher returns a watcher of dir; it starts no goroutines. debounce is
 // the quiet period after the last event before changed is called
 // ([DefaultDebounce]); a stream of events that never pauses is still read
 // every max(10 × debounce, 100ms), so a busy directory is never starved.
-func NewWatcher(dir string, debounce time.Duration, log logr.Logger) *Watcher {
+func NewWatcher(dir string, debounce time.Duration, log logr.Logger, opts ...WatcherOption) *Watcher {
 	clean := filepath.Clean(dir)
 	if abs, err := filepath.Abs(clean); err == nil {
 		clean = abs
@@ -76,7 +85,7 @@ func NewWatcher(dir string, debounce time.Duration, log logr.Logger) *Watcher {
 		parent = ""
 	}
 	debounce = max(debounce, 0)
-	return &Watcher{
+	w := &Watcher{
 		dir:       clean,
 		parent:    parent,
 		debounce:  debounce,
@@ -84,9 +93,14 @@ func NewWatcher(dir string, debounce time.Duration, log logr.Logger) *Watcher {
 		maxDelay:  max(10*debounce, 100*time.Millisecond),
 		grace:     RemoveGrace,
 		poll:      DefaultPollInterval,
+		clock:     clock.Real{},
 		log:       log.WithValues("dir", clean),
 		newSource: newFSNotify,
 	}
+	for _, o := range opts {
+		o(w)
+	}
+	return w
 }
 
 // eventSource is what the watcher needs of fsnotify.
@@ -160,10 +174,10 @@ func (w *Watcher) Run(ctx context.Context, changed func()) error {
 	r.watchLinks()
 	r.print = fingerprint(w.dir)
 
-	ticker := time.NewTicker(w.poll)
+	ticker := clock.NewAlarm(w.clock) // re-set at each poll
+	ticker.Reset(w.poll)
 	defer ticker.Stop()
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
+	timer := clock.NewAlarm(w.clock) // the next read
 	defer timer.Stop()
 	pending := false                  // events not read yet
 	var first time.Time               // of the oldest of them
@@ -172,7 +186,7 @@ func (w *Watcher) Run(ctx context.Context, changed func()) error {
 	movedFrom := false                // the last event was a file of the directory renamed (IN_MOVED_FROM)
 
 	changed()
-	lastRead = time.Now()
+	lastRead = w.clock.Now()
 	if wait := r.untilSettled(lastRead); wait > 0 {
 		pending, first = true, lastRead
 		timer.Reset(wait)
@@ -199,7 +213,7 @@ func (w *Watcher) Run(ctx context.Context, changed func()) error {
 			// nobody is writing: read it now rather than after the
 			// debounce; the events that follow are coalesced as usual.
 			if dirty {
-				t := time.Now()
+				t := w.clock.Now()
 				complete = !now && t.Sub(lastRead) >= w.quiet && t.Sub(lastEvent) >= w.quiet && r.complete(ev, movedFrom)
 				lastEvent = t
 			}
@@ -216,7 +230,8 @@ func (w *Watcher) Run(ctx context.Context, changed func()) error {
 				r.recheck()
 			}
 			dirty = true
-		case <-ticker.C:
+		case <-ticker.C():
+			ticker.Reset(w.poll)
 			dirty = r.recheck()
 			if r.polling() {
 				if p := fingerprint(w.dir); p != r.print {
@@ -224,14 +239,14 @@ func (w *Watcher) Run(ctx context.Context, changed func()) error {
 					dirty = true
 				}
 			}
-		case <-timer.C:
+		case <-timer.C():
 			pending, now = false, false
 			r.watchLinks()
 			if r.polling() {
 				r.print = fingerprint(w.dir)
 			}
 			changed()
-			lastRead = time.Now()
+			lastRead = w.clock.Now()
 			if wait := r.untilSettled(lastRead); wait > 0 {
 				// Read again once the loader applies removals.
 				pending, first = true, lastRead
@@ -242,10 +257,10 @@ func (w *Watcher) Run(ctx context.Context, changed func()) error {
 		case !dirty || now:
 			// Nothing to read, or a read is due at once anyway.
 		case complete:
-			pending, first, now = true, time.Now(), true
+			pending, first, now = true, w.clock.Now(), true
 			timer.Reset(0)
 		default:
-			t := time.Now()
+			t := w.clock.Now()
 			if !pending {
 				pending, first = true, t
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
+	"github.com/warren/reconciler/pkg/clock"
 )
 
 const (
@@ -1197,4 +1198,35 @@ func TestWatcherWaitsUnlessQuiet(t *testing.T) {
 	if n := h.quiet(5*testDebounce, func(State) string { return "" }); n != 0 {
 		t.Errorf("%d reads right after the read at start, want none before the debounce", n)
 	}
+}
+
+// TestWatcherTimersOnItsClock: the debounce runs on the watcher's clock. A
+// file written in place is read once that clock has moved past the
+// debounce, and not before, however long the test waits in real time.
+func TestWatcherTimersOnItsClock(t *testing.T) {
+	dir := t.TempDir()
+	src := &fakeSource{events: make(chan fsnotify.Event), errs: make(chan error)}
+	clk := clock.NewFake(time.Now())
+	h := startWatcher(t, dir, func(w *Watcher) {
+		w.newSource = func() (eventSource, error) { return src, nil }
+		WatchClock(clk)(w)
+	})
+	h.waitFor("the call at start", func(st State) bool { return st.Err == nil && len(st.Tasks) == 0 })
+	calls := h.calls.Load()
+	path := filepath.Join(dir, "web.yaml")
+	must(t, os.WriteFile(path, []byte(manifest("web", "nginx:1")), 0o644))
+	src.events <- fsnotify.Event{Name: path, Op: fsnotify.Write}
+	due := clk.Now().Add(testDebounce)
+	deadline := time.Now().Add(waitTimeout)
+	for !slices.ContainsFunc(clk.Pending(), due.Equal) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no read set for the end of the debounce (%s); pending: %v", due, clk.Pending())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := h.calls.Load(); n != calls {
+		t.Fatalf("%d reads before the watcher's clock moved, want none", n-calls)
+	}
+	clk.Step(testDebounce)
+	h.waitFor("the read once the debounce is over", hasImage("web", "nginx:1"))
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/warren/reconciler/pkg/clock"
 	"github.com/warren/reconciler/pkg/desired"
 	"github.com/warren/reconciler/pkg/observed"
 )
@@ -71,7 +72,7 @@ type Config struct {
 	Workers int           // concurrent task keys worked on; default 4
 	Resync  time.Duration // full re-list and re-plan period; default 30s
 	Log     logr.Logger
-	Clock   Clock // default RealClock
+	Clock   clock.Clock // default clock.Real: every timer of the controller
 
 	// RetryInitial and RetryMax bound the per-task retry backoff after a
 	// failed action; defaults 500ms and 1m.
@@ -106,7 +107,7 @@ func (c *Config) defaults() {
 		c.Resync = 30 * time.Second
 	}
 	if c.Clock == nil {
-		c.Clock = RealClock{}
+		c.Clock = clock.Real{}
 	}
 	if c.RetryInitial <= 0 {
 		c.RetryInitial = 500 * time.Millisecond
@@ -306,7 +307,7 @@ func (c *Controller) Run(ctx context.Context, exits ExitWatcher) error {
 		}()
 	}
 	c.q.Add(resyncKey)
-	stopTicks := every(c.cfg.Clock, c.cfg.Resync, func() {
+	stopTicks := clock.Every(c.cfg.Clock, c.cfg.Resync, func() {
 		if c.cfg.Reload != nil {
 			c.cfg.Reload()
 		}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/warren/reconciler/pkg/clock"
 )
 
 // queue is a keyed work queue in the manner of client-go's workqueue: a key
@@ -14,7 +15,7 @@ import (
 // rate-limiting queue): AddRateLimited queues a key after its next backoff
 // delay, Forget resets it.
 type queue struct {
-	clock                  Clock
+	clock                  clock.Clock
 	retryInitial, retryMax time.Duration
 
 	mu         sync.Mutex
@@ -22,7 +23,7 @@ type queue struct {
 	order      []string
 	dirty      map[string]bool
 	processing map[string]bool
-	timers     map[string]Timer
+	timers     map[string]clock.Timer
 	retries    map[string]*backoff.ExponentialBackOff
 	retryAt    map[string]time.Time // key -> when its retry is due
 	shutdown   bool
@@ -30,9 +31,9 @@ type queue struct {
 
 // newQueue returns a queue whose retry backoff starts at retryInitial and
 // doubles up to retryMax.
-func newQueue(clock Clock, retryInitial, retryMax time.Duration) *queue {
-	q := &queue{clock: clock, retryInitial: retryInitial, retryMax: retryMax,
-		dirty: map[string]bool{}, processing: map[string]bool{}, timers: map[string]Timer{},
+func newQueue(clk clock.Clock, retryInitial, retryMax time.Duration) *queue {
+	q := &queue{clock: clk, retryInitial: retryInitial, retryMax: retryMax,
+		dirty: map[string]bool{}, processing: map[string]bool{}, timers: map[string]clock.Timer{},
 		retries: map[string]*backoff.ExponentialBackOff{}, retryAt: map[string]time.Time{}}
 	q.cond = sync.NewCond(&q.mu)
 	return q
@@ -111,7 +112,7 @@ func (q *queue) AddAfter(key string, d time.Duration) {
 	}
 	// The callback takes q.mu, so it cannot look at q.timers before t is
 	// stored; a callback whose timer was replaced meanwhile does nothing.
-	var t Timer
+	var t clock.Timer
 	t = q.clock.AfterFunc(d, func() {
 		q.mu.Lock()
 		defer q.mu.Unlock()
