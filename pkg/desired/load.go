@@ -32,18 +32,47 @@ type State struct {
 	// (missing, not a directory, permission). Callers must then delete
 	// nothing. Tasks and Broken are nil in that case.
 	Err error
-	// Hashes holds Task.Hash of tasks of Tasks, computed once per content
+	// hashes holds Task.Hash of tasks of Tasks, computed once per content
 	// of their file (a load of unchanged files hashes nothing); see Hash.
-	Hashes map[string]string
+	// Only the loader and State's own methods write it.
+	hashes map[string]string
+}
+
+// StateOf returns a state of tasks with their spec hashes, as Load keeps
+// them.
+func StateOf(tasks ...Task) State {
+	s := State{Tasks: make(map[string]Task, len(tasks)), hashes: make(map[string]string, len(tasks))}
+	for _, t := range tasks {
+		s.Tasks[t.Metadata.Name] = t
+		s.hashes[t.Metadata.Name] = t.Hash()
+	}
+	return s
 }
 
 // Hash returns the spec hash of task name of s: the one Load computed, or
 // else Tasks[name].Hash().
 func (s State) Hash(name string) string {
-	if h, ok := s.Hashes[name]; ok {
+	if h, ok := s.hashes[name]; ok {
 		return h
 	}
 	return s.Tasks[name].Hash()
+}
+
+// Only returns s as it bears on task name: that task alone (none when s has
+// no such task) with its spec hash, and s's broken files and error.
+func (s State) Only(name string) State {
+	out := State{Broken: s.Broken, Err: s.Err, Tasks: map[string]Task{}}
+	if t, ok := s.Tasks[name]; ok {
+		out.Tasks[name], out.hashes = t, map[string]string{name: s.Hash(name)}
+	}
+	return out
+}
+
+// WithTasksOf returns s with the tasks, hashes and broken files of old: what
+// a state whose directory could not be read (Err) keeps.
+func (s State) WithTasksOf(old State) State {
+	s.Tasks, s.Broken, s.hashes = old.Tasks, old.Broken, old.hashes
+	return s
 }
 
 // RemoveGrace is how long a manifest file that disappeared keeps its tasks
@@ -146,7 +175,7 @@ func (l *Loader) Load() State {
 		return State{Err: err}
 	}
 
-	st := State{Tasks: map[string]Task{}, Broken: map[string]error{}, Hashes: map[string]string{}}
+	st := State{Tasks: map[string]Task{}, Broken: map[string]error{}, hashes: map[string]string{}}
 	parsed := map[string][]parsedTask{} // files that parse and validate
 	for _, e := range entries {
 		name := e.Name()
@@ -217,7 +246,7 @@ func (l *Loader) Load() State {
 			for i, pt := range pts {
 				tasks[i] = pt.task
 				if _, taken := st.Tasks[pt.task.Metadata.Name]; !taken {
-					st.Hashes[pt.task.Metadata.Name] = pt.hash
+					st.hashes[pt.task.Metadata.Name] = pt.hash
 				}
 			}
 			l.lastGood[name] = tasks

@@ -54,9 +54,9 @@ func checkState(t *testing.T, st State, wantTasks map[string]string, wantBroken 
 			t.Errorf("State.Hash(%q) = %s, want %s (Task.Hash)", name, got, want)
 		}
 	}
-	for name := range st.Hashes {
+	for name := range st.hashes {
 		if _, ok := st.Tasks[name]; !ok {
-			t.Errorf("State.Hashes has %q, which is not a task", name)
+			t.Errorf("State.hashes has %q, which is not a task", name)
 		}
 	}
 }
@@ -505,5 +505,35 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStateViews: StateOf keeps each task's hash as Load does; Only keeps
+// one task with its hash and the directory's broken files and error;
+// WithTasksOf keeps another state's tasks, hashes and broken files.
+func TestStateViews(t *testing.T) {
+	parse := func(name, image string) Task {
+		ts, err := Parse(name+".yaml", []byte(manifest(name, image)))
+		if err != nil || len(ts) != 1 {
+			t.Fatalf("parse %s: %v", name, err)
+		}
+		return ts[0]
+	}
+	web, api := parse("web", "nginx:1"), parse("api", "api:2")
+	s := StateOf(web, api)
+	s.Broken = map[string]error{"db.yaml": errors.New("db.yaml:1: bad")}
+	if s.hashes["web"] != web.Hash() || s.hashes["api"] != api.Hash() || len(s.hashes) != 2 {
+		t.Fatalf("StateOf hashes = %v", s.hashes)
+	}
+	one := s.Only("web")
+	if len(one.Tasks) != 1 || one.Hash("web") != web.Hash() || len(one.hashes) != 1 || one.Broken["db.yaml"] == nil {
+		t.Errorf("Only(web) = %+v", one)
+	}
+	if none := s.Only("gone"); len(none.Tasks) != 0 || len(none.hashes) != 0 {
+		t.Errorf("Only(gone) = %+v", none)
+	}
+	unread := State{Err: errors.New("open manifests: permission denied")}.WithTasksOf(s)
+	if unread.Err == nil || len(unread.Tasks) != 2 || unread.hashes["api"] != api.Hash() || unread.Broken["db.yaml"] == nil {
+		t.Errorf("WithTasksOf = %+v", unread)
 	}
 }

@@ -13,19 +13,18 @@ import (
 // world returns n desired tasks and their running containers, in sync.
 func world(n int) (desired.State, []observed.Raw) {
 	// With the spec hashes, as the loader gives them (desired.State.Hash).
-	s := desired.State{Tasks: map[string]desired.Task{}, Hashes: map[string]string{}}
+	var tasks []desired.Task
 	var raws []observed.Raw
 	for i := range n {
 		t := task(fmt.Sprintf("task-%05d", i), "localhost/reconciler/testapp:v1", desired.EnvVar{Name: "N", Value: fmt.Sprint(i)})
-		s.Tasks[t.Metadata.Name] = t
-		s.Hashes[t.Metadata.Name] = t.Hash()
+		tasks = append(tasks, t)
 		raws = append(raws, observed.Raw{
 			ID:     observed.ContainerID(t.Metadata.Name, t.Hash()),
 			Labels: observed.Labels(t.Metadata.Name, t.Hash(), t.Source, "SIGTERM", 30*time.Second),
 			Status: observed.Running,
 		})
 	}
-	return s, raws
+	return desired.StateOf(tasks...), raws
 }
 
 // BenchmarkPlan10000 plans 10,000 tasks that are all in sync.

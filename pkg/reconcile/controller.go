@@ -207,7 +207,7 @@ func (c *Controller) SetDesired(s desired.State) {
 	c.mu.Lock()
 	old := c.want
 	if s.Err != nil {
-		s.Tasks, s.Broken, s.Hashes = old.Tasks, old.Broken, old.Hashes
+		s = s.WithTasksOf(old)
 	}
 	if s.Tasks == nil {
 		s.Tasks = map[string]desired.Task{}

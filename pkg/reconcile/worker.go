@@ -125,11 +125,9 @@ func waiting(actions []Action, now time.Time) result {
 func (c *Controller) desiredFor(name string) (want desired.State, t *desired.Task, hash string, refused refusal) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	want = desired.State{Broken: c.want.Broken, Err: c.want.Err, Tasks: map[string]desired.Task{}}
-	if task, ok := c.want.Tasks[name]; ok {
-		hash = c.want.Hash(name)
-		want.Tasks[name], want.Hashes = task, map[string]string{name: hash}
-		t = &task
+	want = c.want.Only(name)
+	if task, ok := want.Tasks[name]; ok {
+		t, hash = &task, want.Hash(name)
 	}
 	return want, t, hash, c.refused[name]
 }
