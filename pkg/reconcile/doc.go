@@ -5,8 +5,17 @@
 // a small Runtime interface.
 //
 // Plan is pure: no context, no I/O, no clock other than the one passed in.
-// The controller is level-triggered (DESIGN invariant 7): file events and the
-// periodic resync only enqueue task names; a worker always reads fresh state.
+// The controller is level-triggered (DESIGN invariant 7): file events, exits,
+// re-pulls and the periodic resync only enqueue task names; a worker always
+// reads fresh state.
+//
+// A task name's way through one sync, one way: the queue (queue.go) hands
+// it to work (worker.go), which calls sync; sync reads the desired state
+// (desiredFor) and containerd (observed.Observe), plans (Plan, plan.go),
+// derives the status (taskStatus, status.go, the only writer of phases) and
+// applies the actions (prepare, apply); it returns a result, and work alone
+// turns that into queue calls (Forget, Add, AddAfter, AddRateLimited: the
+// per-key retry backoff lives in the queue).
 //
 // This package must never import containerd, and never act on a container it
 // does not own (observed.State.Unmanaged is only ever reported). It must never
