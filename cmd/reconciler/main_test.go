@@ -21,13 +21,14 @@ func TestCommands(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(badDir, "bad.yaml"), []byte("apiVersion: warren/v1\nkind: Task\nmetadata: {name: Bad}\nspec: {image: nginx}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
+	type cmdCase struct {
 		name   string
 		args   []string
 		code   int
 		stdout string // substring expected on stdout
 		stderr string // substring expected on stderr
-	}{
+	}
+	tests := []cmdCase{
 		{name: "no command", args: nil, code: exitUsage, stderr: "Usage:"},
 		{name: "unknown command", args: []string{"frobnicate"}, code: exitUsage, stderr: `unknown command "frobnicate"`},
 		{name: "help", args: []string{"help"}, code: exitOK, stdout: "reconciler validate PATH"},
@@ -73,25 +74,13 @@ func TestCommands(t *testing.T) {
 	}
 	for cmd, usage := range usages {
 		for _, h := range []string{"-h", "--help"} {
-			tests = append(tests, struct {
-				name   string
-				args   []string
-				code   int
-				stdout string
-				stderr string
-			}{name: cmd + " " + h, args: []string{cmd, h}, code: exitOK, stdout: usage})
+			tests = append(tests, cmdCase{name: cmd + " " + h, args: []string{cmd, h}, code: exitOK, stdout: usage})
 		}
 		bad := exitUsage
 		if cmd == "plan" {
 			bad = exitFailure
 		}
-		tests = append(tests, struct {
-			name   string
-			args   []string
-			code   int
-			stdout string
-			stderr string
-		}{name: cmd + " wrong flag", args: []string{cmd, "--frobnicate"}, code: bad, stderr: "flag provided but not defined: -frobnicate"})
+		tests = append(tests, cmdCase{name: cmd + " wrong flag", args: []string{cmd, "--frobnicate"}, code: bad, stderr: "flag provided but not defined: -frobnicate"})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
