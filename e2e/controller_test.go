@@ -12,6 +12,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/typeurl/v2"
 
+	"github.com/warren/reconciler/e2e/testenv"
 	"github.com/warren/reconciler/pkg/observed"
 )
 
@@ -79,8 +80,7 @@ func TestCrashLoopBacksOff(t *testing.T) {
 	events := watchTasks(t, n)
 	dir := t.TempDir()
 	startReconciler(t, n.ns, dir)
-	writeFile(t, dir, "crash.yaml", manifest("crash", map[string]string{"EXIT_AFTER": "1ms", "EXIT_CODE": "1"},
-		"  restartBackoff: {initial: 300ms, max: 5s}\n"))
+	testenv.WriteFile(t, dir, "crash.yaml", testenv.Manifest("crash", testenv.EnvSpec("EXIT_AFTER", "1ms", "EXIT_CODE", "1"), "restartBackoff: {initial: 300ms, max: 5s}"))
 
 	var exits, starts []time.Time
 	deadline := time.Now().Add(20 * time.Second)
@@ -125,7 +125,7 @@ func TestOnFailureCompletes(t *testing.T) {
 	events := watchTasks(t, n)
 	dir := t.TempDir()
 	d := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
-	writeFile(t, dir, "job.yaml", manifest("job", map[string]string{"EXIT_AFTER": "1ms", "EXIT_CODE": "0"}, "  restartPolicy: OnFailure\n"))
+	testenv.WriteFile(t, dir, "job.yaml", testenv.Manifest("job", testenv.EnvSpec("EXIT_AFTER", "1ms", "EXIT_CODE", "0"), "restartPolicy: OnFailure"))
 	if e := nextEvent(t, events, converge); e.kind != "start" {
 		t.Fatalf("first event %+v, want a start", e)
 	}
@@ -133,7 +133,7 @@ func TestOnFailureCompletes(t *testing.T) {
 		t.Fatalf("second event %+v, want an exit with code 0", e)
 	}
 	a := mark(d)
-	d.waitResyncs(3)
+	d.WaitResyncs(3, converge)
 	select {
 	case e := <-events:
 		t.Fatalf("a completed OnFailure task saw another event: %+v", e)
@@ -164,13 +164,13 @@ func TestDriftIsRepaired(t *testing.T) {
 	n := newNode(t, "e2e-drift")
 	dir := t.TempDir()
 	startReconciler(t, n.ns, dir)
-	writeFile(t, dir, "web.yaml", manifest("web", nil, "  restartBackoff: {initial: 100ms}\n"))
+	testenv.WriteFile(t, dir, "web.yaml", testenv.Manifest("web", "restartBackoff: {initial: 100ms}"))
 	var first ctr
-	waitFor(t, converge, "web running", func() (ok bool) { first, ok = n.running("web"); return ok })
+	testenv.WaitFor(t, converge, "web running", func() (ok bool) { first, ok = n.running("web"); return ok })
 
 	runCtr(t, n.ns, "tasks", "kill", "-s", "SIGKILL", first.ID)
 	var second ctr
-	waitFor(t, converge, "web restarted after a kill", func() (ok bool) {
+	testenv.WaitFor(t, converge, "web restarted after a kill", func() (ok bool) {
 		second, ok = n.running("web")
 		return ok && second.Pid != first.Pid
 	})
@@ -179,10 +179,10 @@ func TestDriftIsRepaired(t *testing.T) {
 	}
 
 	runCtr(t, n.ns, "tasks", "kill", "-s", "SIGKILL", first.ID)
-	waitFor(t, converge, "task gone", func() bool { return !n.taskExists(first.ID) || n.containers("web")[0].Status == containerd.Stopped })
+	testenv.WaitFor(t, converge, "task gone", func() bool { return !n.taskExists(first.ID) || n.containers("web")[0].Status == containerd.Stopped })
 	runCtr(t, n.ns, "tasks", "delete", first.ID)
 	runCtr(t, n.ns, "containers", "delete", first.ID)
-	waitFor(t, converge, "web recreated after a delete", func() bool {
+	testenv.WaitFor(t, converge, "web recreated after a delete", func() bool {
 		c, ok := n.running("web")
 		return ok && c.Pid != second.Pid
 	})
@@ -195,10 +195,10 @@ func TestStartFirstReplacement(t *testing.T) {
 	events := watchTasks(t, n)
 	dir := t.TempDir()
 	startReconciler(t, n.ns, dir)
-	writeFile(t, dir, "web.yaml", manifest("web", map[string]string{"V": "1"}, "  updateStrategy: start-first\n"))
+	testenv.WriteFile(t, dir, "web.yaml", testenv.Manifest("web", testenv.EnvSpec("V", "1"), "updateStrategy: start-first"))
 	var old ctr
-	waitFor(t, converge, "web v1 running", func() (ok bool) { old, ok = n.running("web"); return ok })
-	writeFile(t, dir, "web.yaml", manifest("web", map[string]string{"V": "2"}, "  updateStrategy: start-first\n"))
+	testenv.WaitFor(t, converge, "web v1 running", func() (ok bool) { old, ok = n.running("web"); return ok })
+	testenv.WriteFile(t, dir, "web.yaml", testenv.Manifest("web", testenv.EnvSpec("V", "2"), "updateStrategy: start-first"))
 	// The old container's own start event may still be in the stream: only
 	// the new container's start and the old one's exit count.
 	var seq []string
@@ -214,7 +214,7 @@ func TestStartFirstReplacement(t *testing.T) {
 	if fmt.Sprint(seq) != "[new start old exit]" {
 		t.Fatalf("events %v, want the new container started before the old one exits", seq)
 	}
-	waitFor(t, converge, "only v2 left", func() bool {
+	testenv.WaitFor(t, converge, "only v2 left", func() bool {
 		c, ok := n.running("web")
 		return ok && c.ID != old.ID
 	})
@@ -225,7 +225,7 @@ func TestStartFirstReplacement(t *testing.T) {
 func TestPlanCommand(t *testing.T) {
 	n := newNode(t, "e2e-plan")
 	dir := t.TempDir()
-	writeFile(t, dir, "web.yaml", manifest("web", map[string]string{"MESSAGE": "a"}, ""))
+	testenv.WriteFile(t, dir, "web.yaml", testenv.Manifest("web", testenv.EnvSpec("MESSAGE", "a")))
 	plan := func() (string, int) {
 		cmd := exec.Command(env.bin, "plan", "--address", env.address, "--containerd", "external",
 			"--namespace", n.ns, "--manifests", dir)
@@ -243,15 +243,15 @@ func TestPlanCommand(t *testing.T) {
 		t.Fatalf("plan before run: exit %d\n%s", code, out)
 	}
 	d := startReconciler(t, n.ns, dir)
-	waitFor(t, converge, "web running", func() bool { _, ok := n.running("web"); return ok })
+	testenv.WaitFor(t, converge, "web running", func() bool { _, ok := n.running("web"); return ok })
 	out, code = plan()
 	if code != 0 || out != "nothing to do\n" {
 		t.Fatalf("plan after run: exit %d\n%s", code, out)
 	}
 	// With the daemon stopped, a changed file is a pending replacement, and
 	// plan names the field that changed.
-	d.stop()
-	writeFile(t, dir, "web.yaml", manifest("web", map[string]string{"MESSAGE": "b"}, ""))
+	d.Stop()
+	testenv.WriteFile(t, dir, "web.yaml", testenv.Manifest("web", testenv.EnvSpec("MESSAGE", "b")))
 	out, code = plan()
 	if code != 2 || !strings.Contains(out, `spec.env[MESSAGE].value: "a" -> "b"`) || !strings.Contains(out, "stop    web") {
 		t.Fatalf("plan of a change: exit %d\n%s", code, out)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 
+	"github.com/warren/reconciler/e2e/testenv"
 	"github.com/warren/reconciler/pkg/runtime"
 )
 
@@ -39,33 +39,22 @@ func TestEmbeddedContainerd(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	start := func() *daemon {
-		d := &daemon{t: t, done: make(chan struct{})}
-		d.cmd = exec.Command(env.bin, "run", "--address", filepath.Join(state, "nobody-here.sock"),
-			"--manifests", manifests, "--images", env.images, "--state-dir", state, "--resync", "1s",
-			"--listen", fmt.Sprintf("127.0.0.1:%d", port))
-		d.cmd.Stdout, d.cmd.Stderr = d, d
-		if err := d.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = d.cmd.Wait(); close(d.done) }()
-		t.Cleanup(func() {
-			d.stop()
-			if t.Failed() {
-				t.Logf("reconciler output:\n%s", d.output())
-			}
-		})
-		d.waitLog("initial sync done", 60*time.Second)
+	start := func() *testenv.TestDaemon {
+		run := testenv.Run{Address: filepath.Join(state, "nobody-here.sock"), Manifests: manifests,
+			Images: env.images, StateDir: state, Resync: time.Second,
+			Flags: []string{"--listen", fmt.Sprintf("127.0.0.1:%d", port)}}
+		d := testenv.StartTest(t, env.bin, run.Args(), testenv.TestOptions{Options: testenv.Options{Grace: 20 * time.Second}})
+		d.WaitLog(testenv.InitialSync, 60*time.Second)
 		return d
 	}
 	d := start()
 	t.Cleanup(func() {
 		// Leave nothing: a daemon on the private socket, its tasks, its files.
 		if m, err := runtime.StartManaged(context.Background(), filepath.Join(state, "containerd"), "containerd", discard()); err == nil {
-			n := &node{t: t, ns: runtime.DefaultNamespace}
-			if c, err := containerd.New(m.Address(), containerd.WithDefaultNamespace(n.ns)); err == nil {
-				n.client = c
-				n.wipe()
+			if c, err := containerd.New(m.Address(), containerd.WithDefaultNamespace(runtime.DefaultNamespace)); err == nil {
+				if err := testenv.Wipe(context.Background(), c); err != nil {
+					t.Logf("cleanup: %v", err)
+				}
 				c.Close()
 			}
 			_ = m.Stop(context.Background())
@@ -77,14 +66,14 @@ func TestEmbeddedContainerd(t *testing.T) {
 		os.RemoveAll(state)
 	})
 
-	writeFile(t, manifests, "embedded.yaml", manifest("embedded", nil, ""))
+	testenv.WriteFile(t, manifests, "embedded.yaml", testenv.Manifest("embedded"))
 	c, err := containerd.New(sock, containerd.WithDefaultNamespace(runtime.DefaultNamespace))
 	if err != nil {
 		t.Fatalf("the reconciler's private containerd does not answer on %s: %v", sock, err)
 	}
 	n := &node{t: t, ns: runtime.DefaultNamespace, client: c}
 	var before ctr
-	waitFor(t, converge, "embedded running", func() (ok bool) { before, ok = n.running("embedded"); return ok })
+	testenv.WaitFor(t, converge, "embedded running", func() (ok bool) { before, ok = n.running("embedded"); return ok })
 	c.Close()
 
 	// The private containerd dies: /healthz says so, the reconciler starts it
@@ -100,9 +89,9 @@ func TestEmbeddedContainerd(t *testing.T) {
 	if err := syscall.Kill(ctrdPid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, converge, "/healthz to fail while containerd is down", func() bool { return healthz() == http.StatusServiceUnavailable })
-	waitFor(t, converge, "/healthz ok after the restart of containerd", func() bool { return healthz() == http.StatusOK })
-	d.waitLog("managed containerd died; restarting it", time.Second)
+	testenv.WaitFor(t, converge, "/healthz to fail while containerd is down", func() bool { return healthz() == http.StatusServiceUnavailable })
+	testenv.WaitFor(t, converge, "/healthz ok after the restart of containerd", func() bool { return healthz() == http.StatusOK })
+	d.WaitLog("managed containerd died; restarting it", time.Second)
 	c, err = containerd.New(sock, containerd.WithDefaultNamespace(runtime.DefaultNamespace))
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +102,7 @@ func TestEmbeddedContainerd(t *testing.T) {
 	}
 	c.Close()
 
-	d.stop()
+	d.Stop()
 	if err := syscall.Kill(int(before.Pid), 0); err != nil {
 		t.Fatalf("the task's process %d died with the reconciler: %v", before.Pid, err)
 	}

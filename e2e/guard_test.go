@@ -1,30 +1,20 @@
 package e2e
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/warren/reconciler/e2e/testenv"
 )
 
-// status reads `reconciler status -o json` of the daemon on namespace ns.
-func guardStatus(t *testing.T, ns string) (st struct {
-	Tasks []struct {
-		Name, Phase, Message, ContainerID string
-	}
-	Manifests struct {
-		Error  string
-		Broken map[string]string
-	}
-}) {
+// guardStatus reads `reconciler status -o json` of the daemon on namespace ns.
+func guardStatus(t *testing.T, ns string) testenv.NodeStatus {
 	t.Helper()
-	out, errOut, code := cli(t, "status", "-o", "json", "--state-dir", filepath.Join(env.dir, "state-"+ns))
-	if code != 0 {
-		t.Fatalf("reconciler status: exit %d: %s", code, errOut)
-	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatalf("status: %v\n%s", err, out)
+	st, err := testenv.ReadStatus(env.bin, stateDir(ns))
+	if err != nil {
+		t.Fatal(err)
 	}
 	return st
 }
@@ -40,36 +30,36 @@ func TestGuardRefusesWritableDropDirectory(t *testing.T) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, dir, "web.yaml", manifest("web", map[string]string{"V": "1"}, ""))
+	testenv.WriteFile(t, dir, "web.yaml", testenv.Manifest("web", testenv.EnvSpec("V", "1")))
 	d := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
 	var first ctr
-	waitFor(t, converge, "web running", func() (ok bool) { first, ok = n.running("web"); return ok })
+	testenv.WaitFor(t, converge, "web running", func() (ok bool) { first, ok = n.running("web"); return ok })
 
 	// A changed spec in a file others can write: refused, web untouched.
 	// The file appears with its final mode: a daemon that reads it at once
 	// never sees it writable by its owner only.
 	path := filepath.Join(dir, "web.yaml")
-	writeFileMode(t, dir, "web.yaml", manifest("web", map[string]string{"V": "2"}, ""), 0o666)
-	waitFor(t, converge, "the refusal on the status", func() bool {
+	testenv.WriteFileMode(t, dir, "web.yaml", testenv.Manifest("web", testenv.EnvSpec("V", "2")), 0o666)
+	testenv.WaitFor(t, converge, "the refusal on the status", func() bool {
 		return strings.Contains(guardStatus(t, n.ns).Manifests.Broken["web.yaml"], "writable by group or others (mode -rw-rw-rw-)")
 	})
-	d.waitLog("run chmod go-w "+path, converge)
+	d.WaitLog("run chmod go-w "+path, converge)
 	// A new file others can write: not applied.
-	writeFileMode(t, dir, "evil.yaml", manifest("evil", nil, ""), 0o646)
-	waitFor(t, converge, "evil refused", func() bool { return guardStatus(t, n.ns).Manifests.Broken["evil.yaml"] != "" })
+	testenv.WriteFileMode(t, dir, "evil.yaml", testenv.Manifest("evil"), 0o646)
+	testenv.WaitFor(t, converge, "evil refused", func() bool { return guardStatus(t, n.ns).Manifests.Broken["evil.yaml"] != "" })
 
 	// The directory others can write: nothing applied, nothing deleted,
 	// not even a task whose file is removed.
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, converge, "the directory refused on the status", func() bool {
+	testenv.WaitFor(t, converge, "the directory refused on the status", func() bool {
 		return strings.Contains(guardStatus(t, n.ns).Manifests.Error, "run chmod go-w "+dir)
 	})
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	d.waitResyncs(3) // a wrong deletion would have happened by now
+	d.WaitResyncs(3, converge) // a wrong deletion would have happened by now
 	if c, ok := n.running("web"); !ok || c.ID != first.ID || c.Pid != first.Pid {
 		t.Fatalf("web touched while the directory was refused: %+v, want %+v", c, first)
 	}
@@ -86,7 +76,7 @@ func TestGuardRefusesWritableDropDirectory(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, converge, "web removed and evil running once the directory is fixed", func() bool {
+	testenv.WaitFor(t, converge, "web removed and evil running once the directory is fixed", func() bool {
 		_, evil := n.running("evil")
 		return evil && len(n.containers("web")) == 0
 	})
@@ -106,10 +96,10 @@ func TestGuardRelaxed(t *testing.T) {
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, dir, "web.yaml", manifest("web", nil, ""))
+	testenv.WriteFile(t, dir, "web.yaml", testenv.Manifest("web"))
 	if err := os.Chmod(filepath.Join(dir, "web.yaml"), 0o666); err != nil {
 		t.Fatal(err)
 	}
 	startReconciler(t, n.ns, dir, "--insecure-manifests-dir")
-	waitFor(t, converge, "web running", func() bool { _, ok := n.running("web"); return ok })
+	testenv.WaitFor(t, converge, "web running", func() bool { _, ok := n.running("web"); return ok })
 }

@@ -9,6 +9,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 
+	"github.com/warren/reconciler/e2e/testenv"
 	"github.com/warren/reconciler/pkg/observed"
 )
 
@@ -21,15 +22,15 @@ func TestLastKnownGood(t *testing.T) {
 	dir := t.TempDir()
 	d := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
 	port := freePort(t)
-	env := func(msg string) map[string]string {
-		return map[string]string{"LISTEN": fmt.Sprintf("127.0.0.1:%d", port), "MESSAGE": msg}
+	env := func(msg string) string {
+		return testenv.EnvSpec("LISTEN", fmt.Sprintf("127.0.0.1:%d", port), "MESSAGE", msg)
 	}
-	good := manifest("lkg", env("one"), "  stopGracePeriod: 2s\n")
-	writeFile(t, dir, "lkg.yaml", good)
+	good := testenv.Manifest("lkg", env("one"), "stopGracePeriod: 2s")
+	testenv.WriteFile(t, dir, "lkg.yaml", good)
 	var before ctr
-	waitFor(t, converge, "lkg running", func() (ok bool) { before, ok = n.running("lkg"); return ok })
+	testenv.WaitFor(t, converge, "lkg running", func() (ok bool) { before, ok = n.running("lkg"); return ok })
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	waitFor(t, converge, "lkg to answer", func() bool { body, _ := httpGet(url); return body == "one" })
+	testenv.WaitFor(t, converge, "lkg to answer", func() bool { body, _ := httpGet(url); return body == "one" })
 
 	// The unchanged task: one container, the same one, running the same
 	// process.
@@ -44,8 +45,8 @@ func TestLastKnownGood(t *testing.T) {
 	// file, then for resyncs after that.
 	seen := func(from int, what string) {
 		t.Helper()
-		waitFor(t, converge, "the reconciler to report "+what, func() bool { return strings.Contains(d.output()[from:], what) })
-		d.waitResyncs(3)
+		testenv.WaitFor(t, converge, "the reconciler to report "+what, func() bool { return strings.Contains(d.Output()[from:], what) })
+		d.WaitResyncs(3, converge)
 	}
 
 	cut := strings.Index(good, `value: "one"`) + len(`value: "o`)
@@ -57,13 +58,13 @@ func TestLastKnownGood(t *testing.T) {
 	}{
 		{
 			name:  "truncated yaml",
-			apply: func() { writeFile(t, dir, "lkg.yaml", good[:cut]) },
+			apply: func() { testenv.WriteFile(t, dir, "lkg.yaml", good[:cut]) },
 			what:  "invalid yaml",
 		},
 		{
 			name: "unknown field",
 			apply: func() {
-				writeFile(t, dir, "lkg.yaml", strings.Replace(good, "MESSAGE", "MESSAGE2", 1)+"  imagePolicy: Always\n")
+				testenv.WriteFile(t, dir, "lkg.yaml", strings.Replace(good, "MESSAGE", "MESSAGE2", 1)+"  imagePolicy: Always\n")
 			},
 			what: `spec.imagePolicy: unknown field`,
 		},
@@ -73,18 +74,18 @@ func TestLastKnownGood(t *testing.T) {
 			// one can be created.
 			name: "an image that cannot be pulled",
 			apply: func() {
-				writeFile(t, dir, "lkg.yaml", strings.Replace(good, "reconciler/testapp:v1", "reconciler/no-such-image:v1", 1))
+				testenv.WriteFile(t, dir, "lkg.yaml", strings.Replace(good, "reconciler/testapp:v1", "reconciler/no-such-image:v1", 1))
 			},
 			what: "the running container is kept: ",
 		},
 		{
 			name:  "refused by the node policy",
-			apply: func() { writeFile(t, dir, "lkg.yaml", good+"  securityContext: {privileged: true}\n") },
+			apply: func() { testenv.WriteFile(t, dir, "lkg.yaml", good+"  securityContext: {privileged: true}\n") },
 			what:  "the running container is kept: spec.securityContext.privileged: denied by node policy",
 		},
 		{
 			name:  "same name in a second file",
-			apply: func() { writeFile(t, dir, "lkg-copy.yaml", manifest("lkg", env("copy"), "")) },
+			apply: func() { testenv.WriteFile(t, dir, "lkg-copy.yaml", testenv.Manifest("lkg", env("copy"))) },
 			what:  `is also defined in lkg.yaml`,
 			undo: func() {
 				if err := os.Remove(filepath.Join(dir, "lkg-copy.yaml")); err != nil {
@@ -94,7 +95,7 @@ func TestLastKnownGood(t *testing.T) {
 		},
 	}
 	for _, tc := range cases {
-		from := len(d.output())
+		from := len(d.Output())
 		tc.apply()
 		seen(from, tc.what)
 		unchanged(tc.name)
@@ -105,19 +106,19 @@ func TestLastKnownGood(t *testing.T) {
 		if tc.undo != nil {
 			tc.undo()
 		}
-		writeFile(t, dir, "lkg.yaml", good)
-		d.waitResyncs(3)
+		testenv.WriteFile(t, dir, "lkg.yaml", good)
+		d.WaitResyncs(3, converge)
 		unchanged(tc.name + ", then fixed as it was")
 	}
 
 	// A valid change is applied: a new container with the new env.
-	writeFile(t, dir, "lkg.yaml", manifest("lkg", env("two"), "  stopGracePeriod: 2s\n"))
+	testenv.WriteFile(t, dir, "lkg.yaml", testenv.Manifest("lkg", env("two"), "stopGracePeriod: 2s"))
 	var after ctr
-	waitFor(t, converge, "lkg replaced", func() (ok bool) {
+	testenv.WaitFor(t, converge, "lkg replaced", func() (ok bool) {
 		after, ok = n.running("lkg")
 		return ok && after.ID != before.ID
 	})
-	waitFor(t, converge, "lkg to answer two", func() bool { body, _ := httpGet(url); return body == "two" })
+	testenv.WaitFor(t, converge, "lkg to answer two", func() bool { body, _ := httpGet(url); return body == "two" })
 }
 
 // TestDuplicateNameAtStart starts the reconciler on a directory where two
@@ -127,16 +128,16 @@ func TestLastKnownGood(t *testing.T) {
 func TestDuplicateNameAtStart(t *testing.T) {
 	n := newNode(t, "e2e-dup")
 	dir := t.TempDir()
-	writeFile(t, dir, "a.yaml", manifest("dup", map[string]string{"MESSAGE": "a"}, "  stopGracePeriod: 1s\n"))
+	testenv.WriteFile(t, dir, "a.yaml", testenv.Manifest("dup", testenv.EnvSpec("MESSAGE", "a"), "stopGracePeriod: 1s"))
 	d := startReconciler(t, n.ns, dir)
 	var first ctr
-	waitFor(t, converge, "dup running", func() (ok bool) { first, ok = n.running("dup"); return ok })
-	d.stop()
+	testenv.WaitFor(t, converge, "dup running", func() (ok bool) { first, ok = n.running("dup"); return ok })
+	d.Stop()
 
-	writeFile(t, dir, "b.yaml", manifest("dup", map[string]string{"MESSAGE": "b"}, "  stopGracePeriod: 1s\n"))
+	testenv.WriteFile(t, dir, "b.yaml", testenv.Manifest("dup", testenv.EnvSpec("MESSAGE", "b"), "stopGracePeriod: 1s"))
 	d2 := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
-	waitFor(t, converge, "the duplicate to be reported", func() bool { return strings.Contains(d2.output(), "is also defined in") })
-	d2.waitResyncs(3)
+	testenv.WaitFor(t, converge, "the duplicate to be reported", func() bool { return strings.Contains(d2.Output(), "is also defined in") })
+	d2.WaitResyncs(3, converge)
 	if cs := n.containers("dup"); len(cs) != 1 || cs[0].ID != first.ID || cs[0].Pid != first.Pid || cs[0].Status != containerd.Running {
 		t.Fatalf("containers of dup %+v, want only %s with pid %d running", cs, first.ID, first.Pid)
 	}
@@ -144,7 +145,7 @@ func TestDuplicateNameAtStart(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "a.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, converge, "dup from b.yaml", func() bool {
+	testenv.WaitFor(t, converge, "dup from b.yaml", func() bool {
 		c, ok := n.running("dup")
 		return ok && c.ID != first.ID && c.Labels[observed.LabelSource] == "b.yaml"
 	})

@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/warren/reconciler/e2e/testenv"
 )
 
 // cli runs the reconciler binary with args and returns stdout, stderr and
@@ -88,7 +89,7 @@ func TestOperability(t *testing.T) {
 	dir := t.TempDir()
 	statusDir := t.TempDir()
 	port := freePort(t)
-	state := filepath.Join(env.dir, "state-"+n.ns)
+	state := stateDir(n.ns)
 	startReconciler(t, n.ns, dir, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--status-dir", statusDir)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	for _, path := range []string{"/healthz", "/readyz"} {
@@ -102,7 +103,7 @@ func TestOperability(t *testing.T) {
 		t.Fatalf("API socket: %v %v, want mode 0600", fi, err)
 	}
 
-	writeFile(t, dir, "web.yaml", manifest("web", nil, ""))
+	testenv.WriteFile(t, dir, "web.yaml", testenv.Manifest("web"))
 	out, errs, code := cli(t, "wait", "web", "--for=running", "--timeout", "20s", "--state-dir", state)
 	if code != 0 || out != "web: running\n" {
 		t.Fatalf("wait running: %d %q %q", code, out, errs)
@@ -119,18 +120,15 @@ func TestOperability(t *testing.T) {
 		t.Fatalf("status table (exit %d):\n%s", code, out)
 	}
 	out, _, code = cli(t, "status", "web", "-o", "json", "--api", fmt.Sprintf("127.0.0.1:%d", port))
-	var st struct {
-		Name, Phase, ContainerID, Source string
-		Restarts                         int
-	}
+	var st testenv.TaskStatus
 	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 || st.Phase != "Running" || st.Source != "web.yaml" {
 		t.Fatalf("status -o json (exit %d, %v):\n%s", code, err, out)
 	}
 	if _, _, code := cli(t, "status", "nope", "--state-dir", state); code != 1 {
 		t.Errorf("status of an unknown task: exit %d, want 1", code)
 	}
-	var fileStatus struct{ Name, Phase string }
-	waitFor(t, converge, "status file of web", func() bool {
+	var fileStatus testenv.TaskStatus
+	testenv.WaitFor(t, converge, "status file of web", func() bool {
 		b, err := os.ReadFile(filepath.Join(statusDir, "web.json"))
 		return err == nil && json.Unmarshal(b, &fileStatus) == nil && fileStatus.Phase == "Running"
 	})
@@ -163,7 +161,7 @@ func TestOperability(t *testing.T) {
 	if cs := n.containers("web"); len(cs) != 0 {
 		t.Fatalf("wait said deleted but containerd has %+v", cs)
 	}
-	waitFor(t, converge, "status file of web removed", func() bool {
+	testenv.WaitFor(t, converge, "status file of web removed", func() bool {
 		_, err := os.Stat(filepath.Join(statusDir, "web.json"))
 		return os.IsNotExist(err)
 	})

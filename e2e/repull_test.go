@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/warren/reconciler/e2e/testenv"
 	"github.com/warren/reconciler/pkg/observed"
 )
 
@@ -16,16 +17,16 @@ import (
 // container is replaced by one from the new digest.
 func TestRepullFollowsAMovedTag(t *testing.T) {
 	n := newNode(t, "e2e-repull")
-	reg := startRegistry(t, "alice", "wonderland")
+	reg := testenv.StartRegistry(t, "alice", "wonderland")
 	cfg := t.TempDir() + "/config.json"
-	writeDockerConfig(t, cfg, reg.host, "alice", "wonderland")
-	first := reg.push(t, "app:stable")
+	testenv.WriteDockerConfig(t, cfg, reg.Host, "alice", "wonderland")
+	first := reg.Push(env.archive, "app:stable")
 
 	dir := t.TempDir()
 	startReconciler(t, n.ns, dir, "--registry-config", cfg, "--repull-interval", "500ms")
-	writeFile(t, dir, "app.yaml", withImage(manifest("app", nil, "  imagePullPolicy: Always\n"), reg.host+"/app:stable"))
+	testenv.WriteFile(t, dir, "app.yaml", testenv.WithImage(testenv.Manifest("app", "imagePullPolicy: Always"), reg.Host+"/app:stable"))
 	var before ctr
-	waitFor(t, converge, "app running", func() (ok bool) { before, ok = n.running("app"); return ok })
+	testenv.WaitFor(t, converge, "app running", func() (ok bool) { before, ok = n.running("app"); return ok })
 	if got := before.Labels[observed.LabelImageDigest]; got != first {
 		t.Fatalf("digest label %q, want %q", got, first)
 	}
@@ -42,7 +43,7 @@ func TestRepullFollowsAMovedTag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := name.ParseReference(reg.host+"/app:stable", name.Insecure)
+	ref, err := name.ParseReference(reg.Host+"/app:stable", name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestRepullFollowsAMovedTag(t *testing.T) {
 	}
 	second := d.String()
 	var after ctr
-	waitFor(t, converge, "app replaced from the moved tag", func() (ok bool) {
+	testenv.WaitFor(t, converge, "app replaced from the moved tag", func() (ok bool) {
 		after, ok = n.running("app")
 		return ok && after.Labels[observed.LabelImageDigest] == second
 	})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/leases"
@@ -14,6 +15,7 @@ import (
 	"github.com/opencontainers/image-spec/identity"
 
 	"github.com/warren/reconciler/e2e/imagebuild"
+	"github.com/warren/reconciler/e2e/testenv"
 	"github.com/warren/reconciler/pkg/observed"
 	"github.com/warren/reconciler/pkg/reconcile"
 	"github.com/warren/reconciler/pkg/runtime"
@@ -32,7 +34,7 @@ var _ reconcile.Collector = (*runtime.Runtime)(nil)
 func TestRuntimeCollect(t *testing.T) {
 	e := newRT(t, "e2e-rt-collect")
 	ctx := namespaces.WithNamespace(t.Context(), e.n.ns)
-	live := e.run(taskYAML("live"))
+	live := e.run(testenv.Manifest("live"))
 	e.waitOutput(live, "testapp: start")
 
 	// Nothing of a successful create is left: no lease.
@@ -92,7 +94,7 @@ func TestRuntimeCollect(t *testing.T) {
 		for _, l := range ls {
 			ids = append(ids, l.ID)
 		}
-		if contains(ids, lease.ID) || !contains(ids, foreign.ID) {
+		if slices.Contains(ids, lease.ID) || !slices.Contains(ids, foreign.ID) {
 			t.Errorf("leases %v: want %s (the reconciler's) gone and %s (another's) kept", ids, lease.ID, foreign.ID)
 		}
 		sn := e.n.client.SnapshotService("overlayfs")
@@ -129,20 +131,11 @@ func TestRuntimeCollect(t *testing.T) {
 		t.Fatal("Collect looked although nothing failed")
 	}
 	// A failed create: the next call looks.
-	if _, err := e.create(withImage(taskYAML("absent", "imagePullPolicy: Never"), "localhost/e2e/absent:v1")); !errors.Is(err, runtime.ErrImageNotPresent) {
+	if _, err := e.create(testenv.WithImage(testenv.Manifest("absent", "imagePullPolicy: Never"), "localhost/e2e/absent:v1")); !errors.Is(err, runtime.ErrImageNotPresent) {
 		t.Fatalf("create with an absent image: %v", err)
 	}
 	if err := e.rt.Collect(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	gone(second, lease, foreign)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/warren/reconciler/e2e/testenv"
 	"github.com/warren/reconciler/pkg/observed"
 	"github.com/warren/reconciler/pkg/runtime"
 )
@@ -56,7 +57,7 @@ func TestRuntimeListCallCount(t *testing.T) {
 		return calls.Load()
 	}
 	for i := range 20 {
-		e.run(taskYAML(fmt.Sprintf("count-%02d", i)))
+		e.run(testenv.Manifest(fmt.Sprintf("count-%02d", i)))
 		if i == 0 || i == 19 {
 			_ = measure("") // the first full listing may import the images directory once
 			for _, task := range []string{"", "count-00"} {
@@ -110,10 +111,10 @@ func TestRuntimeWatchExitsAcrossRestart(t *testing.T) {
 		os.RemoveAll(dir)
 	})
 	e := &rtEnv{t: t, rt: rt, out: out}
-	steady := e.run(taskYAML("steady"))
-	victim := e.run(taskYAML("victim"))
+	steady := e.run(testenv.Manifest("steady"))
+	victim := e.run(testenv.Manifest("victim"))
 	pids := map[string]uint32{}
-	waitFor(t, converge, "both running", func() bool {
+	testenv.WaitFor(t, converge, "both running", func() bool {
 		raws, err := rt.List(ctx, "")
 		if err != nil {
 			return false
@@ -139,14 +140,14 @@ func TestRuntimeWatchExitsAcrossRestart(t *testing.T) {
 		}
 	}()
 
-	waitFor(t, converge, "WatchExits to subscribe", func() bool { return strings.Contains(out.String(), "watching exit events") })
+	testenv.WaitFor(t, converge, "WatchExits to subscribe", func() bool { return strings.Contains(out.String(), "watching exit events") })
 	stopStart := time.Now()
 	if err := m.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("containerd stopped in %s", time.Since(stopStart))
 	st := time.Now()
-	waitFor(t, converge, "WatchExits to notice", func() bool { return strings.Contains(out.String(), "exit event stream lost") })
+	testenv.WaitFor(t, converge, "WatchExits to notice", func() bool { return strings.Contains(out.String(), "exit event stream lost") })
 	t.Logf("noticed in %s", time.Since(st))
 	st = time.Now()
 	m, err = runtime.StartManaged(ctx, dir, "containerd", discard())
@@ -155,7 +156,7 @@ func TestRuntimeWatchExitsAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarted := time.Now()
-	waitFor(t, 30*time.Second, "WatchExits to resubscribe", func() bool { return strings.Contains(out.String(), "exit events resubscribed") })
+	testenv.WaitFor(t, 30*time.Second, "WatchExits to resubscribe", func() bool { return strings.Contains(out.String(), "exit events resubscribed") })
 	t.Logf("resubscribed %s after containerd served again", time.Since(restarted))
 
 	raws, err := rt.List(ctx, "")

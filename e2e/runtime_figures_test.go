@@ -6,11 +6,8 @@ import (
 	"testing"
 	"time"
 
-	containerd "github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
-	"github.com/containerd/containerd/v2/pkg/oci"
-
 	"github.com/warren/reconciler/e2e/imagebuild"
+	"github.com/warren/reconciler/e2e/testenv"
 	"github.com/warren/reconciler/pkg/observed"
 	"github.com/warren/reconciler/pkg/runtime"
 )
@@ -25,12 +22,12 @@ func TestRuntimeCreateStartFigures(t *testing.T) {
 	const n = 20
 	e := newRT(t, "e2e-rt-figures")
 	ctx := t.Context()
-	e.run(taskYAML("warmup")) // imports and unpacks the image once
+	e.run(testenv.Manifest("warmup")) // imports and unpacks the image once
 
 	ours := make([]time.Duration, 0, n)
 	for i := range n {
 		start := time.Now()
-		e.run(taskYAML(fmt.Sprintf("ours-%02d", i)))
+		e.run(testenv.Manifest(fmt.Sprintf("ours-%02d", i)))
 		ours = append(ours, time.Since(start))
 	}
 
@@ -43,7 +40,7 @@ func TestRuntimeCreateStartFigures(t *testing.T) {
 	defer plain.Close()
 	noDriver := make([]time.Duration, 0, n)
 	for i := range n {
-		task := parseTask(t, taskYAML(fmt.Sprintf("plain-%02d", i)))
+		task := parseTask(t, testenv.Manifest(fmt.Sprintf("plain-%02d", i)))
 		id := observed.ContainerID(task.Metadata.Name, task.Hash())
 		start := time.Now()
 		if err := plain.Create(ctx, id, task, observed.Labels(task.Metadata.Name, task.Hash(), "", "", 0)); err != nil {
@@ -63,16 +60,7 @@ func TestRuntimeCreateStartFigures(t *testing.T) {
 	for i := range n {
 		id := fmt.Sprintf("raw-%02d", i)
 		start := time.Now()
-		c, err := e.n.client.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
-			containerd.WithNewSpec(oci.WithImageConfig(img)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tk, err := c.NewTask(ctx, cio.NullIO)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tk.Start(ctx); err != nil {
+		if _, err := testenv.StartContainer(ctx, e.n.client, img, id); err != nil {
 			t.Fatal(err)
 		}
 		raw = append(raw, time.Since(start))

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 	"testing"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 
+	"github.com/warren/reconciler/e2e/testenv"
 	"github.com/warren/reconciler/pkg/desired"
 	"github.com/warren/reconciler/pkg/observed"
 	"github.com/warren/reconciler/pkg/runtime"
@@ -142,7 +142,7 @@ func (e *rtEnv) waitOutput(id, re string) []string {
 	e.t.Helper()
 	rx := regexp.MustCompile(re)
 	var m []string
-	waitFor(e.t, converge, fmt.Sprintf("output of %s to match %q", id, re), func() bool {
+	testenv.WaitFor(e.t, converge, fmt.Sprintf("output of %s to match %q", id, re), func() bool {
 		m = rx.FindStringSubmatch(e.output(id))
 		return m != nil
 	})
@@ -153,7 +153,7 @@ func (e *rtEnv) waitOutput(id, re string) []string {
 func (e *rtEnv) exitStatus(id string) uint32 {
 	e.t.Helper()
 	var code uint32
-	waitFor(e.t, converge, id+" to exit", func() bool {
+	testenv.WaitFor(e.t, converge, id+" to exit", func() bool {
 		c, err := e.n.client.LoadContainer(context.Background(), id)
 		if err != nil {
 			return false
@@ -170,27 +170,6 @@ func (e *rtEnv) exitStatus(id string) uint32 {
 		return true
 	})
 	return code
-}
-
-// taskYAML is a manifest of the test image with the given spec lines
-// (indented by two spaces, under spec:).
-func taskYAML(name string, spec ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: warren/v1\nkind: Task\nmetadata:\n  name: %s\nspec:\n  image: localhost/reconciler/testapp:v1\n", name)
-	for _, l := range spec {
-		b.WriteString("  " + l + "\n")
-	}
-	return b.String()
-}
-
-// envYAML is an env: block for taskYAML.
-func envYAML(kv ...string) string {
-	var b strings.Builder
-	b.WriteString("env:")
-	for i := 0; i+1 < len(kv); i += 2 {
-		fmt.Fprintf(&b, "\n    - {name: %s, value: %q}", kv[i], kv[i+1])
-	}
-	return b.String()
 }
 
 // reconcilerLogs runs `reconciler logs` and returns its stdout.

@@ -2,59 +2,24 @@ package e2e
 
 import (
 	"archive/tar"
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/warren/reconciler/e2e/imagebuild"
+	"github.com/warren/reconciler/e2e/testenv"
 	"github.com/warren/reconciler/pkg/observed"
 	"github.com/warren/reconciler/pkg/runtime"
 )
-
-// testRegistry is an in-process registry on 127.0.0.1 that requires HTTP
-// basic auth, counting every request it gets.
-type testRegistry struct {
-	host       string // 127.0.0.1:PORT
-	user, pass string
-	hits       atomic.Int64
-}
-
-func startRegistry(t *testing.T, user, pass string) *testRegistry {
-	t.Helper()
-	r := &testRegistry{user: user, pass: pass}
-	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.hits.Add(1)
-		if u, p, ok := req.BasicAuth(); !ok || u != user || p != pass {
-			w.Header().Set("WWW-Authenticate", `Basic realm="e2e"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		h.ServeHTTP(w, req)
-	}))
-	t.Cleanup(srv.Close)
-	r.host = strings.TrimPrefix(srv.URL, "http://")
-	return r
-}
 
 // testImage is the test image as go-containerregistry sees it.
 func testImage(t *testing.T) v1.Image {
@@ -66,60 +31,24 @@ func testImage(t *testing.T) v1.Image {
 	return img
 }
 
-// push writes the test image to repoTag on the registry and returns its digest.
-func (r *testRegistry) push(t *testing.T, repoTag string) string {
-	t.Helper()
-	ref, err := name.ParseReference(r.host+"/"+repoTag, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := testImage(t)
-	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: r.user, Password: r.pass})); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d.String()
-}
-
-// writeDockerConfig writes a Docker config.json with credentials for host.
-func writeDockerConfig(t *testing.T, path, host, user, pass string) {
-	t.Helper()
-	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
-	content := fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, host, auth)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func withImage(yaml, ref string) string {
-	return strings.Replace(yaml, "image: localhost/reconciler/testapp:v1", "image: "+ref, 1)
-}
-
 // TestRuntimePullPolicies: Never does not pull an absent image; Always
 // pulls each time; IfNotPresent does not pull an image present; the digest
 // a container was created from is on its labels; Pull returns the digest;
 // wrong credentials are a clear error.
 func TestRuntimePullPolicies(t *testing.T) {
-	reg := startRegistry(t, "alice", "wonderland")
-	digest := reg.push(t, "e2e/pull:v1")
-	ref := reg.host + "/e2e/pull:v1"
+	reg := testenv.StartRegistry(t, "alice", "wonderland")
+	digest := reg.Push(env.archive, "e2e/pull:v1")
+	ref := reg.Host + "/e2e/pull:v1"
 	cfg := filepath.Join(t.TempDir(), "config.json")
-	writeDockerConfig(t, cfg, reg.host, "alice", "wonderland")
+	testenv.WriteDockerConfig(t, cfg, reg.Host, "alice", "wonderland")
 	e := newRT(t, "e2e-rt-pull", runtime.WithRegistryConfig(cfg))
 
-	before := reg.hits.Load()
-	_, err := e.create(withImage(taskYAML("never", "imagePullPolicy: Never"), ref))
+	before := reg.Hits.Load()
+	_, err := e.create(testenv.WithImage(testenv.Manifest("never", "imagePullPolicy: Never"), ref))
 	if !errors.Is(err, runtime.ErrImageNotPresent) || !strings.Contains(err.Error(), "imagePullPolicy is Never") {
 		t.Errorf("Never with an absent image: %v, want ErrImageNotPresent", err)
 	}
-	if n := reg.hits.Load() - before; n != 0 {
+	if n := reg.Hits.Load() - before; n != 0 {
 		t.Errorf("Never made %d registry requests", n)
 	}
 
@@ -134,9 +63,9 @@ func TestRuntimePullPolicies(t *testing.T) {
 		}
 		return l[observed.LabelImageDigest]
 	}
-	before = reg.hits.Load()
-	always := e.run(withImage(taskYAML("always", "imagePullPolicy: Always"), ref))
-	if reg.hits.Load() == before {
+	before = reg.Hits.Load()
+	always := e.run(testenv.WithImage(testenv.Manifest("always", "imagePullPolicy: Always"), ref))
+	if reg.Hits.Load() == before {
 		t.Errorf("Always did not reach the registry")
 	}
 	if got := labelOf(always); got != digest {
@@ -144,25 +73,25 @@ func TestRuntimePullPolicies(t *testing.T) {
 	}
 	e.waitOutput(always, "testapp: start")
 
-	before = reg.hits.Load()
-	ifnp := e.run(withImage(taskYAML("ifnp", "imagePullPolicy: IfNotPresent"), ref))
-	if n := reg.hits.Load() - before; n != 0 {
+	before = reg.Hits.Load()
+	ifnp := e.run(testenv.WithImage(testenv.Manifest("ifnp", "imagePullPolicy: IfNotPresent"), ref))
+	if n := reg.Hits.Load() - before; n != 0 {
 		t.Errorf("IfNotPresent with the image present made %d registry requests", n)
 	}
 	if got := labelOf(ifnp); got != digest {
 		t.Errorf("image digest label %q, want %q", got, digest)
 	}
 
-	before = reg.hits.Load()
-	again := e.run(withImage(taskYAML("always2", "imagePullPolicy: Always"), ref))
-	if reg.hits.Load() == before || labelOf(again) != digest {
+	before = reg.Hits.Load()
+	again := e.run(testenv.WithImage(testenv.Manifest("always2", "imagePullPolicy: Always"), ref))
+	if reg.Hits.Load() == before || labelOf(again) != digest {
 		t.Errorf("a second Always create did not pull again")
 	}
 
 	if d, err := e.rt.Pull(t.Context(), ref); err != nil || d != digest {
 		t.Errorf("Pull = %q, %v; want %q", d, err, digest)
 	}
-	writeDockerConfig(t, cfg, reg.host, "alice", "wrong")
+	testenv.WriteDockerConfig(t, cfg, reg.Host, "alice", "wrong")
 	_, err = e.rt.Pull(t.Context(), ref)
 	if err == nil || !strings.Contains(err.Error(), "401 Unauthorized") || !strings.Contains(err.Error(), "check the credentials for this registry in "+cfg) {
 		t.Errorf("Pull with wrong credentials: %v", err)
@@ -173,33 +102,26 @@ func TestRuntimePullPolicies(t *testing.T) {
 // clear error and retries without crashing; once the config file is
 // fixed, the task runs from the registry's image.
 func TestRuntimeRegistryAuthDaemon(t *testing.T) {
-	reg := startRegistry(t, "bob", "builder")
-	digest := reg.push(t, "e2e/auth:v1")
+	reg := testenv.StartRegistry(t, "bob", "builder")
+	digest := reg.Push(env.archive, "e2e/auth:v1")
 	cfg := filepath.Join(t.TempDir(), "config.json")
-	writeDockerConfig(t, cfg, reg.host, "bob", "not-the-password")
+	testenv.WriteDockerConfig(t, cfg, reg.Host, "bob", "not-the-password")
 	n := newNode(t, "e2e-rt-auth")
 	dir := t.TempDir()
 	d := startReconciler(t, n.ns, dir, "--registry-config", cfg)
-	writeFile(t, dir, "auth.yaml", withImage(taskYAML("auth", "imagePullPolicy: Always"), reg.host+"/e2e/auth:v1"))
+	testenv.WriteFile(t, dir, "auth.yaml", testenv.WithImage(testenv.Manifest("auth", "imagePullPolicy: Always"), reg.Host+"/e2e/auth:v1"))
 	hint := "check the credentials for this registry in " + cfg
-	waitFor(t, converge, "two failed pulls in the log", func() bool {
-		select {
-		case <-d.done:
-			t.Fatalf("the reconciler exited:\n%s", d.output())
-		default:
-		}
-		return strings.Count(d.output(), hint) >= 2
-	})
-	if !strings.Contains(d.output(), "401 Unauthorized") {
-		t.Errorf("the log does not say the registry refused the credentials:\n%s", d.output())
+	d.Until(converge, "two failed pulls in the log", func() bool { return strings.Count(d.Output(), hint) >= 2 })
+	if !strings.Contains(d.Output(), "401 Unauthorized") {
+		t.Errorf("the log does not say the registry refused the credentials:\n%s", d.Output())
 	}
 	if cs := n.containers("auth"); len(cs) != 0 {
 		t.Errorf("containers despite the failed pull: %+v", cs)
 	}
 
-	writeDockerConfig(t, cfg, reg.host, "bob", "builder")
+	testenv.WriteDockerConfig(t, cfg, reg.Host, "bob", "builder")
 	var c ctr
-	waitFor(t, converge, "auth running after the config was fixed", func() (ok bool) { c, ok = n.running("auth"); return ok })
+	testenv.WaitFor(t, converge, "auth running after the config was fixed", func() (ok bool) { c, ok = n.running("auth"); return ok })
 	if c.Labels[observed.LabelImageDigest] != digest {
 		t.Errorf("image digest label %q, want %q", c.Labels[observed.LabelImageDigest], digest)
 	}
@@ -283,19 +205,19 @@ func TestRuntimeArchives(t *testing.T) {
 	hasImage := func(ref string) bool { _, err := n.client.GetImage(t.Context(), ref); return err == nil }
 	dir := t.TempDir()
 	d := startReconciler(t, n.ns, dir, "--images", images)
-	waitFor(t, converge, "the docker archive imported at start", func() bool { return hasImage(dockerRef) })
+	testenv.WaitFor(t, converge, "the docker archive imported at start", func() bool { return hasImage(dockerRef) })
 
 	writeOCIArchive(t, filepath.Join(images, "oci.tar"), ociRef, img)
-	waitFor(t, converge, "the OCI archive imported when added", func() bool { return hasImage(ociRef) })
+	testenv.WaitFor(t, converge, "the OCI archive imported when added", func() bool { return hasImage(ociRef) })
 
 	// A layout that names its image by a bare tag names nothing: an error
 	// in the log, nothing imported, the daemon goes on.
 	writeOCIArchive(t, filepath.Join(images, "bare.tar"), "v1", img)
-	d.waitLog("the archive names no image", converge)
+	d.WaitLog("the archive names no image", converge)
 
-	writeFile(t, dir, "d.yaml", strings.Replace(taskYAML("from-docker", "imagePullPolicy: Never"), "localhost/reconciler/testapp:v1", dockerRef, 1))
-	writeFile(t, dir, "o.yaml", strings.Replace(taskYAML("from-oci", "imagePullPolicy: Never"), "localhost/reconciler/testapp:v1", ociRef, 1))
-	waitFor(t, converge, "both tasks running", func() bool {
+	testenv.WriteFile(t, dir, "d.yaml", testenv.WithImage(testenv.Manifest("from-docker", "imagePullPolicy: Never"), dockerRef))
+	testenv.WriteFile(t, dir, "o.yaml", testenv.WithImage(testenv.Manifest("from-oci", "imagePullPolicy: Never"), ociRef))
+	testenv.WaitFor(t, converge, "both tasks running", func() bool {
 		_, a := n.running("from-docker")
 		_, b := n.running("from-oci")
 		return a && b

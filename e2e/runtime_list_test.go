@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/warren/reconciler/e2e/imagebuild"
+	"github.com/warren/reconciler/e2e/testenv"
 	"github.com/warren/reconciler/pkg/observed"
 	"github.com/warren/reconciler/pkg/runtime"
 )
@@ -39,14 +40,14 @@ func TestRuntimeTaskListingAsksOnlyItsTasks(t *testing.T) {
 	}
 	e := newRT(t, "e2e-rt-tasklist", runtime.WithDialOptions(grpc.WithChainUnaryInterceptor(count), grpc.WithChainStreamInterceptor(countStream)))
 	for i := range 8 {
-		e.run(taskYAML(fmt.Sprintf("other-%d", i)))
+		e.run(testenv.Manifest(fmt.Sprintf("other-%d", i)))
 	}
-	running := e.run(taskYAML("running"))
-	exited := e.run(taskYAML("exited", envYAML("EXIT_AFTER", "10ms", "EXIT_CODE", "3")))
+	running := e.run(testenv.Manifest("running"))
+	exited := e.run(testenv.Manifest("exited", testenv.EnvSpec("EXIT_AFTER", "10ms", "EXIT_CODE", "3")))
 	if code := e.exitStatus(exited); code != 3 {
 		t.Fatalf("exit status %d, want 3", code)
 	}
-	created, err := e.create(taskYAML("created"))
+	created, err := e.create(testenv.Manifest("created"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,13 +130,13 @@ func TestRuntimeTaskListingAsksOnlyItsTasks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	task := parseTask(t, taskYAML("squatted"))
+	task := parseTask(t, testenv.Manifest("squatted"))
 	squatter := observed.ContainerID("squatted", task.Hash())
 	if _, err := e.n.client.NewContainer(t.Context(), squatter, containerd.WithImage(img), containerd.WithNewSnapshot(squatter, img),
 		containerd.WithNewSpec(oci.WithImageConfig(img))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.create(taskYAML("squatted")); err == nil || !strings.Contains(err.Error(), "is not this task's") {
+	if _, err := e.create(testenv.Manifest("squatted")); err == nil || !strings.Contains(err.Error(), "is not this task's") {
 		t.Errorf("Create on an ID another client holds: %v, want an error saying it is not the task's", err)
 	}
 	if c, err := e.n.client.LoadContainer(t.Context(), squatter); err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren/reconciler/e2e/testenv"
 	"github.com/warren/reconciler/pkg/runtime/logfile"
 )
 
@@ -40,13 +41,13 @@ func TestRuntimeLogs(t *testing.T) {
 	const maxSize, maxFiles = 4096, 3
 	flags := []string{"--log-max-size", "4Ki", "--log-max-files", "3"}
 	d := startReconciler(t, n.ns, dir, flags...)
-	state := filepath.Join(env.dir, "state-"+n.ns)
+	state := stateDir(n.ns)
 	logDir := filepath.Join(state, "logs")
-	writeFile(t, dir, "chatty.yaml", taskYAML("chatty", envYAML("TICK", "20ms", "TICK_PAD", "100")))
+	testenv.WriteFile(t, dir, "chatty.yaml", testenv.Manifest("chatty", testenv.EnvSpec("TICK", "20ms", "TICK_PAD", "100")))
 	var c ctr
-	waitFor(t, converge, "chatty running", func() (ok bool) { c, ok = n.running("chatty"); return ok })
+	testenv.WaitFor(t, converge, "chatty running", func() (ok bool) { c, ok = n.running("chatty"); return ok })
 
-	d.stop()
+	d.Stop()
 	down := time.Now()
 	time.Sleep(time.Second)
 	up := time.Now()
@@ -68,7 +69,7 @@ func TestRuntimeLogs(t *testing.T) {
 	}
 
 	// Rotation: about 6 KiB/s into 4 KiB files, at most 3 of them.
-	waitFor(t, converge, "a second rotation", func() bool { return fileExists(filepath.Join(logDir, c.ID+".log.2")) })
+	testenv.WaitFor(t, converge, "a second rotation", func() bool { return fileExists(filepath.Join(logDir, c.ID+".log.2")) })
 	time.Sleep(500 * time.Millisecond)
 	files, err := filepath.Glob(filepath.Join(logDir, c.ID+".log*"))
 	if err != nil {
@@ -117,7 +118,7 @@ func TestRuntimeLogs(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "chatty.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, converge, "chatty removed", func() bool { return len(n.containers("chatty")) == 0 })
+	testenv.WaitFor(t, converge, "chatty removed", func() bool { return len(n.containers("chatty")) == 0 })
 	// The runtime removes the files right after containerd removed the
 	// container: allow for the moment in between.
 	var left []string

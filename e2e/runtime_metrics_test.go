@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/warren/reconciler/e2e/testenv"
 	"github.com/warren/reconciler/pkg/runtime"
 )
 
@@ -36,9 +37,9 @@ func TestRuntimeTaskStatsOneCall(t *testing.T) {
 	e := newRT(t, "e2e-rt-stats", runtime.WithMetrics(runtime.NewMetrics(reg)),
 		runtime.WithDialOptions(grpc.WithChainUnaryInterceptor(count), grpc.WithChainStreamInterceptor(countStream)))
 	for _, name := range []string{"stats-a", "stats-b", "stats-c"} {
-		e.waitOutput(e.run(taskYAML(name)), "testapp: start")
+		e.waitOutput(e.run(testenv.Manifest(name)), "testapp: start")
 	}
-	done := e.run(taskYAML("stats-done", envYAML("EXIT_AFTER", "10ms"), "restartPolicy: Never"))
+	done := e.run(testenv.Manifest("stats-done", testenv.EnvSpec("EXIT_AFTER", "10ms"), "restartPolicy: Never"))
 	e.exitStatus(done)
 
 	mu.Lock()
@@ -77,10 +78,10 @@ func TestRuntimeTaskStatsOneCall(t *testing.T) {
 // and memory, the containerd connection, a pull (an IfNotPresent miss) and
 // an OOM kill; normal work counts no failed containerd call.
 func TestRuntimeMetricsDaemon(t *testing.T) {
-	reg := startRegistry(t, "carol", "secret")
-	reg.push(t, "e2e/metrics:v1")
+	reg := testenv.StartRegistry(t, "carol", "secret")
+	reg.Push(env.archive, "e2e/metrics:v1")
 	cfg := filepath.Join(t.TempDir(), "config.json")
-	writeDockerConfig(t, cfg, reg.host, "carol", "secret")
+	testenv.WriteDockerConfig(t, cfg, reg.Host, "carol", "secret")
 	n := newNode(t, "e2e-rt-metrics")
 	dir := t.TempDir()
 	port := freePort(t)
@@ -95,10 +96,10 @@ func TestRuntimeMetricsDaemon(t *testing.T) {
 		t.Errorf("pulls before any task: %v", v)
 	}
 
-	writeFile(t, dir, "web.yaml", withImage(taskYAML("web", "imagePullPolicy: IfNotPresent"), reg.host+"/e2e/metrics:v1"))
-	waitFor(t, converge, "web running", func() bool { _, ok := n.running("web"); return ok })
+	testenv.WriteFile(t, dir, "web.yaml", testenv.WithImage(testenv.Manifest("web", "imagePullPolicy: IfNotPresent"), reg.Host+"/e2e/metrics:v1"))
+	testenv.WaitFor(t, converge, "web running", func() bool { _, ok := n.running("web"); return ok })
 	web := map[string]string{"task": "web"}
-	waitFor(t, converge, "memory of web in the metrics", func() bool {
+	testenv.WaitFor(t, converge, "memory of web in the metrics", func() bool {
 		fams = scrape(t, url)
 		return value(fams, "reconciler_task_memory_bytes", web) > 0
 	})
@@ -112,8 +113,8 @@ func TestRuntimeMetricsDaemon(t *testing.T) {
 		t.Errorf("reconciler_image_pull_duration_seconds count = %v, want 1", v)
 	}
 
-	writeFile(t, dir, "hog.yaml", taskYAML("hog", envYAML("ALLOC_MIB", "256"), "resources: {memory: 32Mi}", "restartPolicy: Never"))
-	waitFor(t, converge, "an OOM kill counted", func() bool {
+	testenv.WriteFile(t, dir, "hog.yaml", testenv.Manifest("hog", testenv.EnvSpec("ALLOC_MIB", "256"), "resources: {memory: 32Mi}", "restartPolicy: Never"))
+	testenv.WaitFor(t, converge, "an OOM kill counted", func() bool {
 		fams = scrape(t, url)
 		return value(fams, "reconciler_oom_kills_total", nil) >= 1
 	})

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/warren/reconciler/e2e/imagebuild"
+	"github.com/warren/reconciler/e2e/testenv"
 	"github.com/warren/reconciler/pkg/observed"
 	"github.com/warren/reconciler/pkg/runtime"
 )
@@ -36,10 +37,10 @@ import (
 // process sees them.
 func TestRuntimeProcess(t *testing.T) {
 	e := newRT(t, "e2e-rt-proc")
-	id := e.run(taskYAML("proc",
+	id := e.run(testenv.Manifest("proc",
 		`command: ["/testapp", "-print-security"]`,
 		`args: ["-message", "from args"]`,
-		envYAML("PRINT_ENV", "true", "COLOR", "blue"),
+		testenv.EnvSpec("PRINT_ENV", "true", "COLOR", "blue"),
 		"workingDir: /tmp",
 		`user: "1234:2345"`))
 	e.waitOutput(id, `identity: uid=1234 gid=2345 cwd=/tmp\n`)
@@ -47,7 +48,7 @@ func TestRuntimeProcess(t *testing.T) {
 	e.waitOutput(id, `env: COLOR=blue\n`)
 
 	// "uid" alone: the image has no /etc/passwd, so the group is 0.
-	id2 := e.run(taskYAML("uidonly", envYAML("PRINT_SECURITY", "true"), `user: "4321"`))
+	id2 := e.run(testenv.Manifest("uidonly", testenv.EnvSpec("PRINT_SECURITY", "true"), `user: "4321"`))
 	e.waitOutput(id2, `identity: uid=4321 gid=0 `)
 }
 
@@ -72,7 +73,7 @@ func TestRuntimeResources(t *testing.T) {
 		t.Skip("outside CI: this check reads cgroup v1 files; /sys/fs/cgroup/memory is missing")
 	}
 	e := newRT(t, "e2e-rt-res")
-	id := e.run(taskYAML("limited", "resources: {cpu: 500m, memory: 64Mi, pids: 50}"))
+	id := e.run(testenv.Manifest("limited", "resources: {cpu: 500m, memory: 64Mi, pids: 50}"))
 	e.waitOutput(id, `testapp: start`)
 	for _, c := range []struct{ controller, file, want string }{
 		{"cpu", "cpu.cfs_quota_us", "50000"},
@@ -90,7 +91,7 @@ func TestRuntimeResources(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	events, errs := e.n.client.Subscribe(ctx, fmt.Sprintf(`topic=="/tasks/oom",namespace==%q`, e.n.ns))
-	hog := e.run(taskYAML("hog", envYAML("ALLOC_MIB", "256"), "resources: {memory: 32Mi}", "restartPolicy: Never"))
+	hog := e.run(testenv.Manifest("hog", testenv.EnvSpec("ALLOC_MIB", "256"), "resources: {memory: 32Mi}", "restartPolicy: Never"))
 	if code := e.exitStatus(hog); code != 137 {
 		t.Errorf("task over its memory limit exited %d, want 137 (SIGKILL by the OOM killer)\n%s", code, e.output(hog))
 	}
@@ -134,7 +135,7 @@ func TestRuntimeMounts(t *testing.T) {
     - {type: bind, source: %s, target: /ro, readOnly: true}
     - {type: bind, source: %s, target: /rw}
     - {type: volume, source: e2e-data, target: /data}`, ro, rw)
-	id := e.run(taskYAML("mounts", mounts, envYAML("WRITE_FILE", "/ro/x,/rw/y,/data/z", "INSPECT", "/ro/hello")))
+	id := e.run(testenv.Manifest("mounts", mounts, testenv.EnvSpec("WRITE_FILE", "/ro/x,/rw/y,/data/z", "INSPECT", "/ro/hello")))
 	e.waitOutput(id, `write /ro/x: error: .*read-only file system`)
 	e.waitOutput(id, `write /rw/y: ok`)
 	e.waitOutput(id, `write /data/z: ok`)
@@ -150,7 +151,7 @@ func TestRuntimeMounts(t *testing.T) {
 	if err := e.rt.Delete(t.Context(), id); err != nil {
 		t.Fatal(err)
 	}
-	id2 := e.run(taskYAML("mounts", mounts, envYAML("INSPECT", "/data/z")))
+	id2 := e.run(testenv.Manifest("mounts", mounts, testenv.EnvSpec("INSPECT", "/data/z")))
 	if id2 == id {
 		t.Fatal("same container ID after a spec change")
 	}
@@ -160,11 +161,11 @@ func TestRuntimeMounts(t *testing.T) {
 	}
 
 	// tmpfs with a size: 2 MiB do not fit in 1 MiB, 512 KiB do.
-	id3 := e.run(taskYAML("tmpfs", "mounts: [{type: tmpfs, target: /scratch, size: 1Mi}]",
-		envYAML("WRITE_FILE", "/scratch/big", "WRITE_BYTES", strconv.Itoa(2<<20))))
+	id3 := e.run(testenv.Manifest("tmpfs", "mounts: [{type: tmpfs, target: /scratch, size: 1Mi}]",
+		testenv.EnvSpec("WRITE_FILE", "/scratch/big", "WRITE_BYTES", strconv.Itoa(2<<20))))
 	e.waitOutput(id3, `write /scratch/big: error: .*no space left on device`)
-	id4 := e.run(taskYAML("tmpfs-ok", "mounts: [{type: tmpfs, target: /scratch, size: 1Mi}]",
-		envYAML("WRITE_FILE", "/scratch/small", "WRITE_BYTES", strconv.Itoa(512<<10))))
+	id4 := e.run(testenv.Manifest("tmpfs-ok", "mounts: [{type: tmpfs, target: /scratch, size: 1Mi}]",
+		testenv.EnvSpec("WRITE_FILE", "/scratch/small", "WRITE_BYTES", strconv.Itoa(512<<10))))
 	e.waitOutput(id4, `write /scratch/small: ok`)
 }
 
@@ -178,10 +179,10 @@ func TestRuntimeSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newRT(t, "e2e-rt-secrets", runtime.WithPolicy(runtime.Policy{AllowedSecretSources: []string{filepath.Dir(src)}}))
-	id := e.run(taskYAML("secret",
+	id := e.run(testenv.Manifest("secret",
 		`user: "1234:2345"`,
 		fmt.Sprintf("secrets: [{name: api-key, file: %s}]", src),
-		envYAML("INSPECT", "/run/secrets/api-key", "WRITE_FILE", "/run/secrets/api-key")))
+		testenv.EnvSpec("INSPECT", "/run/secrets/api-key", "WRITE_FILE", "/run/secrets/api-key")))
 	e.waitOutput(id, `inspect /run/secrets/api-key: mode=0400 uid=1234 gid=2345 content="`+value+`"`)
 	e.waitOutput(id, `write /run/secrets/api-key: error: `)
 
@@ -230,8 +231,8 @@ func TestRuntimeNetwork(t *testing.T) {
 	}()
 	addr := l.Addr().String()
 	e := newRT(t, "e2e-rt-net")
-	host := e.run(taskYAML("nethost", "network: host", envYAML("CONNECT", addr, "PRINT_HOSTNAME", "true", "INSPECT", "/etc/resolv.conf")))
-	none := e.run(taskYAML("netnone", "network: none", envYAML("CONNECT", addr, "INSPECT", "/proc/net/dev")))
+	host := e.run(testenv.Manifest("nethost", "network: host", testenv.EnvSpec("CONNECT", addr, "PRINT_HOSTNAME", "true", "INSPECT", "/etc/resolv.conf")))
+	none := e.run(testenv.Manifest("netnone", "network: none", testenv.EnvSpec("CONNECT", addr, "INSPECT", "/proc/net/dev")))
 	e.waitOutput(host, `connect `+addr+`: ok`)
 	// The host's name and resolver are usable from a host-network task.
 	hostname, err := os.Hostname()
@@ -277,7 +278,7 @@ const (
 // dropped and added as asked when the node policy allows.
 func TestRuntimeSecureDefaults(t *testing.T) {
 	e := newRT(t, "e2e-rt-sec", runtime.WithPolicy(runtime.Policy{AllowCapabilities: []string{"NET_ADMIN"}}))
-	def := e.run(taskYAML("default", envYAML("PRINT_SECURITY", "true", "WRITE_FILE", "/proc/sys/kernel/domainname,/rootfile")))
+	def := e.run(testenv.Manifest("default", testenv.EnvSpec("PRINT_SECURITY", "true", "WRITE_FILE", "/proc/sys/kernel/domainname,/rootfile")))
 	caps := capEff(t, e, def)
 	if caps&(1<<capNetRaw) != 0 {
 		t.Errorf("CapEff %x has NET_RAW", caps)
@@ -305,10 +306,10 @@ func TestRuntimeSecureDefaults(t *testing.T) {
 	e.waitOutput(def, `write /proc/sys/kernel/domainname: error: .*read-only file system`)
 	e.waitOutput(def, `write /rootfile: ok`)
 
-	ro := e.run(taskYAML("readonly", "securityContext: {readOnlyRootFilesystem: true}", envYAML("WRITE_FILE", "/rootfile")))
+	ro := e.run(testenv.Manifest("readonly", "securityContext: {readOnlyRootFilesystem: true}", testenv.EnvSpec("WRITE_FILE", "/rootfile")))
 	e.waitOutput(ro, `write /rootfile: error: .*read-only file system`)
 
-	only := e.run(taskYAML("netadmin", "securityContext: {capabilities: {drop: [ALL], add: [NET_ADMIN]}}", envYAML("PRINT_SECURITY", "true")))
+	only := e.run(testenv.Manifest("netadmin", "securityContext: {capabilities: {drop: [ALL], add: [NET_ADMIN]}}", testenv.EnvSpec("PRINT_SECURITY", "true")))
 	if caps := capEff(t, e, only); caps != 1<<capNetAdmin {
 		t.Errorf("drop ALL + add NET_ADMIN: CapEff %x, want %x", caps, uint64(1<<capNetAdmin))
 	}
@@ -319,7 +320,7 @@ func TestRuntimeSecureDefaults(t *testing.T) {
 		{"securityContext: {capabilities: {add: [SYS_ADMIN]}}", "spec.securityContext.capabilities.add[0]: denied by node policy (start the reconciler with --allow-capabilities=SYS_ADMIN)"},
 		{"mounts: [{type: bind, source: /etc, target: /host-etc}]", "spec.mounts[0].source: denied by node policy (start the reconciler with --allowed-bind-sources=/etc (or a parent directory))"},
 	} {
-		id, err := e.create(taskYAML("refused", tc.spec))
+		id, err := e.create(testenv.Manifest("refused", tc.spec))
 		var perm interface{ Permanent() bool }
 		if err == nil || err.Error() != "create container "+id+": "+tc.want || !errors.As(err, &perm) || !perm.Permanent() {
 			t.Errorf("create with %s: %v, want a permanent %q", tc.spec, err, tc.want)
@@ -337,16 +338,16 @@ func TestRuntimePolicyDaemon(t *testing.T) {
 	n := newNode(t, "e2e-rt-policy")
 	dir := t.TempDir()
 	d := startReconciler(t, n.ns, dir)
-	writeFile(t, dir, "priv.yaml", taskYAML("priv", "securityContext: {privileged: true}", envYAML("PRINT_SECURITY", "true")))
-	d.waitLog("spec.securityContext.privileged: denied by node policy (start the reconciler with --allow-privileged)", converge)
+	testenv.WriteFile(t, dir, "priv.yaml", testenv.Manifest("priv", "securityContext: {privileged: true}", testenv.EnvSpec("PRINT_SECURITY", "true")))
+	d.WaitLog("spec.securityContext.privileged: denied by node policy (start the reconciler with --allow-privileged)", converge)
 	if cs := n.containers("priv"); len(cs) != 0 {
 		t.Errorf("a refused privileged task has containers: %+v", cs)
 	}
-	d.stop()
+	d.Stop()
 
 	startReconciler(t, n.ns, dir, "--allow-privileged")
 	var c ctr
-	waitFor(t, converge, "priv running with --allow-privileged", func() (ok bool) { c, ok = n.running("priv"); return ok })
+	testenv.WaitFor(t, converge, "priv running with --allow-privileged", func() (ok bool) { c, ok = n.running("priv"); return ok })
 	if c.Labels[observed.LabelImageDigest] == "" {
 		t.Errorf("no image digest label on %s", c.ID)
 	}
@@ -411,11 +412,11 @@ func TestRuntimeUserRemembered(t *testing.T) {
 	e := newRT(t, "e2e-rt-users", runtime.WithImagesDir(images), runtime.WithDialOptions(grpc.WithChainUnaryInterceptor(count)))
 	specOf := func(name, user string) *oci.Spec {
 		t.Helper()
-		y := fmt.Sprintf("apiVersion: warren/v1\nkind: Task\nmetadata:\n  name: %s\nspec:\n  image: %s\n  imagePullPolicy: Never\n  env:\n    - {name: OVERRIDDEN, value: manifest}\n", name, ref)
+		spec := []string{"imagePullPolicy: Never", testenv.EnvSpec("OVERRIDDEN", "manifest")}
 		if user != "" {
-			y += fmt.Sprintf("  user: %q\n", user)
+			spec = append(spec, fmt.Sprintf("user: %q", user))
 		}
-		id, err := e.create(y)
+		id, err := e.create(testenv.WithImage(testenv.Manifest(name, spec...), ref))
 		if err != nil {
 			t.Fatalf("create %s: %v", name, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
+	"github.com/warren/reconciler/e2e/testenv"
 )
 
 // staleTask makes a container whose task delete was cut short (as when the
@@ -27,7 +28,7 @@ func staleTask(t *testing.T, e *rtEnv, name string) string {
 	const timed = 3
 	var whole time.Duration
 	for i := range 200 {
-		id := e.run(taskYAML(fmt.Sprintf("%s-%d", name, i)))
+		id := e.run(testenv.Manifest(fmt.Sprintf("%s-%d", name, i)))
 		c, err := e.n.client.LoadContainer(ctx, id)
 		if err != nil {
 			t.Fatal(err)
@@ -107,7 +108,7 @@ func TestRuntimeStartClearsStaleTask(t *testing.T) {
 	if err := e.rt.Start(t.Context(), id); err != nil {
 		t.Fatalf("Start after an interrupted delete: %v", err)
 	}
-	waitFor(t, converge, id+" running", func() bool {
+	testenv.WaitFor(t, converge, id+" running", func() bool {
 		cs := e.n.containers("")
 		for _, c := range cs {
 			if c.ID == id {
@@ -136,7 +137,7 @@ func TestRuntimeDeleteClearsStaleTask(t *testing.T) {
 	// which would clear it itself).
 	var yaml string
 	for i := range 120 {
-		if y := taskYAML(fmt.Sprintf("gone-%d", i)); parseID(t, y) == id {
+		if y := testenv.Manifest(fmt.Sprintf("gone-%d", i)); parseID(t, y) == id {
 			yaml = y
 		}
 	}

@@ -16,11 +16,10 @@ import (
 
 	eventtypes "github.com/containerd/containerd/api/events"
 	containerd "github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/typeurl/v2"
 
-	"github.com/warren/reconciler/e2e/imagebuild"
+	"github.com/warren/reconciler/e2e/testenv"
 	"github.com/warren/reconciler/pkg/desired"
 	"github.com/warren/reconciler/pkg/observed"
 )
@@ -58,17 +57,17 @@ func TestFileLifecycle(t *testing.T) {
 	startReconciler(t, n.ns, dir)
 	port := freePort(t)
 
-	writeFile(t, dir, "web.yaml", manifest("web", map[string]string{"LISTEN": fmt.Sprintf("127.0.0.1:%d", port), "MESSAGE": "one"}, ""))
+	testenv.WriteFile(t, dir, "web.yaml", testenv.Manifest("web", testenv.EnvSpec("LISTEN", fmt.Sprintf("127.0.0.1:%d", port), "MESSAGE", "one")))
 	var first ctr
-	waitFor(t, converge, "web running", func() (ok bool) { first, ok = n.running("web"); return ok })
+	testenv.WaitFor(t, converge, "web running", func() (ok bool) { first, ok = n.running("web"); return ok })
 	if first.Labels[observed.LabelManagedBy] != observed.ManagedByValue || first.Labels[observed.LabelSource] != "web.yaml" {
 		t.Errorf("labels of %s = %v", first.ID, first.Labels)
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	waitFor(t, converge, "web to answer on "+url, func() bool { body, _ := httpGet(url); return body == "one" })
+	testenv.WaitFor(t, converge, "web to answer on "+url, func() bool { body, _ := httpGet(url); return body == "one" })
 	// Its output goes through the standalone log driver that the binary
 	// embeds and wrote into its state directory.
-	driver := filepath.Join(env.dir, "state-"+n.ns, "log-driver")
+	driver := filepath.Join(stateDir(n.ns), "log-driver")
 	if exe := logDriverOf(t, first.ID); exe != driver {
 		t.Errorf("the log driver of %s runs %q, want %s", first.ID, exe, driver)
 	}
@@ -77,13 +76,13 @@ func TestFileLifecycle(t *testing.T) {
 	}
 
 	// Edit: env changed -> a new container replaces the old one.
-	writeFile(t, dir, "web.yaml", manifest("web", map[string]string{"LISTEN": fmt.Sprintf("127.0.0.1:%d", port), "MESSAGE": "two"}, ""))
+	testenv.WriteFile(t, dir, "web.yaml", testenv.Manifest("web", testenv.EnvSpec("LISTEN", fmt.Sprintf("127.0.0.1:%d", port), "MESSAGE", "two")))
 	var second ctr
-	waitFor(t, converge, "web replaced", func() (ok bool) {
+	testenv.WaitFor(t, converge, "web replaced", func() (ok bool) {
 		second, ok = n.running("web")
 		return ok && second.ID != first.ID
 	})
-	waitFor(t, converge, "web to answer two", func() bool { body, _ := httpGet(url); return body == "two" })
+	testenv.WaitFor(t, converge, "web to answer two", func() bool { body, _ := httpGet(url); return body == "two" })
 	if n.taskExists(first.ID) {
 		t.Errorf("task of old container %s still exists", first.ID)
 	}
@@ -98,7 +97,7 @@ func TestFileLifecycle(t *testing.T) {
 	if err := os.Remove(dir + "/web.yaml"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, converge, "web removed", func() bool { return len(n.containers("web")) == 0 })
+	testenv.WaitFor(t, converge, "web removed", func() bool { return len(n.containers("web")) == 0 })
 	if n.taskExists(second.ID) || n.snapshotExists(second.ID) {
 		t.Errorf("task or snapshot of %s left behind", second.ID)
 	}
@@ -112,10 +111,9 @@ func TestGracePeriodThenKill(t *testing.T) {
 	dir := t.TempDir()
 	startReconciler(t, n.ns, dir)
 	const grace = 2 * time.Second
-	writeFile(t, dir, "stubborn.yaml", manifest("stubborn", map[string]string{"IGNORE_SIGTERM": "true"},
-		fmt.Sprintf("  stopGracePeriod: %s\n", grace)))
+	testenv.WriteFile(t, dir, "stubborn.yaml", testenv.Manifest("stubborn", testenv.EnvSpec("IGNORE_SIGTERM", "true"), fmt.Sprintf("stopGracePeriod: %s", grace)))
 	var c ctr
-	waitFor(t, converge, "stubborn running", func() (ok bool) { c, ok = n.running("stubborn"); return ok })
+	testenv.WaitFor(t, converge, "stubborn running", func() (ok bool) { c, ok = n.running("stubborn"); return ok })
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -153,7 +151,7 @@ func TestGracePeriodThenKill(t *testing.T) {
 	if exit.ExitStatus != 128+uint32(syscall.SIGKILL) {
 		t.Errorf("exit status %d, want %d (SIGKILL)", exit.ExitStatus, 128+int(syscall.SIGKILL))
 	}
-	waitFor(t, converge, "stubborn removed", func() bool { return len(n.containers("stubborn")) == 0 })
+	testenv.WaitFor(t, converge, "stubborn removed", func() bool { return len(n.containers("stubborn")) == 0 })
 }
 
 // TestRestartAdopts kills the reconciler with SIGKILL and starts it again: the
@@ -162,21 +160,21 @@ func TestRestartAdopts(t *testing.T) {
 	n := newNode(t, "e2e-restart")
 	dir := t.TempDir()
 	d := startReconciler(t, n.ns, dir)
-	writeFile(t, dir, "steady.yaml", manifest("steady", nil, ""))
+	testenv.WriteFile(t, dir, "steady.yaml", testenv.Manifest("steady"))
 	var before ctr
-	waitFor(t, converge, "steady running", func() (ok bool) { before, ok = n.running("steady"); return ok })
-	d.kill()
+	testenv.WaitFor(t, converge, "steady running", func() (ok bool) { before, ok = n.running("steady"); return ok })
+	d.Kill()
 
 	d2 := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
 	// Resyncs after the first full pass: the new process had every chance
 	// to act.
-	d2.waitResyncs(3)
+	d2.WaitResyncs(3, converge)
 	after := n.containers("steady")
 	if len(after) != 1 || after[0].ID != before.ID || after[0].Pid != before.Pid || after[0].Status != containerd.Running {
 		t.Errorf("after restart: %+v, want only %s with pid %d running", after, before.ID, before.Pid)
 	}
-	if strings.Contains(d2.output(), "creating container") || strings.Contains(d2.output(), "stopping container") {
-		t.Errorf("restarted reconciler acted on an unchanged task:\n%s", d2.output())
+	if strings.Contains(d2.Output(), "creating container") || strings.Contains(d2.Output(), "stopping container") {
+		t.Errorf("restarted reconciler acted on an unchanged task:\n%s", d2.Output())
 	}
 }
 
@@ -186,20 +184,8 @@ func TestRestartAdopts(t *testing.T) {
 func TestUnmanagedUntouched(t *testing.T) {
 	n := newNode(t, "e2e-foreign")
 	ctx := context.Background()
-	f, err := os.Open(env.archive)
+	img, err := testenv.ImportImage(ctx, n.client, env.archive)
 	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = n.client.Import(ctx, f)
-	f.Close()
-	if err != nil {
-		t.Fatalf("import: %v", err)
-	}
-	img, err := n.client.GetImage(ctx, imagebuild.DefaultRef)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := img.Unpack(ctx, ""); err != nil {
 		t.Fatal(err)
 	}
 	foreign := map[string]map[string]string{
@@ -209,7 +195,7 @@ func TestUnmanagedUntouched(t *testing.T) {
 	}
 	// Sits on the ID the task "blocked" will want, with no task: the
 	// reconciler must neither start it nor delete it.
-	blockedTasks, err := desired.Parse("blocked.yaml", []byte(manifest("blocked", nil, "")))
+	blockedTasks, err := desired.Parse("blocked.yaml", []byte(testenv.Manifest("blocked")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,16 +206,8 @@ func TestUnmanagedUntouched(t *testing.T) {
 	}
 	pids := map[string]uint32{}
 	for id, labels := range foreign {
-		c, err := n.client.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
-			containerd.WithNewSpec(oci.WithImageConfig(img)), containerd.WithContainerLabels(labels))
+		tk, err := testenv.StartContainer(ctx, n.client, img, id, containerd.WithContainerLabels(labels))
 		if err != nil {
-			t.Fatal(err)
-		}
-		tk, err := c.NewTask(ctx, cio.NullIO)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tk.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
 		pids[id] = tk.Pid()
@@ -237,9 +215,9 @@ func TestUnmanagedUntouched(t *testing.T) {
 
 	dir := t.TempDir()
 	d := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
-	writeFile(t, dir, "app.yaml", manifest("app", nil, ""))
-	writeFile(t, dir, "blocked.yaml", manifest("blocked", nil, ""))
-	waitFor(t, converge, "app running", func() bool {
+	testenv.WriteFile(t, dir, "app.yaml", testenv.Manifest("app"))
+	testenv.WriteFile(t, dir, "blocked.yaml", testenv.Manifest("blocked"))
+	testenv.WaitFor(t, converge, "app running", func() bool {
 		for _, c := range n.containers("app") {
 			if c.ID != "tampered" && c.Status == containerd.Running {
 				return true
@@ -250,7 +228,7 @@ func TestUnmanagedUntouched(t *testing.T) {
 	if err := os.Remove(dir + "/app.yaml"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, converge, "app removed", func() bool {
+	testenv.WaitFor(t, converge, "app removed", func() bool {
 		for _, c := range n.containers("app") {
 			if c.ID != "tampered" {
 				return false
@@ -258,7 +236,7 @@ func TestUnmanagedUntouched(t *testing.T) {
 		}
 		return true
 	})
-	d.waitResyncs(3)
+	d.WaitResyncs(3, converge)
 	all := n.containers("")
 	got := map[string]ctr{}
 	for _, c := range all {
@@ -273,11 +251,11 @@ func TestUnmanagedUntouched(t *testing.T) {
 	if c, ok := got[squatter]; !ok || c.Status != "" {
 		t.Errorf("container %s squatting on a task's ID was touched: %+v", squatter, c)
 	}
-	if !strings.Contains(d.output(), "container id taken by an unmanaged container") {
-		t.Errorf("the blocked task was not reported:\n%s", d.output())
+	if !strings.Contains(d.Output(), "container id taken by an unmanaged container") {
+		t.Errorf("the blocked task was not reported:\n%s", d.Output())
 	}
-	if !strings.Contains(d.output(), "leaving unmanaged container alone") {
-		t.Errorf("unmanaged containers not reported:\n%s", d.output())
+	if !strings.Contains(d.Output(), "leaving unmanaged container alone") {
+		t.Errorf("unmanaged containers not reported:\n%s", d.Output())
 	}
 }
 
@@ -287,12 +265,12 @@ func TestBrokenFileKeepsTask(t *testing.T) {
 	n := newNode(t, "e2e-broken")
 	dir := t.TempDir()
 	d := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
-	writeFile(t, dir, "keep.yaml", manifest("keep", nil, ""))
+	testenv.WriteFile(t, dir, "keep.yaml", testenv.Manifest("keep"))
 	var before ctr
-	waitFor(t, converge, "keep running", func() (ok bool) { before, ok = n.running("keep"); return ok })
-	writeFile(t, dir, "keep.yaml", "apiVersion: warren/v1\nkind: Task\nmetadata: {name: keep}\nspec: {imagee: oops}\n")
-	d.waitLog("manifest file invalid", converge) // the event
-	d.waitResyncs(3)
+	testenv.WaitFor(t, converge, "keep running", func() (ok bool) { before, ok = n.running("keep"); return ok })
+	testenv.WriteFile(t, dir, "keep.yaml", "apiVersion: warren/v1\nkind: Task\nmetadata: {name: keep}\nspec: {imagee: oops}\n")
+	d.WaitLog("manifest file invalid", converge) // the event
+	d.WaitResyncs(3, converge)
 	if after, ok := n.running("keep"); !ok || after.ID != before.ID || after.Pid != before.Pid {
 		t.Fatalf("a broken file changed the running task: %+v, before %+v", n.containers("keep"), before)
 	}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	eventtypes "github.com/containerd/containerd/api/events"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/typeurl/v2"
+	"github.com/warren/reconciler/e2e/testenv"
 )
 
 // The watcher against a real containerd: each way of writing the manifests
@@ -23,9 +23,9 @@ import (
 // never stops a container.
 
 // watchGrace keeps stops short in these tests.
-const watchGrace = "  stopGracePeriod: 2s\n"
+const watchGrace = "stopGracePeriod: 2s"
 
-func msg(m string) map[string]string { return map[string]string{"MESSAGE": m} }
+func msg(m string) string { return testenv.EnvSpec("MESSAGE", m) }
 
 // The reconciler's log lines for its container actions.
 const (
@@ -37,13 +37,13 @@ const (
 
 // actionLog counts the reconciler's actions in its log from an offset.
 type actionLog struct {
-	d    *daemon
+	d    *testenv.TestDaemon
 	from int
 }
 
-func mark(d *daemon) actionLog { return actionLog{d: d, from: len(d.output())} }
+func mark(d *testenv.TestDaemon) actionLog { return actionLog{d: d, from: len(d.Output())} }
 
-func (a actionLog) since() string { return a.d.output()[a.from:] }
+func (a actionLog) since() string { return a.d.Output()[a.from:] }
 
 func (a actionLog) count(what string) int { return strings.Count(a.since(), what) }
 
@@ -85,7 +85,7 @@ func (n *node) unchanged(task string, before ctr, when string) {
 func (n *node) runningNew(task string, old ctr) ctr {
 	n.t.Helper()
 	var c ctr
-	waitFor(n.t, converge, task+" replaced", func() (ok bool) {
+	testenv.WaitFor(n.t, converge, task+" replaced", func() (ok bool) {
 		c, ok = n.running(task)
 		return ok && c.ID != old.ID
 	})
@@ -95,7 +95,7 @@ func (n *node) runningNew(task string, old ctr) ctr {
 func (n *node) runningNow(task string) ctr {
 	n.t.Helper()
 	var c ctr
-	waitFor(n.t, converge, task+" running", func() (ok bool) { c, ok = n.running(task); return ok })
+	testenv.WaitFor(n.t, converge, task+" running", func() (ok bool) { c, ok = n.running(task); return ok })
 	return c
 }
 
@@ -108,9 +108,8 @@ func must(t *testing.T, err error) {
 
 // taskSource is the source file of task in the daemon's status.
 func taskSource(t *testing.T, ns, task string) string {
-	out, _, code := cli(t, "status", task, "-o", "json", "--state-dir", filepath.Join(env.dir, "state-"+ns))
-	var st struct{ Source string }
-	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+	st, err := testenv.ReadTaskStatus(env.bin, stateDir(ns), task)
+	if err != nil {
 		return ""
 	}
 	return st.Source
@@ -123,23 +122,23 @@ func TestWatchAtomicRename(t *testing.T) {
 	n := newNode(t, "e2e-watch-rename")
 	dir, other := t.TempDir(), t.TempDir()
 	d := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
-	writeFile(t, dir, "web.yaml", manifest("web", msg("one"), watchGrace))
+	testenv.WriteFile(t, dir, "web.yaml", testenv.Manifest("web", msg("one"), watchGrace))
 	c1 := n.runningNow("web")
 
 	a := mark(d)
-	writeFile(t, dir, "web.yaml", manifest("web", msg("two"), watchGrace))
+	testenv.WriteFile(t, dir, "web.yaml", testenv.Manifest("web", msg("two"), watchGrace))
 	c2 := n.runningNew("web", c1)
 	a.replacedOnce(t, "atomic rename")
 
 	a = mark(d)
 	must(t, os.Rename(filepath.Join(dir, "web.yaml"), filepath.Join(dir, "site.yaml")))
-	waitFor(t, converge, "web's source to be site.yaml", func() bool { return taskSource(t, n.ns, "web") == "site.yaml" })
-	d.waitResyncs(3)
+	testenv.WaitFor(t, converge, "web's source to be site.yaml", func() bool { return taskSource(t, n.ns, "web") == "site.yaml" })
+	d.WaitResyncs(3, converge)
 	n.unchanged("web", c2, "renamed within the directory")
 	a.none(t, "renamed within the directory")
 
 	must(t, os.Rename(filepath.Join(dir, "site.yaml"), filepath.Join(other, "site.yaml")))
-	waitFor(t, converge, "web removed", func() bool { return len(n.containers("web")) == 0 })
+	testenv.WaitFor(t, converge, "web removed", func() bool { return len(n.containers("web")) == 0 })
 
 	must(t, os.Rename(filepath.Join(other, "site.yaml"), filepath.Join(dir, "site.yaml")))
 	n.runningNow("web")
@@ -189,7 +188,7 @@ func TestWatchVimSave(t *testing.T) {
 	n := newNode(t, "e2e-watch-vim")
 	dir := t.TempDir()
 	d := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
-	writeFile(t, dir, "web.yaml", manifest("web", msg("v0"), watchGrace))
+	testenv.WriteFile(t, dir, "web.yaml", testenv.Manifest("web", msg("v0"), watchGrace))
 	prev := n.runningNow("web")
 	for i, save := range []struct {
 		mode  string
@@ -197,7 +196,7 @@ func TestWatchVimSave(t *testing.T) {
 	}{{"auto", 0}, {"yes", 0}, {"no", 100 * time.Millisecond}, {"yes", 100 * time.Millisecond}} {
 		when := fmt.Sprintf("vim backupcopy=%s, pause %s", save.mode, save.pause)
 		a := mark(d)
-		vimSave(t, dir, "web.yaml", manifest("web", msg(fmt.Sprint("v", i+1)), watchGrace), save.mode, save.pause)
+		vimSave(t, dir, "web.yaml", testenv.Manifest("web", msg(fmt.Sprint("v", i+1)), watchGrace), save.mode, save.pause)
 		prev = n.runningNew("web", prev)
 		a.replacedOnce(t, when)
 	}
@@ -205,7 +204,7 @@ func TestWatchVimSave(t *testing.T) {
 	old, err := os.ReadFile(filepath.Join(dir, "web.yaml"))
 	must(t, err)
 	vimSave(t, dir, "web.yaml", string(old), "auto", 0)
-	d.waitResyncs(3)
+	d.WaitResyncs(3, converge)
 	n.unchanged("web", prev, ":w without a change")
 	a.none(t, ":w without a change")
 }
@@ -218,7 +217,7 @@ func TestWatchInPlaceWrites(t *testing.T) {
 	dir := t.TempDir()
 	d := startReconciler(t, n.ns, dir)
 	path := filepath.Join(dir, "web.yaml")
-	writeFile(t, dir, "web.yaml", manifest("web", msg("v0"), watchGrace))
+	testenv.WriteFile(t, dir, "web.yaml", testenv.Manifest("web", msg("v0"), watchGrace))
 	prev := n.runningNow("web")
 
 	// Chunked, each piece cut inside a line so that no prefix is valid
@@ -227,7 +226,7 @@ func TestWatchInPlaceWrites(t *testing.T) {
 	// happens to be a valid manifest would be applied: docs/writing-manifests.md says to
 	// rename into place.)
 	a := mark(d)
-	next := manifest("web", msg("v1"), watchGrace)
+	next := testenv.Manifest("web", msg("v1"), watchGrace)
 	cut1, cut2 := strings.Index(next, "kind: Task")+len("kind: Ta"), strings.Index(next, "value:")
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0o644)
 	must(t, err)
@@ -270,7 +269,7 @@ func TestWatchInPlaceWrites(t *testing.T) {
 	}
 	for i, s := range steps {
 		a := mark(d)
-		s.write(manifest("web", msg(fmt.Sprint("v", i+2)), watchGrace))
+		s.write(testenv.Manifest("web", msg(fmt.Sprint("v", i+2)), watchGrace))
 		prev = n.runningNew("web", prev)
 		a.replacedOnce(t, s.name)
 	}
@@ -283,10 +282,10 @@ func TestWatchTouchNoAction(t *testing.T) {
 	n := newNode(t, "e2e-watch-touch")
 	dir := t.TempDir()
 	d := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
-	content := manifest("web", nil, watchGrace)
-	writeFile(t, dir, "web.yaml", content)
+	content := testenv.Manifest("web", watchGrace)
+	testenv.WriteFile(t, dir, "web.yaml", content)
 	before := n.runningNow("web")
-	d.waitResyncs(3) // the start settled
+	d.WaitResyncs(3, converge) // the start settled
 
 	a := mark(d)
 	path := filepath.Join(dir, "web.yaml")
@@ -298,7 +297,7 @@ func TestWatchTouchNoAction(t *testing.T) {
 		}
 	}
 	must(t, os.WriteFile(path, []byte(content), 0o644))
-	d.waitResyncs(3)
+	d.WaitResyncs(3, converge)
 	n.unchanged("web", before, "touch, chmod, cp and a rewrite of the same content")
 	a.none(t, "touch, chmod, cp and a rewrite of the same content")
 }
@@ -319,13 +318,13 @@ func TestWatchGitSyncSwap(t *testing.T) {
 	n := newNode(t, "e2e-watch-gitsync")
 	root := t.TempDir()
 	revs := map[string]map[string]string{
-		"rev1": {"a.yaml": manifest("a", msg("a"), watchGrace), "b.yaml": manifest("b", msg("b1"), watchGrace)},
-		"rev2": {"a.yaml": manifest("a", msg("a"), watchGrace), "b.yaml": manifest("b", msg("b2"), watchGrace), "c.yaml": manifest("c", nil, watchGrace)},
+		"rev1": {"a.yaml": testenv.Manifest("a", msg("a"), watchGrace), "b.yaml": testenv.Manifest("b", msg("b1"), watchGrace)},
+		"rev2": {"a.yaml": testenv.Manifest("a", msg("a"), watchGrace), "b.yaml": testenv.Manifest("b", msg("b2"), watchGrace), "c.yaml": testenv.Manifest("c", watchGrace)},
 	}
 	for rev, files := range revs {
 		must(t, os.Mkdir(filepath.Join(root, rev), 0o755))
 		for name, content := range files {
-			writeFile(t, filepath.Join(root, rev), name, content)
+			testenv.WriteFile(t, filepath.Join(root, rev), name, content)
 		}
 	}
 	dir := filepath.Join(root, "current")
@@ -361,7 +360,7 @@ func TestWatchConfigMapSwap(t *testing.T) {
 		ts := fmt.Sprintf("..2026_01_02_15_04_%02d.%d", rev, 1000+rev)
 		must(t, os.Mkdir(filepath.Join(dir, ts), 0o755))
 		for name, content := range files {
-			writeFile(t, filepath.Join(dir, ts), name, content)
+			testenv.WriteFile(t, filepath.Join(dir, ts), name, content)
 		}
 		old, _ := os.Readlink(filepath.Join(dir, "..data"))
 		swapLink(t, ts, filepath.Join(dir, "..data"))
@@ -374,12 +373,12 @@ func TestWatchConfigMapSwap(t *testing.T) {
 			must(t, os.RemoveAll(filepath.Join(dir, old)))
 		}
 	}
-	update(map[string]string{"a.yaml": manifest("a", msg("a"), watchGrace), "b.yaml": manifest("b", msg("b1"), watchGrace)})
+	update(map[string]string{"a.yaml": testenv.Manifest("a", msg("a"), watchGrace), "b.yaml": testenv.Manifest("b", msg("b1"), watchGrace)})
 	d := startReconciler(t, n.ns, dir)
 	ca, cb := n.runningNow("a"), n.runningNow("b")
 
 	a := mark(d)
-	update(map[string]string{"a.yaml": manifest("a", msg("a"), watchGrace), "b.yaml": manifest("b", msg("b2"), watchGrace)})
+	update(map[string]string{"a.yaml": testenv.Manifest("a", msg("a"), watchGrace), "b.yaml": testenv.Manifest("b", msg("b2"), watchGrace)})
 	n.runningNew("b", cb)
 	n.unchanged("a", ca, "a task unchanged between revisions")
 	a.replacedOnce(t, "..data swap")
@@ -393,41 +392,41 @@ func TestWatchDirectoryDeletedAndRecreated(t *testing.T) {
 	n := newNode(t, "e2e-watch-dir")
 	dir := filepath.Join(t.TempDir(), "manifests")
 	must(t, os.Mkdir(dir, 0o755))
-	content := manifest("web", msg("one"), watchGrace)
-	writeFile(t, dir, "web.yaml", content)
+	content := testenv.Manifest("web", msg("one"), watchGrace)
+	testenv.WriteFile(t, dir, "web.yaml", content)
 	d := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
 	before := n.runningNow("web")
 
 	a := mark(d)
 	must(t, os.RemoveAll(dir))
-	waitFor(t, converge, "the daemon to see the directory gone", func() bool {
+	testenv.WaitFor(t, converge, "the daemon to see the directory gone", func() bool {
 		return strings.Contains(a.since(), "manifests directory unreadable")
 	})
-	d.waitResyncs(3)
+	d.WaitResyncs(3, converge)
 	n.unchanged("web", before, "directory deleted")
 
 	must(t, os.Mkdir(dir, 0o755))
 	time.Sleep(100 * time.Millisecond) // a slow script between mkdir and cp
-	writeFile(t, dir, "web.yaml", content)
-	d.waitResyncs(3)
+	testenv.WriteFile(t, dir, "web.yaml", content)
+	d.WaitResyncs(3, converge)
 	n.unchanged("web", before, "directory re-created and refilled")
 	a.none(t, "directory deleted, re-created and refilled")
 
 	// Missing when the daemon starts.
-	d.stop()
+	d.Stop()
 	must(t, os.RemoveAll(dir))
 	d2 := startReconciler(t, n.ns, dir, "-v", "1") // -v 1 logs each resync
-	d2.waitResyncs(3)
+	d2.WaitResyncs(3, converge)
 	n.unchanged("web", before, "daemon started without the directory")
 	mark(d2).none(t, "daemon started without the directory") // nothing since the start...
-	if strings.Contains(d2.output(), actCreate) || strings.Contains(d2.output(), actStop) {
-		t.Errorf("the daemon acted without its directory:\n%s", d2.output()) // ...nor before
+	if strings.Contains(d2.Output(), actCreate) || strings.Contains(d2.Output(), actStop) {
+		t.Errorf("the daemon acted without its directory:\n%s", d2.Output()) // ...nor before
 	}
 	// Back whole, built beside it and renamed into place: the daemon, which
 	// never saw web.yaml, must not read the directory empty in between.
 	next := filepath.Join(filepath.Dir(dir), ".manifests.new")
 	must(t, os.Mkdir(next, 0o755))
-	writeFile(t, next, "web.yaml", manifest("web", msg("two"), watchGrace))
+	testenv.WriteFile(t, next, "web.yaml", testenv.Manifest("web", msg("two"), watchGrace))
 	must(t, os.Rename(next, dir))
 	n.runningNew("web", before)
 }
@@ -441,7 +440,7 @@ func TestWatchLatency(t *testing.T) {
 	n := newNode(t, "e2e-watch-latency")
 	dir := t.TempDir()
 	startReconciler(t, n.ns, dir)
-	writeFile(t, dir, "warmup.yaml", manifest("warmup", nil, watchGrace)) // the image is imported once
+	testenv.WriteFile(t, dir, "warmup.yaml", testenv.Manifest("warmup", watchGrace)) // the image is imported once
 	n.runningNow("warmup")
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -452,7 +451,7 @@ func TestWatchLatency(t *testing.T) {
 	for i := range trials {
 		name := fmt.Sprintf("lat%02d", i)
 		tmp := filepath.Join(dir, "."+name+".yaml.tmp")
-		must(t, os.WriteFile(tmp, []byte(manifest(name, nil, watchGrace)), 0o644))
+		must(t, os.WriteFile(tmp, []byte(testenv.Manifest(name, watchGrace)), 0o644))
 		renamed := time.Now()
 		must(t, os.Rename(tmp, filepath.Join(dir, name+".yaml")))
 		var first time.Time

@@ -9,20 +9,21 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/warren/reconciler/e2e/testenv"
 )
 
-// daemon is a `reconciler run` process driven by the benchmark.
+// daemon is a `reconciler run` process driven by the benchmark, with JSON
+// logs.
 type daemon struct {
-	cmd   *exec.Cmd
+	proc  *testenv.Daemon
 	state string
-	done  chan struct{}
 	http  *http.Client
 	pprof string // host:port of the profiling endpoint ("" without -pprof)
 
@@ -45,25 +46,24 @@ func startDaemon(ctx context.Context, bin, address, runcRoot, ns, manifests, ima
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return nil, err
 	}
-	args := []string{"run",
-		"--address", address, "--runc-root", runcRoot, "--namespace", ns,
-		"--manifests", manifests, "--images", images, "--state-dir", state,
-		"--workers", strconv.Itoa(workers), "--resync", resync.String(),
-		"--log-format", "json"}
+	run := testenv.Run{Address: address, RuncRoot: runcRoot, Namespace: ns,
+		Manifests: manifests, Images: images, StateDir: state, Resync: resync,
+		Flags: []string{"--workers", strconv.Itoa(workers), "--log-format", "json"}}
 	logf, err := os.Create(filepath.Join(state, "reconciler.log"))
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{cmd: exec.Command(bin, args...), state: state, done: make(chan struct{}), file: logf}
-	d.cmd.Env = append(os.Environ(), env...)
+	d := &daemon{state: state, file: logf}
+	env = slices.Clone(env)
 	if pprof {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
+			logf.Close()
 			return nil, err
 		}
 		d.pprof = l.Addr().String()
 		l.Close()
-		d.cmd.Env = append(d.cmd.Env, "RECONCILER_PPROF="+d.pprof) // see cmd/reconciler/pprof.go
+		env = append(env, "RECONCILER_PPROF="+d.pprof) // see cmd/reconciler/pprof.go
 	}
 	sock := filepath.Join(state, "reconciler.sock")
 	d.http = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
@@ -71,43 +71,32 @@ func startDaemon(ctx context.Context, bin, address, runcRoot, ns, manifests, ima
 			var dl net.Dialer
 			return dl.DialContext(ctx, "unix", sock)
 		}}}
-	stderr, err := d.cmd.StderrPipe()
-	if err != nil {
+	if d.proc, err = testenv.Start(bin, run.Args(), testenv.Options{Env: env, Lines: d.read}); err != nil {
+		logf.Close()
 		return nil, err
 	}
-	d.cmd.Stdout = logf
-	if err := d.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start reconciler: %w", err)
-	}
-	go d.read(stderr)
-	if _, err := d.waitLog(ctx, 0, "initial sync done", 60*time.Second); err != nil {
+	if _, err := d.waitLog(ctx, 0, testenv.InitialSync, 60*time.Second); err != nil {
 		d.stop()
 		return nil, err
 	}
 	return d, nil
 }
 
-func (d *daemon) read(r io.Reader) {
-	defer close(d.done)
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		raw := sc.Text()
-		var f struct {
-			Time      time.Time `json:"time"`
-			Msg       string    `json:"msg"`
-			Container string    `json:"container"`
-		}
-		_ = json.Unmarshal([]byte(raw), &f)
-		d.mu.Lock()
-		fmt.Fprintln(d.file, raw)
-		d.lines = append(d.lines, logLine{At: f.Time, Msg: f.Msg, Container: f.Container, Raw: raw})
-		d.mu.Unlock()
+// read keeps one line of the reconciler's output.
+func (d *daemon) read(raw string) {
+	var f struct {
+		Time      time.Time `json:"time"`
+		Msg       string    `json:"msg"`
+		Container string    `json:"container"`
 	}
-	_ = d.cmd.Wait()
+	_ = json.Unmarshal([]byte(raw), &f)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fmt.Fprintln(d.file, raw)
+	d.lines = append(d.lines, logLine{At: f.Time, Msg: f.Msg, Container: f.Container, Raw: raw})
 }
 
-func (d *daemon) pid() int { return d.cmd.Process.Pid }
+func (d *daemon) pid() int { return d.proc.Pid() }
 
 // logMark is the index of the next log line.
 func (d *daemon) logMark() int {
@@ -131,22 +120,18 @@ func (d *daemon) logs(i int, msg string) []logLine {
 
 // waitLog waits for a line with message msg from index i on.
 func (d *daemon) waitLog(ctx context.Context, i int, msg string, timeout time.Duration) (logLine, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		if ls := d.logs(i, msg); len(ls) > 0 {
-			return ls[0], nil
+	var l logLine
+	err := d.proc.Await(ctx, timeout, fmt.Sprintf("%q", msg), func() bool {
+		ls := d.logs(i, msg)
+		if len(ls) > 0 {
+			l = ls[0]
 		}
-		select {
-		case <-d.done:
-			return logLine{}, fmt.Errorf("reconciler exited while waiting for %q; its log: %s", msg, d.file.Name())
-		case <-ctx.Done():
-			return logLine{}, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return logLine{}, fmt.Errorf("reconciler did not log %q within %s; its log: %s", msg, timeout, d.file.Name())
-		}
+		return len(ls) > 0
+	})
+	if err != nil {
+		return logLine{}, fmt.Errorf("%w; its log: %s", err, d.file.Name())
 	}
+	return l, nil
 }
 
 // errors returns the reconciler's error lines so far.
@@ -162,20 +147,9 @@ func (d *daemon) errors() []string {
 	return out
 }
 
-// stop sends SIGTERM and waits (SIGKILL after 30 s).
+// stop sends SIGTERM and waits (SIGKILL after 30 s), then closes the log.
 func (d *daemon) stop() {
-	select {
-	case <-d.done:
-		return
-	default:
-	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(30 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-	}
+	d.proc.Stop()
 	d.file.Close()
 }
 
@@ -273,44 +247,6 @@ func cpuTime(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
 	}
 	return time.Duration(utime+stime) * time.Second / userHZ, nil
-}
-
-// mem is a process's resident memory in bytes, from /proc/PID/status.
-type mem struct {
-	Peak int64 // VmHWM: since start or the last resetPeak
-	RSS  int64 // VmRSS, now
-	Anon int64 // RssAnon: the private part (heap, stacks); the rest is mostly the binary's own pages
-}
-
-func memory(pid int) (mem, error) {
-	var m mem
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return m, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(l, ":")
-		if !ok {
-			continue
-		}
-		var dst *int64
-		switch k {
-		case "VmHWM":
-			dst = &m.Peak
-		case "VmRSS":
-			dst = &m.RSS
-		case "RssAnon":
-			dst = &m.Anon
-		default:
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		if err != nil {
-			return m, fmt.Errorf("parse /proc/%d/status %s: %w", pid, k, err)
-		}
-		*dst = kb << 10
-	}
-	return m, nil
 }
 
 // logDrivers sums the memory of the processes running bin other than

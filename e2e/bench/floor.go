@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	goruntime "runtime"
 	"sync"
 	"syscall"
@@ -18,6 +17,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/warren/reconciler/e2e/testenv"
 	"github.com/warren/reconciler/pkg/desired"
 	"github.com/warren/reconciler/pkg/observed"
 	"github.com/warren/reconciler/pkg/runtime"
@@ -56,23 +56,11 @@ type rawClient struct {
 	runcRoot  string
 }
 
-// newRawClient imports the image archive into ns and unpacks it.
-func newRawClient(ctx context.Context, client *containerd.Client, ns, runcRoot, archive, ref string, withSeccomp bool) (*rawClient, error) {
-	ctx = withNS(ctx, ns)
-	f, err := os.Open(archive)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if _, err := client.Import(ctx, f); err != nil {
-		return nil, fmt.Errorf("import %s: %w", archive, err)
-	}
-	img, err := client.GetImage(ctx, ref)
+// newRawClient imports the test image archive into ns and unpacks it.
+func newRawClient(ctx context.Context, client *containerd.Client, ns, runcRoot, archive string, withSeccomp bool) (*rawClient, error) {
+	img, err := testenv.ImportImage(withNS(ctx, ns), client, archive)
 	if err != nil {
 		return nil, fmt.Errorf("floor image: %w", err)
-	}
-	if err := img.Unpack(ctx, ""); err != nil {
-		return nil, fmt.Errorf("unpack %s: %w", ref, err)
 	}
 	return &rawClient{client: client, ns: ns, img: img, seccomp: withSeccomp, runcRoot: runcRoot}, nil
 }
@@ -162,7 +150,7 @@ func newRuntimeOnly(ctx context.Context, address, runcRoot, ns, images, state, b
 	if err != nil {
 		return nil, err
 	}
-	tasks, err := desired.Parse("bench.yaml", []byte(manifest("bench")))
+	tasks, err := desired.Parse("bench.yaml", []byte(testenv.Manifest("bench")))
 	if err != nil {
 		rt.Close()
 		return nil, err

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -100,12 +99,11 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: -stops %d is more than -c %d: the later stops would wait for a worker\n", cfg.stops, cfg.c)
 		return 2
 	}
-	if why := missing(); why != "" {
-		if os.Getenv("CI") == "true" {
-			fmt.Fprintf(stderr, "bench: CI=true and %s\n", why)
-			return 1
-		}
-		fmt.Fprintf(stderr, "bench: skipped: %s\n", why)
+	if skip, err := testenv.Usable("go"); err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	} else if skip != "" {
+		fmt.Fprintf(stderr, "bench: skipped: %s\n", skip)
 		return 0
 	}
 
@@ -136,19 +134,6 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
-}
-
-// missing says what this machine lacks to run the benchmark, or "".
-func missing() string {
-	if os.Geteuid() != 0 {
-		return "not running as root"
-	}
-	for _, b := range []string{"containerd", "runc", "containerd-shim-runc-v2", "go"} {
-		if _, err := exec.LookPath(b); err != nil {
-			return b + " not found on PATH (apt-get install -y containerd runc)"
-		}
-	}
-	return ""
 }
 
 // bench is one run.
@@ -251,13 +236,13 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if b.floor, err = newRawClient(ctx, b.client, nsFloor, b.runcRoot, archive, imagebuild.DefaultRef, false); err != nil {
+	if b.floor, err = newRawClient(ctx, b.client, nsFloor, b.runcRoot, archive, false); err != nil {
 		return err
 	}
-	if b.seccomp, err = newRawClient(ctx, b.client, nsFloor, b.runcRoot, archive, imagebuild.DefaultRef, true); err != nil {
+	if b.seccomp, err = newRawClient(ctx, b.client, nsFloor, b.runcRoot, archive, true); err != nil {
 		return err
 	}
-	if b.logDriver, err = newRawClient(ctx, b.client, nsFloor, b.runcRoot, archive, imagebuild.DefaultRef, true); err != nil {
+	if b.logDriver, err = newRawClient(ctx, b.client, nsFloor, b.runcRoot, archive, true); err != nil {
 		return err
 	}
 	b.logDriver.logDriver = [2]string{b.driver, filepath.Join(dir, "ld")}
@@ -276,7 +261,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	b.res.Daemons = append(b.res.Daemons, d1.cmd.Args)
+	b.res.Daemons = append(b.res.Daemons, d1.proc.Args())
 	err = b.phases(ctx, d1, man1,
 		phase{"single drop", b.latency},
 		phase{"burst", b.burst},
@@ -300,7 +285,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	b.res.Daemons = append(b.res.Daemons, d2.cmd.Args)
+	b.res.Daemons = append(b.res.Daemons, d2.proc.Args())
 	err = b.phases(ctx, d2, man2, phase{"idle", func(ctx context.Context, d *daemon, dir string) error {
 		return b.idle(ctx, p, d, dir)
 	}})
@@ -318,7 +303,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 	}
 	b.res.Idle.AdoptSeconds = time.Since(began).Seconds()
 	b.logf("a reconciler started over %d running tasks was ready (first pass done) in %s", b.res.Idle.N, secs(b.res.Idle.AdoptSeconds))
-	b.res.Daemons = append(b.res.Daemons, d3.cmd.Args)
+	b.res.Daemons = append(b.res.Daemons, d3.proc.Args())
 	err = b.phases(ctx, d3, man2, phase{"busy", b.busy})
 	d3.stop()
 	b.res.Machine.LoadAfter = loadavg()

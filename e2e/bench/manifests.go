@@ -4,23 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
-
-	"github.com/warren/reconciler/e2e/imagebuild"
 )
-
-// manifest is a task of the test image with its own command (the image's
-// entrypoint, no arguments: the program runs until signalled) and the extra
-// spec lines given.
-func manifest(name string, spec ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: warren/v1\nkind: Task\nmetadata:\n  name: %s\nspec:\n  image: %s\n", name, imagebuild.DefaultRef)
-	for _, l := range spec {
-		b.WriteString("  " + l + "\n")
-	}
-	return b.String()
-}
 
 // names returns n task names prefix-000, prefix-001, ...
 func names(prefix string, from, to int) []string {

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/warren/reconciler/e2e/testenv"
 )
 
 // The measures, in the order they run. Each one records into b.res.
@@ -77,7 +79,7 @@ func (b *bench) latency(ctx context.Context, d *daemon, dir string) error {
 // the manifest and waits for the container's delete event.
 func (b *bench) dropSingle(ctx context.Context, dir, name string) (time.Time, time.Duration, error) {
 	from := b.rec.mark()
-	began, err := drop(dir, []string{name}, func(n string) string { return manifest(n) })
+	began, err := drop(dir, []string{name}, func(n string) string { return testenv.Manifest(n) })
 	if err != nil {
 		return began, 0, err
 	}
@@ -145,7 +147,7 @@ func (b *bench) dropBurst(ctx context.Context, d *daemon, dir string, tasks []st
 		return 0, err
 	}
 	from := b.rec.mark()
-	began, err := drop(dir, tasks, func(n string) string { return manifest(n) })
+	began, err := drop(dir, tasks, func(n string) string { return testenv.Manifest(n) })
 	if err != nil {
 		return 0, err
 	}
@@ -182,7 +184,7 @@ func (b *bench) teardown(ctx context.Context, d *daemon, dir string) error {
 	tasks := names("stop", 0, b.cfg.stops)
 	from := b.rec.mark()
 	if _, err := drop(dir, tasks, func(n string) string {
-		return manifest(n, "env: [{name: IGNORE_SIGTERM, value: \"true\"}]", "stopGracePeriod: "+g.String())
+		return testenv.Manifest(n, "env: [{name: IGNORE_SIGTERM, value: \"true\"}]", "stopGracePeriod: "+g.String())
 	}); err != nil {
 		return err
 	}
@@ -258,7 +260,7 @@ func (b *bench) idle(ctx context.Context, p *countingProxy, d *daemon, dir strin
 		if level > prev {
 			tasks := names("idle", prev, level)
 			from, calls := b.rec.mark(), p.mark()
-			if _, err := drop(dir, tasks, func(n string) string { return manifest(n) }); err != nil {
+			if _, err := drop(dir, tasks, func(n string) string { return testenv.Manifest(n) }); err != nil {
 				return err
 			}
 			if _, err := b.rec.wait(ctx, from, 10*time.Minute, len(tasks), of(topicStart, nsReconciler, prefixes(tasks)...)); err != nil {
@@ -277,7 +279,7 @@ func (b *bench) idle(ctx context.Context, p *countingProxy, d *daemon, dir strin
 		if err != nil {
 			return fmt.Errorf("idle level %d: %w", level, err)
 		}
-		m, err := memory(d.pid())
+		m, err := d.proc.Memory()
 		if err != nil {
 			return err
 		}
@@ -328,7 +330,7 @@ func (b *bench) idle(ctx context.Context, p *countingProxy, d *daemon, dir strin
 		return err
 	}
 	window := time.Since(began)
-	m, err := memory(pid)
+	m, err := d.proc.Memory()
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ func TestCheckerFindsEveryViolation(t *testing.T) {
 	w.start()
 	w.ready("set-up")
 	b := w.baseline()
-	w.d.stop()
+	w.d.Stop()
 
 	ctx := namespaces.WithNamespace(t.Context(), w.ns)
 	running := w.running()

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warren/reconciler/e2e/testenv"
 )
 
 // maxRSS bounds the reconciler's peak resident memory through a flood.
@@ -43,7 +45,10 @@ func TestChaosFlood(t *testing.T) {
 		// Let it chew: several reads of the directory, a resync or two.
 		time.Sleep(3 * time.Second)
 		w.noCrash()
-		rss := w.d.peakRSS()
+		rss := int64(-1)
+		if m, err := w.d.Memory(); err == nil {
+			rss = m.Peak
+		}
 		peak = max(peak, rss)
 		if rss > maxRSS {
 			t.Errorf("flood %d: peak RSS %d MiB, want at most %d MiB", i, rss>>20, maxRSS>>20)
@@ -84,7 +89,7 @@ func (w *world) dropJunk(base string) (string, string) {
 			f.Close()
 			return
 		}
-		writeAtomic(t, path, string(data))
+		testenv.WriteFile(t, w.manifests, name, string(data))
 	}
 	stable := w.stable[r.IntN(len(w.stable))]
 	switch k := r.IntN(14); k {
@@ -133,7 +138,7 @@ func (w *world) dropJunk(base string) (string, string) {
 		b.WriteString("---\napiVersion: warren/v1\nkind: Task\nmetadata: {name: Not_Valid}\nspec: {image: x}\n")
 		// Whole, never in chunks: a prefix of valid documents is a valid
 		// file, and the case is about the one invalid document.
-		writeAtomic(t, path, b.String())
+		testenv.WriteFile(t, w.manifests, name, b.String())
 		return name, "many-docs"
 	case 10:
 		write([]byte("apiVersion: warren/v1\nkind: Task\nmetadata: {name: " + base + "}\nspec:\n  image: " + strings.Repeat("x", 900<<10) + "\n"))
@@ -165,7 +170,7 @@ func (w *world) dropJunk(base string) (string, string) {
 		// A valid manifest others could have written: refused by the guard.
 		// It appears with its mode (never in place, never with a safe
 		// mode first), else the daemon may apply it before the chmod.
-		writeAtomicMode(t, path, taskYAML(base, 1), 0o666)
+		testenv.WriteFileMode(t, w.manifests, name, taskYAML(base, 1), 0o666)
 		return name, "insecure"
 	default:
 		junk := []string{"", "\x00\x00\x00", "\xff\xfe\xfd", "---\n---\n---\n", "!!binary aGVsbG8=\n",

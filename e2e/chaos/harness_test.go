@@ -1,10 +1,6 @@
 package chaos
 
 import (
-	"bufio"
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -15,20 +11,15 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
-	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/containerd/v2/plugins"
-	"github.com/containerd/errdefs"
 
-	"github.com/warren/reconciler/e2e/imagebuild"
 	"github.com/warren/reconciler/e2e/invariants"
+	"github.com/warren/reconciler/e2e/testenv"
 	"github.com/warren/reconciler/pkg/runtime"
 )
 
@@ -45,7 +36,7 @@ type world struct {
 	client    *containerd.Client
 	check     *invariants.Checker
 	flags     []string // extra flags of `reconciler run`
-	d         *daemon
+	d         *testenv.TestDaemon
 	versions  map[string]int // task name -> version in its file (absent: no file)
 	stable    []string       // tasks no fault touches
 }
@@ -72,10 +63,10 @@ func newWorld(t *testing.T, kind, address, state string, flags ...string) *world
 			t.Fatal(err)
 		}
 	}
-	c, err := containerd.New(address, containerd.WithDefaultNamespace(ns))
-	if err != nil {
-		t.Fatalf("connect containerd: %v", err)
-	}
+	// Cleanups run last first: the daemon stops (see start), its output
+	// is logged, the namespace is wiped, then runc's directory goes.
+	t.Cleanup(func() { _ = os.Remove(filepath.Join("/run/containerd/runc", ns)) }) // runc's, once empty
+	c := testenv.Connect(t, address, ns)
 	h := fnv.New64a()
 	h.Write([]byte(kind))
 	w := &world{
@@ -85,49 +76,22 @@ func newWorld(t *testing.T, kind, address, state string, flags ...string) *world
 	}
 	w.check = &invariants.Checker{Client: c, Namespace: ns, Manifests: manifests, StateDir: state}
 	t.Cleanup(func() {
-		if w.d != nil {
-			w.d.stop()
-			if t.Failed() {
-				t.Logf("reconciler output (last 200 lines):\n%s", lastLines(w.d.output(), 200))
-			}
+		if w.d != nil && t.Failed() {
+			t.Logf("reconciler output (last 200 lines):\n%s", w.d.Tail(200))
 		}
-		w.wipe()
-		c.Close()
-		_ = os.Remove(filepath.Join("/run/containerd/runc", ns)) // runc's, once empty
 	})
 	return w
-}
-
-// wipe removes everything of the namespace, so that tests leave nothing.
-func (w *world) wipe() {
-	ctx := context.Background()
-	cs, err := w.client.Containers(ctx)
-	if err != nil {
-		w.t.Logf("cleanup: list: %v", err)
-		return
-	}
-	for _, c := range cs {
-		if tk, err := c.Task(ctx, nil); err == nil {
-			_, _ = tk.Delete(ctx, containerd.WithProcessKill)
-		}
-		if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
-			w.t.Logf("cleanup: delete %s: %v", c.ID(), err)
-		}
-	}
 }
 
 // start starts the reconciler and waits for its first full sync.
 func (w *world) start() {
 	w.t.Helper()
-	w.d = startDaemon(w.t, w.runArgs())
-	w.d.waitLog("initial sync done", 60*time.Second)
-}
-
-func (w *world) runArgs() []string {
-	return append([]string{"run",
-		"--address", w.address, "--containerd", "external", "--runc-root", w.runcRoot(),
-		"--namespace", w.ns, "--manifests", w.manifests, "--images", env.images,
-		"--state-dir", w.state, "--resync", "2s"}, w.flags...)
+	run := testenv.Run{Address: w.address, Containerd: "external", RuncRoot: w.runcRoot(),
+		Namespace: w.ns, Manifests: w.manifests, Images: env.images, StateDir: w.state,
+		Resync: 2 * time.Second, Flags: w.flags}
+	// Quiet: the world logs the output of its last daemon only (see newWorld).
+	w.d = testenv.StartTest(w.t, env.bin, run.Args(), testenv.TestOptions{Tail: 100, Quiet: true})
+	w.d.WaitLog(testenv.InitialSync, 60*time.Second)
 }
 
 // runcRoot is the runc state directory of the world's containerd: apart
@@ -139,47 +103,14 @@ func (w *world) runcRoot() string {
 
 // taskYAML is the manifest of a test-image task at a version (its env).
 func taskYAML(name string, version int, extra ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: warren/v1\nkind: Task\nmetadata:\n  name: %s\nspec:\n  image: %s\n  stopGracePeriod: 2s\n  env:\n    - {name: VERSION, value: %q}\n",
-		name, imagebuild.DefaultRef, strconv.Itoa(version))
-	for _, l := range extra {
-		b.WriteString("  " + l + "\n")
-	}
-	return b.String()
+	spec := []string{"stopGracePeriod: 2s", testenv.EnvSpec("VERSION", strconv.Itoa(version))}
+	return testenv.Manifest(name, append(spec, extra...)...)
 }
 
 // write writes a file into the manifests directory atomically.
 func (w *world) write(name, content string) {
 	w.t.Helper()
-	writeAtomic(w.t, filepath.Join(w.manifests, name), content)
-}
-
-func writeAtomic(t *testing.T, path, content string) {
-	t.Helper()
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// writeAtomicMode is writeAtomic with the file's mode set exactly (the
-// umask does not apply) before it is renamed into place: the file is never
-// seen with another mode or content.
-func writeAtomicMode(t *testing.T, path, content string, mode os.FileMode) {
-	t.Helper()
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(tmp, mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
+	testenv.WriteFile(w.t, w.manifests, name, content)
 }
 
 // setTask writes task name at version v (its own file, NAME.yaml).
@@ -249,32 +180,12 @@ func (w *world) addStable(names ...string) {
 func (w *world) addBystander(id string) {
 	w.t.Helper()
 	ctx := w.t.Context()
-	f, err := os.Open(env.archive)
+	img, err := testenv.ImportImage(ctx, w.client, env.archive)
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	defer f.Close()
-	if _, err := w.client.Import(ctx, f); err != nil {
-		w.t.Fatalf("import: %v", err)
-	}
-	img, err := w.client.GetImage(ctx, imagebuild.DefaultRef)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	if err := img.Unpack(ctx, ""); err != nil {
-		w.t.Fatal(err)
-	}
-	c, err := w.client.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
-		containerd.WithNewSpec(oci.WithImageConfig(img)), containerd.WithContainerLabels(map[string]string{"owner": "someone-else"}),
-		containerd.WithRuntime(plugins.RuntimeRuncV2, &options.Options{Root: w.runcRoot()}))
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	tk, err := c.NewTask(ctx, cio.NullIO)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	if err := tk.Start(ctx); err != nil {
+	if _, err := testenv.StartContainer(ctx, w.client, img, id, containerd.WithContainerLabels(map[string]string{"owner": "someone-else"}),
+		containerd.WithRuntime(plugins.RuntimeRuncV2, &options.Options{Root: w.runcRoot()})); err != nil {
 		w.t.Fatal(err)
 	}
 }
@@ -388,36 +299,23 @@ func (w *world) noCrash() {
 	if w.d == nil {
 		return
 	}
-	out := w.d.output()
+	out := w.d.Output()
 	if strings.Contains(out, "panic:") || strings.Contains(out, "fatal error:") {
-		w.t.Fatalf("the reconciler panicked (seed %d):\n%s", env.seed, lastLines(out, 100))
+		w.t.Fatalf("the reconciler panicked (seed %d):\n%s", env.seed, w.d.Tail(100))
 	}
-	if !w.d.alive() {
-		w.t.Fatalf("the reconciler exited (seed %d):\n%s", env.seed, lastLines(out, 100))
+	if !w.d.Alive() {
+		w.t.Fatalf("the reconciler exited (seed %d):\n%s", env.seed, w.d.Tail(100))
 	}
 }
 
 // status is `reconciler status -o json` of the world's daemon.
-func (w *world) status() statusResponse {
+func (w *world) status() testenv.NodeStatus {
 	w.t.Helper()
-	out, err := exec.Command(env.bin, "status", "-o", "json", "--state-dir", w.state).Output()
-	var st statusResponse
+	st, err := testenv.ReadStatus(env.bin, w.state)
 	if err != nil {
-		w.t.Fatalf("reconciler status: %v", err)
-	}
-	if err := json.Unmarshal(out, &st); err != nil {
-		w.t.Fatalf("reconciler status: %v\n%s", err, out)
+		w.t.Fatal(err)
 	}
 	return st
-}
-
-type statusResponse struct {
-	Tasks []struct {
-		Name     string `json:"name"`
-		Phase    string `json:"phase"`
-		Message  string `json:"message"`
-		Restarts int    `json:"restarts"`
-	} `json:"tasks"`
 }
 
 // taskStatus returns one task's phase and message from the status ("" if absent).
@@ -430,15 +328,12 @@ func (w *world) taskStatus(name string) (phase, message string) {
 	return "", ""
 }
 
-// waitFor polls cond every 100 ms until it holds or timeout passes.
+// waitFor polls cond every 100 ms until it holds, and fails t, naming the
+// seed, if timeout passes first.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s (seed %d)", timeout, what, env.seed)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := testenv.Poll(timeout, 100*time.Millisecond, what, cond); err != nil {
+		t.Fatalf("%v (seed %d)", err, env.seed)
 	}
 }
 
@@ -458,101 +353,6 @@ func iterations(t *testing.T, each func(i int)) {
 		}
 		each(i)
 	}
-}
-
-// daemon is a running reconciler process.
-type daemon struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	logs bytes.Buffer
-	done chan struct{}
-}
-
-func (d *daemon) Write(p []byte) (int, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.logs.Write(p)
-}
-
-func (d *daemon) output() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.logs.String()
-}
-
-func startDaemon(t *testing.T, args []string) *daemon {
-	t.Helper()
-	d := &daemon{t: t, cmd: exec.Command(env.bin, args...), done: make(chan struct{})}
-	d.cmd.Stdout, d.cmd.Stderr = d, d
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start reconciler: %v", err)
-	}
-	go func() { _ = d.cmd.Wait(); close(d.done) }()
-	return d
-}
-
-func (d *daemon) alive() bool {
-	select {
-	case <-d.done:
-		return false
-	default:
-		return true
-	}
-}
-
-func (d *daemon) waitLog(s string, timeout time.Duration) {
-	d.t.Helper()
-	waitFor(d.t, timeout, fmt.Sprintf("reconciler to log %q", s), func() bool {
-		if !d.alive() {
-			d.t.Fatalf("reconciler exited while waiting for %q:\n%s", s, lastLines(d.output(), 100))
-		}
-		return strings.Contains(d.output(), s)
-	})
-}
-
-// kill sends SIGKILL: no cleanup of any kind runs.
-func (d *daemon) kill() {
-	_ = d.cmd.Process.Signal(syscall.SIGKILL)
-	<-d.done
-}
-
-// stop sends SIGTERM and waits.
-func (d *daemon) stop() {
-	if !d.alive() {
-		return
-	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(30 * time.Second):
-		d.kill()
-	}
-}
-
-// peakRSS is the process's peak resident set (VmHWM) in bytes.
-func (d *daemon) peakRSS() int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
-	if err != nil {
-		return -1
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if rest, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return -1
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // ctr runs ctr on the world's containerd and namespace.

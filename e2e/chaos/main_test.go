@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -46,27 +45,18 @@ func testMain(m *testing.M) int {
 	if env.seed == 0 {
 		env.seed = time.Now().UnixNano() % 1_000_000_007
 	}
-	ci := os.Getenv("CI") == "true"
-	if why := testenv.Missing("ctr"); why != "" {
-		if ci {
-			fmt.Fprintf(os.Stderr, "chaos: CI=true and %s: the chaos suite must run in CI\n", why)
-			return 1
+	suite := testenv.Suite{Name: "chaos", Prefix: "rcch", TestApp: "../testapp", Needs: []string{"ctr"}}
+	code := suite.Main(m, func(e *testenv.Env, skip string) {
+		env.skip = skip
+		if e == nil {
+			return
 		}
-		env.skip = why
-		return m.Run()
-	}
-	fmt.Fprintf(os.Stderr, "chaos: seed %d (replay with CHAOS_SEED=%d, or -chaos.seed=%d)\n", env.seed, env.seed, env.seed)
-	ctx := context.Background()
-	e, err := testenv.Setup(ctx, "rcch", "../testapp")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "chaos:", err)
-		return 1
-	}
-	env.dir, env.bin, env.images, env.archive, env.address = e.Dir, e.Bin, e.Images, e.Archive, e.Address
-	env.run = strings.TrimPrefix(filepath.Base(e.Dir), "rcch")
-	code := m.Run()
-	if err := e.Close(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "chaos:", err)
+		fmt.Fprintf(os.Stderr, "chaos: seed %d (replay with CHAOS_SEED=%d, or -chaos.seed=%d)\n", env.seed, env.seed, env.seed)
+		env.dir, env.bin, env.images, env.archive, env.address = e.Dir, e.Bin, e.Images, e.Archive, e.Address
+		env.run = strings.TrimPrefix(filepath.Base(e.Dir), "rcch")
+	})
+	if env.dir == "" { // skipped, or not set up
+		return code
 	}
 	table := stats.table()
 	fmt.Fprintf(os.Stderr, "\nchaos: seed %d\n%s", env.seed, table)
@@ -81,12 +71,9 @@ func testMain(m *testing.M) int {
 	return code
 }
 
+// requireEnv skips a test outside CI when the machine cannot run the
+// suite. Under CI=true TestMain has already failed in that case.
 func requireEnv(t *testing.T) {
 	t.Helper()
-	if env.skip != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true but the chaos suite cannot run: %s", env.skip)
-		}
-		t.Skip("outside CI (CI=true fails above): the chaos suite needs root, containerd, runc and ctr: " + env.skip)
-	}
+	testenv.Require(t, "the chaos suite", env.skip)
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -42,13 +43,13 @@ func TestChaosKillReconciler(t *testing.T) {
 	iterations(t, func(i int) {
 		// The tasks the burst leaves alone must not restart either.
 		b := w.baseline(append(w.pool("k"), w.stable...)...)
-		before := len(w.d.output())
+		before := len(w.d.Output())
 		what := w.burst("k", 8, 2+w.rng.IntN(7), &b)
 		if w.rng.IntN(2) == 0 {
 			// Half the time, right after an action began (a burst that
 			// cancels itself out makes none: then after 3s).
 			for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-				if acted(w.d.output()[before:]) {
+				if acted(w.d.Output()[before:]) {
 					break
 				}
 			}
@@ -56,7 +57,7 @@ func TestChaosKillReconciler(t *testing.T) {
 		} else {
 			time.Sleep(w.jitter(1500 * time.Millisecond))
 		}
-		w.d.kill()
+		w.d.Kill()
 		if w.rng.IntN(3) == 0 {
 			what += "; then " + w.burst("k", 8, 1+w.rng.IntN(3), &b) + " while it was down"
 		}
@@ -89,12 +90,12 @@ func TestChaosRestartContainerd(t *testing.T) {
 	w.ready("set-up")
 	iterations(t, func(i int) {
 		b := w.baseline(append(w.pool("c"), w.stable...)...)
-		before := len(w.d.output())
+		before := len(w.d.Output())
 		what := w.burst("c", 6, 2+w.rng.IntN(5), &b)
 		// During convergence: once an action began (or after 3s if the
 		// burst cancelled itself out), within 300ms.
 		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			if acted(w.d.output()[before:]) {
+			if acted(w.d.Output()[before:]) {
 				break
 			}
 		}
@@ -151,7 +152,7 @@ func TestChaosBehindTheBack(t *testing.T) {
 		victims := w.pick(names, 1+w.rng.IntN(3))
 		var others []string
 		for _, n := range names {
-			if !contains(victims, n) {
+			if !slices.Contains(victims, n) {
 				others = append(others, n)
 			}
 		}
@@ -189,13 +190,4 @@ func TestChaosBehindTheBack(t *testing.T) {
 		since := time.Now()
 		w.converge(fmt.Sprintf("ctr %d (%s)", i, strings.Join(did, "; ")), since, b)
 	})
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
 
 	"github.com/go-logr/logr"
 
@@ -28,6 +29,74 @@ func Missing(extra ...string) string {
 		}
 	}
 	return ""
+}
+
+// CI reports whether CI=true: there the suites must run, and fail where
+// they would skip elsewhere.
+func CI() bool { return os.Getenv("CI") == "true" }
+
+// Usable says whether this machine can run a suite needing the extra
+// programs named (see Missing): skip is why not, "" if it can. Under
+// CI=true that is an error instead.
+func Usable(extra ...string) (skip string, err error) {
+	why := Missing(extra...)
+	if why != "" && CI() {
+		return "", fmt.Errorf("CI=true (the suites must run) and %s", why)
+	}
+	return why, nil
+}
+
+// Require ends t at once if the suite cannot run here (skip, from Usable,
+// is not ""): a skip, or under CI=true a failure. suite names the tests in
+// the messages.
+func Require(t testing.TB, suite, skip string) {
+	t.Helper()
+	if skip == "" {
+		return
+	}
+	if CI() {
+		t.Fatalf("CI=true but %s cannot run: %s", suite, skip)
+	}
+	t.Skipf("outside CI (CI=true fails above): %s cannot run here: %s", suite, skip)
+}
+
+// Suite is a test package that runs the reconciler in an Env.
+type Suite struct {
+	Name    string   // in messages: "e2e", "chaos"
+	Prefix  string   // of the temporary directory (see Setup)
+	TestApp string   // the test image's Go package, relative to the suite's directory
+	Needs   []string // programs it needs besides those Missing checks
+}
+
+// Main is the suite's TestMain: it prepares the environment (Setup), runs
+// the tests (m), closes the environment and returns the exit code; what
+// fails goes to stderr. ready is called before the tests with the
+// environment or, where the machine lacks what the suite needs outside CI,
+// with nil and why (the tests then skip: see Require). Under CI=true such a
+// machine fails the suite.
+func (s Suite) Main(m *testing.M, ready func(e *Env, skip string)) int {
+	skip, err := Usable(s.Needs...)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", s.Name, err)
+		return 1
+	}
+	if skip != "" {
+		ready(nil, skip)
+		return m.Run()
+	}
+	ctx := context.Background()
+	e, err := Setup(ctx, s.Prefix, s.TestApp)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", s.Name, err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "%s: containerd pid %d on %s\n", s.Name, e.Pid, e.Address)
+	ready(e, "")
+	code := m.Run()
+	if err := e.Close(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", s.Name, err)
+	}
+	return code
 }
 
 // Env is a prepared environment: everything lives under Dir.

@@ -1,0 +1,56 @@
+package testenv
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/exec"
+)
+
+// TaskStatus is a task in `reconciler status -o json`: the fields the
+// suites read.
+type TaskStatus struct {
+	Name        string `json:"name"`
+	Phase       string `json:"phase"`
+	Message     string `json:"message"`
+	Restarts    int    `json:"restarts"`
+	ContainerID string `json:"containerID"`
+	Source      string `json:"source"`
+}
+
+// NodeStatus is `reconciler status -o json`: the tasks and the manifests
+// directory.
+type NodeStatus struct {
+	Tasks     []TaskStatus `json:"tasks"`
+	Manifests struct {
+		Error  string            `json:"error"`
+		Broken map[string]string `json:"broken"` // file -> its errors
+	} `json:"manifests"`
+}
+
+// ReadStatus runs `reconciler status -o json` (bin) on the daemon of the
+// state directory.
+func ReadStatus(bin, stateDir string) (NodeStatus, error) {
+	var st NodeStatus
+	return st, status(bin, &st, "status", "-o", "json", "--state-dir", stateDir)
+}
+
+// ReadTaskStatus runs `reconciler status TASK -o json` (bin) on the daemon
+// of the state directory.
+func ReadTaskStatus(bin, stateDir, task string) (TaskStatus, error) {
+	var st TaskStatus
+	return st, status(bin, &st, "status", task, "-o", "json", "--state-dir", stateDir)
+}
+
+func status(bin string, v any, args ...string) error {
+	out, err := exec.Command(bin, args...).Output()
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+		return fmt.Errorf("reconciler status: %w: %s", err, ee.Stderr)
+	} else if err != nil {
+		return fmt.Errorf("reconciler status: %w", err)
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		return fmt.Errorf("reconciler status: %w\n%s", err, out)
+	}
+	return nil
+}
