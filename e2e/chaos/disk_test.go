@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -38,7 +39,10 @@ func TestChaosDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := filepath.Join(secrets, "token")
-	if err := os.WriteFile(secret, []byte("s3cr3t\n"), 0o600); err != nil {
+	// Larger than what a log rotation frees for a moment before the filler
+	// takes it again (a log file, 64 KiB, per task): a staged copy never
+	// fits while the disk is kept full.
+	if err := os.WriteFile(secret, bytes.Repeat([]byte("s3cr3t\n"), (1<<20)/7), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	w := newWorld(t, "disk", "", state, "--allowed-secret-sources", secrets,
