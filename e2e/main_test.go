@@ -16,6 +16,7 @@ var env struct {
 	archive  string // the test image archive
 	address  string // containerd socket
 	runcRoot string // runc state of the tests' containerd, apart from any other's
+	ctrState string // that containerd's state directory
 	skip     string // why the tests cannot run here (never set under CI=true)
 	run      string // a suffix of this run's namespaces (see newNode)
 }
@@ -32,7 +33,7 @@ func testMain(m *testing.M) int {
 			return
 		}
 		env.dir, env.bin, env.driver, env.images, env.archive = e.Dir, e.Bin, e.Driver, e.Images, e.Archive
-		env.address, env.runcRoot = e.Address, e.RuncRoot
+		env.address, env.runcRoot, env.ctrState = e.Address, e.RuncRoot, e.State
 		env.run = e.Dir[max(0, len(e.Dir)-4):] // the end of the temporary name: random digits
 	})
 }

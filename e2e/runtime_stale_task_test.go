@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -159,4 +163,53 @@ func TestRuntimeDeleteClearsStaleTask(t *testing.T) {
 func parseID(t *testing.T, yaml string) string {
 	task := parseTask(t, yaml)
 	return task.Metadata.Name + "-" + task.Hash()
+}
+
+// TestRuntimeStartClearsStaleBundle: Start of a container whose last start
+// was cut short starts it anyway. Found by the chaos suite (seed 7, kill
+// 13): after a SIGKILL of the reconciler during a start, containerd 1.6
+// kept the task's bundle directory with no shim and no task, and every new
+// task of that container ID failed ("failed to start shim: mkdir ...: file
+// exists") until containerd restarted. The test leaves that state itself:
+// the directory with the files a shim's start writes, and the pid of a
+// shim that is gone.
+func TestRuntimeStartClearsStaleBundle(t *testing.T) {
+	e := newRT(t, "e2e-rt-stale-bundle")
+	id, err := e.create(testenv.Manifest("bundle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(env.ctrState, "io.containerd.runtime.v2.task", e.n.ns, id)
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(bundle, "rootfs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{"config.json": "{}", "shim.pid": strconv.Itoa(gone.Process.Pid), "address": "unix:///nowhere"} {
+		if err := os.WriteFile(filepath.Join(bundle, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The state the fix is for: containerd refuses a task of this ID.
+	ctx := namespaces.WithNamespace(t.Context(), e.n.ns)
+	c, err := e.n.client.LoadContainer(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.NewTask(ctx, cio.NullIO); err == nil || !strings.Contains(err.Error(), "file exists") {
+		t.Fatalf("a new task with a stale bundle: %v, want containerd to refuse it (file exists)", err)
+	}
+	if err := e.rt.Start(t.Context(), id); err != nil {
+		t.Fatalf("Start after an interrupted start: %v", err)
+	}
+	testenv.WaitFor(t, converge, id+" running", func() bool {
+		for _, c := range e.n.containers("") {
+			if c.ID == id {
+				return c.Status == containerd.Running
+			}
+		}
+		return false
+	})
 }

@@ -108,6 +108,7 @@ type Env struct {
 	Archive  string // the test image archive, tagged imagebuild.DefaultRef
 	Address  string // the private containerd's socket
 	RuncRoot string // runc state of that containerd, apart from any other's
+	State    string // that containerd's state directory (its task bundles)
 	Pid      int    // of that containerd
 
 	containerd *runtime.Managed
@@ -140,7 +141,7 @@ func Setup(ctx context.Context, prefix, testapp string) (*Env, error) {
 		return nil, err
 	}
 	e.containerd, e.Address, e.Pid = mc, mc.Address(), mc.Pid()
-	e.RuncRoot = runtime.PathsFor(mc.Dir).RuncRoot
+	e.RuncRoot, e.State = runtime.PathsFor(mc.Dir).RuncRoot, runtime.PathsFor(mc.Dir).State
 	return e, nil
 }
 

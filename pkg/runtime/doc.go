@@ -17,5 +17,8 @@
 // (the ownership label, observed.LabelManagedBy, says which; a create never
 // takes over a container of its ID that is not the task's), never put a
 // secret's content into a spec, a label or a log line, and never run a
-// container the node policy refuses.
+// container the node policy refuses. The one thing of containerd's own it
+// removes is a bundle directory in containerd's state that an interrupted
+// start left, blocks its own container's ID, and nothing uses (bundle.go):
+// what containerd itself removes when it restarts.
 package runtime

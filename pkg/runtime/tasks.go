@@ -117,6 +117,16 @@ func (r *Runtime) startNew(ctx context.Context, rec containers.Container) error 
 		err = errgrpc.ToNative(err)
 	}
 	if err != nil {
+		// A start cut short can leave containerd's bundle directory of the
+		// ID behind instead (bundle.go), which blocks it the same way.
+		if cleared, cerr := r.clearStaleBundle(err, id); cerr != nil {
+			err = fmt.Errorf("%w (%v)", err, cerr)
+		} else if cleared {
+			_, err = r.client.TaskService().Create(ctx, req)
+			err = errgrpc.ToNative(err)
+		}
+	}
+	if err != nil {
 		out.Cancel()
 		return fmt.Errorf("start container %s: create task: %w", id, err)
 	}
