@@ -7,6 +7,12 @@
 // and content (-inspect), and try a TCP connection (-connect). Each result is
 // one line "testapp: WHAT: ..." on stdout (failures on stderr).
 //
+// For health checks, with -listen, /healthz answers 200 while the
+// -health-file exists and 503 otherwise; and `testapp probe` is an exec
+// probe: it prints its identity, waits -sleep, and exits -exit, or 0 while
+// its -file exists and 1 otherwise (-child leaves a child holding its
+// output).
+//
 // Every flag can also be given as an environment variable (upper case, dashes as
 // underscores, e.g. LISTEN=:8080), so a manifest can change behaviour through env.
 package main

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"sort"
 	"strings"
@@ -17,6 +18,9 @@ import (
 var hold [][]byte
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "probe" {
+		os.Exit(probe(os.Args[2:]))
+	}
 	fs := flag.NewFlagSet("testapp", flag.ExitOnError)
 	listen := fs.String("listen", "", "serve HTTP on this address (e.g. :8080); / answers with the MESSAGE")
 	message := fs.String("message", "hello from testapp", "line printed at start and served on /")
@@ -35,6 +39,7 @@ func main() {
 	inspect := fs.String("inspect", "", "comma-separated paths: print each one's mode, owner and (files) content")
 	connect := fs.String("connect", "", "try a TCP connection to this host:port at start (2s timeout)")
 	tickPad := fs.Int("tick-pad", 0, "pad each tick line with this many characters")
+	healthFile := fs.String("health-file", "", "with -listen: /healthz answers 200 while this file exists, 503 otherwise")
 	fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := os.LookupEnv(strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); ok {
 			_ = f.Value.Set(v)
@@ -112,6 +117,13 @@ func main() {
 
 	if *listen != "" {
 		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, *message) })
+		http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+			if _, err := os.Stat(*healthFile); *healthFile != "" && err != nil {
+				http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ok")
+		})
 		go func() {
 			if err := http.ListenAndServe(*listen, nil); err != nil {
 				fmt.Fprintln(os.Stderr, "testapp: listen:", err)
@@ -167,4 +179,38 @@ func inspectPath(p string) {
 		}
 	}
 	fmt.Printf("testapp: inspect %s: mode=%04o uid=%d gid=%d content=%q\n", p, fi.Mode().Perm(), uid, gid, content)
+}
+
+// probe is `testapp probe`, the command of the tests' exec health checks:
+// it prints its identity (uid, cwd, the PROBE_NOTE variable), waits
+// -sleep, and exits -exit, or with -file 0 while that file exists and 1
+// otherwise. With -child it first starts a child that sleeps -child and
+// keeps the probe's output open.
+func probe(args []string) int {
+	fs := flag.NewFlagSet("testapp probe", flag.ExitOnError)
+	file := fs.String("file", "", "exit 0 while this file exists, 1 otherwise")
+	sleep := fs.Duration("sleep", 0, "wait this long before exiting")
+	code := fs.Int("exit", 0, "exit code (without -file)")
+	child := fs.Duration("child", 0, "start a child that sleeps this long, holding the output")
+	_ = fs.Parse(args)
+	wd, _ := os.Getwd()
+	fmt.Printf("probe: uid=%d cwd=%s note=%q\n", os.Getuid(), wd, os.Getenv("PROBE_NOTE"))
+	fmt.Fprintln(os.Stderr, "probe: on stderr")
+	if *child > 0 {
+		c := exec.Command("/proc/self/exe", "probe", "-sleep", child.String())
+		c.Stdout, c.Stderr = os.Stdout, os.Stderr
+		if err := c.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "probe: child:", err)
+		}
+	}
+	time.Sleep(*sleep)
+	if *file != "" {
+		if _, err := os.Stat(*file); err != nil {
+			fmt.Printf("probe: %v\n", err)
+			return 1
+		}
+		fmt.Printf("probe: %s is there\n", *file)
+		return 0
+	}
+	return *code
 }

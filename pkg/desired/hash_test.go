@@ -219,6 +219,7 @@ var specMutations = map[string]func(*Spec){
 	"spec.stopSignal":                        func(s *Spec) { s.StopSignal = "SIGQUIT" },
 	"spec.stopGracePeriod":                   func(s *Spec) { s.StopGracePeriod = &Duration{11 * time.Second} },
 	"spec.healthCheck":                       func(s *Spec) { s.HealthCheck = nil },
+	"spec.healthCheck.disabled":              func(s *Spec) { s.HealthCheck = &HealthCheck{Disabled: true} },
 	"spec.healthCheck.exec":                  func(s *Spec) { s.HealthCheck.HTTP = nil; s.HealthCheck.Exec = &ExecProbe{Command: []string{"check"}} },
 	"spec.healthCheck.exec.command": func(s *Spec) {
 		s.HealthCheck.HTTP = nil

@@ -147,7 +147,7 @@ var fieldDocs = map[string]fieldDoc{
 	"Spec.updateStrategy":  {desc: "How a changed spec replaces the running container: stop-first stops the old one first, start-first starts the new one first.", def: string(DefaultUpdateStrategy)},
 	"Spec.stopSignal":      {desc: "Signal sent first on stop, by name (\"SIGTERM\", \"TERM\", \"term\").", def: DefaultStopSignal, example: "SIGQUIT"},
 	"Spec.stopGracePeriod": {desc: "Time between the stop signal and SIGKILL.", def: "30s", example: "1m"},
-	"Spec.healthCheck":     {desc: "Health probe: exactly one of exec, http, tcp. Parsed and validated; the daemon runs no probe and does not act on it."},
+	"Spec.healthCheck":     {desc: "Health probe: exactly one of exec, http, tcp, or disabled: true. Retries failures in a row make the task unhealthy: its container is stopped and its restart policy decides. Without it, the image's HEALTHCHECK is used."},
 
 	"EnvVar.name":  {desc: "Variable name: letters, digits and '_', not starting with a digit.", required: true, pattern: envName, example: "MODE"},
 	"EnvVar.value": {desc: "Value; quote values YAML would read as numbers or booleans.", example: "production"},
@@ -176,6 +176,7 @@ var fieldDocs = map[string]fieldDoc{
 	"RestartBackoff.max":        {desc: "Longest restart delay; not shorter than initial.", def: "5m"},
 	"RestartBackoff.resetAfter": {desc: "Clean running time after which the delay starts at initial again.", def: "10m"},
 
+	"HealthCheck.disabled":    {desc: "No health check at all, not even the image's HEALTHCHECK; takes no other field."},
 	"HealthCheck.exec":        {desc: "Run a command in the container; exit 0 is healthy."},
 	"HealthCheck.http":        {desc: "GET a path on a port of the task; 2xx and 3xx are healthy."},
 	"HealthCheck.tcp":         {desc: "Connect to a port of the task; a connection is healthy."},
@@ -222,7 +223,7 @@ func (g *schemaGen) structSchema(t reflect.Type) *jsNode {
 	case reflect.TypeFor[Mount]():
 		n.AllOf = mountRules()
 	case reflect.TypeFor[HealthCheck]():
-		n.OneOf = []*jsNode{{Required: []string{"exec"}}, {Required: []string{"http"}}, {Required: []string{"tcp"}}}
+		n.OneOf = []*jsNode{{Required: []string{"exec"}}, {Required: []string{"http"}}, {Required: []string{"tcp"}}, {Required: []string{"disabled"}}}
 	case reflect.TypeFor[Capabilities]():
 		n.Properties.vals["add"].Items = capSchema(false)
 		n.Properties.vals["drop"].Items = capSchema(true)

@@ -229,6 +229,8 @@ func TestParseSpecErrors(t *testing.T) {
 		{"health check interval zero", "  healthCheck: {tcp: {port: 80}, interval: 0s}\n", []string{`t.yaml:6: spec.healthCheck.interval: must be positive, got "0s"`}},
 		{"health check timeout negative", "  healthCheck: {tcp: {port: 80}, timeout: -1s}\n", []string{`t.yaml:6: spec.healthCheck.timeout: must be positive, got "-1s"`}},
 		{"health check start period negative", "  healthCheck: {tcp: {port: 80}, startPeriod: -1s}\n", []string{`t.yaml:6: spec.healthCheck.startPeriod: must not be negative, got "-1s"`}},
+		{"health check disabled with a probe", "  healthCheck: {disabled: true, tcp: {port: 80}}\n", []string{`t.yaml:6: spec.healthCheck.disabled: true turns health checking off: it takes no probe and no timing`}},
+		{"health check disabled with timing", "  healthCheck:\n    disabled: true\n    interval: 5s\n", []string{`t.yaml:7: spec.healthCheck.disabled: true turns health checking off: it takes no probe and no timing`}},
 		{"health check unknown probe", "  healthCheck: {grpc: {port: 80}}\n",
 			[]string{`t.yaml:6: spec.healthCheck.grpc: unknown field "grpc"`, `t.yaml:6: spec.healthCheck: needs exactly one probe: exec, http or tcp`}},
 	}

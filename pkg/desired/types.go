@@ -166,8 +166,10 @@ const (
 	DefaultBackoffResetAfter = 10 * time.Minute
 )
 
-// HealthCheck probes the task. Exactly one of Exec, HTTP, TCP is set.
+// HealthCheck probes the task. Exactly one of Exec, HTTP, TCP is set, or
+// Disabled alone: no probe at all, not even the image's HEALTHCHECK.
 type HealthCheck struct {
+	Disabled    bool       `json:"disabled,omitempty"`
 	Exec        *ExecProbe `json:"exec,omitempty"`
 	HTTP        *HTTPProbe `json:"http,omitempty"`
 	TCP         *TCPProbe  `json:"tcp,omitempty"`
@@ -347,7 +349,7 @@ func (s Spec) withDefaults() Spec {
 		c.Capabilities.Add = normalizeCaps(c.Capabilities.Add)
 		c.Capabilities.Drop = normalizeCaps(c.Capabilities.Drop)
 	}
-	if h := s.HealthCheck; h != nil {
+	if h := s.HealthCheck; h != nil && !h.Disabled {
 		h.Interval = durationOr(h.Interval, DefaultHealthInterval)
 		h.Timeout = durationOr(h.Timeout, DefaultHealthTimeout)
 		h.StartPeriod = durationOr(h.StartPeriod, 0)

@@ -411,6 +411,12 @@ func (v *validator) healthCheck(field string, h *HealthCheck) {
 	if h == nil {
 		return
 	}
+	if h.Disabled {
+		if h.Exec != nil || h.HTTP != nil || h.TCP != nil || h.Interval != nil || h.Timeout != nil || h.Retries != 0 || h.StartPeriod != nil {
+			v.add(field+".disabled", "true turns health checking off: it takes no probe and no timing")
+		}
+		return
+	}
 	var kinds []string
 	if h.Exec != nil {
 		kinds = append(kinds, "exec")

@@ -298,6 +298,7 @@ func processArgs(entrypoint, cmd, command, args []string) []string {
 // Delete removes the container's task (killing it if it still runs), the
 // container, its snapshot, its staged secrets and its log files. A missing container is success.
 func (r *Runtime) Delete(ctx context.Context, id string) error {
+	r.forgetProcess(id)
 	err := r.delete(ctx, id)
 	if err != nil {
 		r.needCollect()

@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/go-logr/logr"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/grpc"
 
 	"github.com/warren/reconciler/pkg/runtime/logfile"
@@ -47,6 +48,9 @@ type Runtime struct {
 
 	pulledMu sync.Mutex
 	pulled   map[string]time.Time // image name -> when Prepare pulled it (PullAlways)
+
+	procMu sync.Mutex
+	procs  map[string]specs.Process // container ID -> its process spec, for exec probes (exec.go)
 
 	users users // the process user per image and spec.user (users.go)
 	index index // the namespace's containers between full listings (index.go)
@@ -164,6 +168,10 @@ func New(ctx context.Context, address string, opts ...Option) (*Runtime, error) 
 			c.Close()
 			return nil, fmt.Errorf("create log directory: %w", err)
 		}
+	}
+	if r.stateDir != "" {
+		// FIFOs of exec probes a killed reconciler left: nobody reads them.
+		_ = os.RemoveAll(r.fifoDir())
 	}
 	r.stats = &statsCache{ttl: DefaultStatsTTL, now: time.Now, read: r.readTaskUsage}
 	if r.metrics != nil {

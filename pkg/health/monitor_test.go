@@ -1,0 +1,214 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/warren/reconciler/pkg/clock"
+	"github.com/warren/reconciler/pkg/desired"
+)
+
+// script is a fake exec: each call takes the next result (the last one
+// repeats) and is recorded with the clock's time.
+type script struct {
+	mu      sync.Mutex
+	clock   *clock.Fake
+	results []ExecResult
+	errs    []error
+	calls   []time.Time
+}
+
+func (s *script) exec(_ context.Context, _ string, _ []string, _ time.Duration) (ExecResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := min(len(s.calls), len(s.results)-1)
+	s.calls = append(s.calls, s.clock.Now())
+	var err error
+	if i < len(s.errs) {
+		err = s.errs[i]
+	}
+	return s.results[i], err
+}
+
+var (
+	pass    = ExecResult{ExitCode: 0, Output: []byte("ok\n")}
+	fail    = ExecResult{ExitCode: 1, Output: []byte("dial: connection refused\n")}
+	timeout = ExecResult{TimedOut: true}
+)
+
+func execCheck(retries int, interval, startPeriod time.Duration) Check {
+	return Check{Kind: KindExec, Command: []string{"check"}, Interval: interval, Timeout: 2 * time.Second,
+		Retries: retries, StartPeriod: startPeriod, Source: SourceManifest}
+}
+
+// TestMonitorStates: the health a sequence of probe results gives, probe
+// by probe, with the start period and the retries.
+func TestMonitorStates(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name        string
+		check       Check
+		results     []ExecResult
+		errs        []error
+		probes      int     // probes to run (one interval apart)
+		want        []State // after each probe
+		wantStreak  int     // after the last
+		wantReason  string  // after the last
+		wantChanged int     // Changed calls
+	}{
+		{name: "healthy at the first success", check: execCheck(3, 10*time.Second, 0), results: []ExecResult{pass},
+			probes: 2, want: []State{Healthy, Healthy}, wantChanged: 1},
+		{name: "unhealthy after retries failures in a row", check: execCheck(3, 10*time.Second, 0),
+			results: []ExecResult{pass, fail, fail, fail}, probes: 4, want: []State{Healthy, Healthy, Healthy, Unhealthy},
+			wantStreak: 3, wantReason: `3 probes failed: exec exit 1: "dial: connection refused"`, wantChanged: 2},
+		{name: "a success resets the streak", check: execCheck(2, 10*time.Second, 0),
+			results: []ExecResult{fail, pass, fail, pass}, probes: 4, want: []State{Starting, Healthy, Healthy, Healthy}, wantChanged: 1},
+		{name: "failures within the start period do not count", check: execCheck(1, 10*time.Second, 25*time.Second),
+			results: []ExecResult{fail}, probes: 4, want: []State{Starting, Starting, Starting, Unhealthy},
+			wantStreak: 1, wantReason: `1 probes failed: exec exit 1: "dial: connection refused"`, wantChanged: 1},
+		{name: "a success ends the start period early", check: execCheck(1, 10*time.Second, time.Hour),
+			results: []ExecResult{fail, pass, fail}, probes: 3, want: []State{Starting, Healthy, Unhealthy}, wantStreak: 1,
+			wantReason: `1 probes failed: exec exit 1: "dial: connection refused"`, wantChanged: 2},
+		{name: "a timeout is a failure", check: execCheck(1, 10*time.Second, 0), results: []ExecResult{timeout}, probes: 1,
+			want: []State{Unhealthy}, wantStreak: 1, wantReason: "1 probes failed: exec timed out after 2s", wantChanged: 1},
+		{name: "an exec that cannot run is a failure", check: execCheck(2, 10*time.Second, 0), results: []ExecResult{{}},
+			errs: []error{errors.New("task not found"), errors.New("task not found")}, probes: 2, want: []State{Starting, Unhealthy},
+			wantStreak: 2, wantReason: "2 probes failed: exec: task not found", wantChanged: 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clk := clock.NewFake(t0)
+			s := &script{clock: clk, results: c.results, errs: c.errs}
+			var changed int
+			m := NewMonitor(Config{Exec: s.exec, Clock: clk, Changed: func(string) { changed++ },
+				Jitter: func(time.Duration) time.Duration { return 0 }})
+			defer m.Close()
+			m.Set("web", &Target{Task: "web", ContainerID: "web-1", Check: c.check, StartedAt: t0})
+			if st, _ := m.Status("web"); st.State != Starting || st.Source != SourceManifest {
+				t.Fatalf("before any probe: %+v, want starting, from the manifest", st)
+			}
+			var got []State
+			for i := range c.probes {
+				if i == 0 {
+					clk.Step(0)
+				} else {
+					clk.Step(c.check.Interval * 9 / 10) // the jitter above is 0: -10 %
+				}
+				st, _ := m.Status("web")
+				got = append(got, st.State)
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("states %v, want %v", got, c.want)
+			}
+			if len(s.calls) != c.probes {
+				t.Errorf("%d probes, want %d", len(s.calls), c.probes)
+			}
+			st, _ := m.Status("web")
+			if st.Streak != c.wantStreak || st.Reason != c.wantReason {
+				t.Errorf("streak %d reason %q, want %d %q", st.Streak, st.Reason, c.wantStreak, c.wantReason)
+			}
+			if changed != c.wantChanged {
+				t.Errorf("Changed called %d times, want %d", changed, c.wantChanged)
+			}
+			if st.State == Unhealthy {
+				clk.Step(time.Hour)
+				if len(s.calls) != c.probes {
+					t.Errorf("probed %d more times once unhealthy", len(s.calls)-c.probes)
+				}
+			}
+		})
+	}
+}
+
+// TestMonitorTargets: the same target again changes nothing; a restart or
+// a new container starts over; nil stops the probes.
+func TestMonitorTargets(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(t0)
+	s := &script{clock: clk, results: []ExecResult{pass}}
+	m := NewMonitor(Config{Exec: s.exec, Clock: clk, Jitter: func(time.Duration) time.Duration { return 0 }})
+	defer m.Close()
+	target := Target{Task: "web", ContainerID: "web-1", Check: execCheck(3, 10*time.Second, 0), StartedAt: t0}
+	m.Set("web", &target)
+	clk.Step(0)
+	m.Set("web", &target)
+	if st, _ := m.Status("web"); st.State != Healthy {
+		t.Fatalf("the same target again reset it: %+v", st)
+	}
+	restarted := target
+	restarted.StartedAt = t0.Add(time.Minute)
+	m.Set("web", &restarted)
+	if st, _ := m.Status("web"); st.State != Starting {
+		t.Fatalf("after a restart: %+v, want starting", st)
+	}
+	m.Set("web", nil)
+	if _, ok := m.Status("web"); ok {
+		t.Fatal("still probed after Set(nil)")
+	}
+	n := len(s.calls)
+	clk.Step(time.Hour)
+	if len(s.calls) != n {
+		t.Errorf("%d probes after Set(nil)", len(s.calls)-n)
+	}
+}
+
+// TestMonitorSpreadsFirstProbes: 100 targets set at once are first probed
+// at the points the jitter gives, within the first second.
+func TestMonitorSpreadsFirstProbes(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(t0)
+	s := &script{clock: clk, results: []ExecResult{pass}}
+	var asked []time.Duration
+	m := NewMonitor(Config{Exec: s.exec, Clock: clk, ExecSlots: 100, Jitter: func(n time.Duration) time.Duration {
+		asked = append(asked, n)
+		return n * time.Duration(len(asked)%100) / 100
+	}})
+	defer m.Close()
+	for i := range 100 {
+		task := "t" + strings.Repeat("x", i)
+		m.Set(task, &Target{Task: task, ContainerID: task + "-1", Check: execCheck(3, 10*time.Second, 0), StartedAt: t0})
+	}
+	clk.Step(time.Second)
+	if len(s.calls) != 100 {
+		t.Fatalf("%d first probes in the first second, want 100", len(s.calls))
+	}
+	distinct := map[time.Time]bool{}
+	for _, at := range s.calls {
+		distinct[at] = true
+	}
+	if len(distinct) < 90 {
+		t.Errorf("first probes at %d distinct times, want them spread", len(distinct))
+	}
+	if asked[0] != time.Second {
+		t.Errorf("first probe jitter over %s, want 1s (min of interval and 1s)", asked[0])
+	}
+}
+
+// TestFromSpec: a manifest's or an image's check with its defaults; a
+// disabled one or none is no check.
+func TestFromSpec(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		h    *desired.HealthCheck
+		want string // Check.String; "" for none
+	}{
+		{"none", nil, ""},
+		{"disabled", &desired.HealthCheck{Disabled: true}, ""},
+		{"http defaults", &desired.HealthCheck{HTTP: &desired.HTTPProbe{Port: 8080}}, "http :8080/ every 10s (timeout 2s, 3 retries; from the manifest)"},
+		{"tcp", &desired.HealthCheck{TCP: &desired.TCPProbe{Port: 5432}, Retries: 5, StartPeriod: &desired.Duration{Duration: time.Minute}},
+			"tcp :5432 every 10s (timeout 2s, 5 retries, start period 1m0s; from the manifest)"},
+		{"exec", &desired.HealthCheck{Exec: &desired.ExecProbe{Command: []string{"pg_isready", "-q"}}, Interval: &desired.Duration{Duration: time.Second}},
+			"exec pg_isready -q every 1s (timeout 2s, 3 retries; from the manifest)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, ok := FromSpec(c.h, SourceManifest)
+			if (c.want == "") == ok || (ok && got.String() != c.want) {
+				t.Errorf("FromSpec = %q, %v; want %q", got.String(), ok, c.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,85 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/warren/reconciler/pkg/desired"
+)
+
+// maxBody is how much of an HTTP probe's answer is read: what the status
+// shows of it, and no more (a probe never reads a large body).
+const maxBody = 4 << 10
+
+// dial connects to the task's port over TCP: on the host's loopback for a
+// task on the host's network; inside the task's network namespace
+// otherwise (network: none has no route from the host). The socket is made
+// in the namespace on a locked OS thread; once made it stays in it, so the
+// rest of the exchange needs no namespace.
+func dial(ctx context.Context, t Target, port int) (net.Conn, error) {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	var d net.Dialer
+	if t.Network == desired.NetworkHost {
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	if t.Pid == 0 {
+		return nil, errors.New("the task has no process")
+	}
+	var conn net.Conn
+	err := ns.WithNetNSPath(fmt.Sprintf("/proc/%d/ns/net", t.Pid), func(ns.NetNS) error {
+		var err error
+		conn, err = d.DialContext(ctx, "tcp", addr)
+		return err
+	})
+	return conn, err
+}
+
+func tcpProbe(ctx context.Context, t Target) (bool, string) {
+	ctx, cancel := context.WithTimeout(ctx, t.Check.Timeout)
+	defer cancel()
+	conn, err := dial(ctx, t, t.Check.Port)
+	if err != nil {
+		return false, "tcp: " + err.Error()
+	}
+	conn.Close()
+	return true, fmt.Sprintf("tcp :%d connected", t.Check.Port)
+}
+
+// httpProbe GETs the check's path: 2xx and 3xx are healthy, a redirect is
+// not followed, the body is read up to maxBody, the connection is not kept.
+func httpProbe(ctx context.Context, t Target) (bool, string) {
+	ctx, cancel := context.WithTimeout(ctx, t.Check.Timeout)
+	defer cancel()
+	client := &http.Client{
+		Transport: &http.Transport{
+			DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx, t, t.Check.Port) },
+			DisableKeepAlives: true,
+			Proxy:             nil, // never through a proxy of the environment
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       t.Check.Timeout,
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", t.Check.Port, t.Check.Path)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false, "http: " + err.Error()
+	}
+	req.Header.Set("User-Agent", "reconciler-health-probe")
+	began := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return false, "http: " + err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	shown := fmt.Sprintf("http %d in %s: %q", resp.StatusCode, time.Since(began).Round(time.Millisecond), lastLines(body))
+	return resp.StatusCode >= 200 && resp.StatusCode < 400, shown
+}
