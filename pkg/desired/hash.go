@@ -54,6 +54,7 @@ func (t Task) Hash() string {
 // every value that equals its default removed.
 func (s Spec) canonical() Spec {
 	s = s.withDefaults() // a deep copy: free to change below
+	s.DependsOn = nil    // the start order, not the container
 	if s.ImagePullPolicy == DefaultPullPolicy(s.Image) {
 		s.ImagePullPolicy = ""
 	}

@@ -270,6 +270,9 @@ func TestHashChangesWithEverySpecField(t *testing.T) {
 		}
 	}
 	for _, f := range schemaFields() {
+		if strings.HasPrefix(f[0], "spec.dependsOn") {
+			continue // the start order, not the container: TestHashIgnoresDependsOn
+		}
 		if strings.HasPrefix(f[0], "spec.") && specMutations[f[0]] == nil {
 			t.Errorf("no mutation of %s in specMutations: add one", f[0])
 		}
@@ -283,6 +286,7 @@ func TestHashOmitsZeroFields(t *testing.T) {
 	required := map[string]bool{
 		"Spec.image": true, "EnvVar.name": true, "EnvVar.value": true, "Mount.type": true, "Mount.target": true,
 		"Secret.name": true, "Secret.file": true, "ExecProbe.command": true, "HTTPProbe.port": true, "TCPProbe.port": true,
+		"Dependency.task": true,
 	}
 	seen := map[reflect.Type]bool{}
 	var walk func(reflect.Type)
@@ -306,4 +310,21 @@ func TestHashOmitsZeroFields(t *testing.T) {
 		}
 	}
 	walk(reflect.TypeFor[Spec]())
+}
+
+// TestHashIgnoresDependsOn: dependsOn orders starts; adding, changing or
+// removing it replaces no container.
+func TestHashIgnoresDependsOn(t *testing.T) {
+	base := Task{Spec: fullSpec(t)}
+	for _, deps := range [][]Dependency{
+		{{Task: "db"}},
+		{{Task: "db", Condition: DependHealthy}, {Task: "migrate", Condition: DependCompleted}},
+		{{Task: "migrate", Condition: DependCompleted}, {Task: "db", Condition: DependHealthy}},
+	} {
+		task := Task{Spec: fullSpec(t)}
+		task.Spec.DependsOn = deps
+		if task.Hash() != base.Hash() {
+			t.Errorf("dependsOn %v changed the hash", deps)
+		}
+	}
 }

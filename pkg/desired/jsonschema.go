@@ -148,6 +148,10 @@ var fieldDocs = map[string]fieldDoc{
 	"Spec.stopSignal":      {desc: "Signal sent first on stop, by name (\"SIGTERM\", \"TERM\", \"term\").", def: DefaultStopSignal, example: "SIGQUIT"},
 	"Spec.stopGracePeriod": {desc: "Time between the stop signal and SIGKILL.", def: "30s", example: "1m"},
 	"Spec.healthCheck":     {desc: "Health probe: exactly one of exec, http, tcp, or disabled: true. Retries failures in a row make the task unhealthy: its container is stopped and its restart policy decides. Without it, the image's HEALTHCHECK is used."},
+	"Spec.dependsOn":       {desc: "Tasks this one waits for before its container is created and started (each new container of it too). Only the start waits. Not part of the spec hash: a change replaces nothing. A cycle is refused; a task that does not exist is waited for."},
+
+	"Dependency.task":      {desc: "Name of the task waited for.", required: true, pattern: dns1123Label, maxLen: 63, example: "db"},
+	"Dependency.condition": {desc: "running: its process runs; healthy: it runs and its health check passed (a task without one: once it runs); completed: it exited 0 and is not restarted.", def: string(DependRunning)},
 
 	"EnvVar.name":  {desc: "Variable name: letters, digits and '_', not starting with a digit.", required: true, pattern: envName, example: "MODE"},
 	"EnvVar.value": {desc: "Value; quote values YAML would read as numbers or booleans.", example: "production"},

@@ -213,6 +213,10 @@ func (l *Loader) Load() State {
 		st.Broken[name] = err
 		delete(parsed, name)
 	}
+	for name, err := range cycles(st.Files, parsed, st.Broken, l.lastGood) {
+		st.Broken[name] = err
+		delete(parsed, name)
+	}
 
 	// Files that disappeared while the directory is still changing keep
 	// their tasks a moment longer, after the files that are there.

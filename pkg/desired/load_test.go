@@ -537,3 +537,81 @@ func TestStateViews(t *testing.T) {
 		t.Errorf("WithTasksOf = %+v", unread)
 	}
 }
+
+// dependent is a manifest of task name depending on the tasks given.
+func dependent(name string, deps ...string) string {
+	s := "apiVersion: warren/v1\nkind: Task\nmetadata: {name: " + name + "}\nspec:\n  image: busybox\n"
+	if len(deps) > 0 {
+		s += "  dependsOn:\n"
+		for _, d := range deps {
+			s += "    - task: " + d + "\n"
+		}
+	}
+	return s
+}
+
+// TestLoaderDependencyCycles: a cycle of spec.dependsOn across files
+// breaks the files that close it, each error at the dependency and naming
+// the whole cycle; the tasks keep their last valid spec.
+func TestLoaderDependencyCycles(t *testing.T) {
+	dir := t.TempDir()
+	l := NewLoader(dir)
+	l.grace = 0
+	writeFile(t, dir, "a.yaml", dependent("a", "b"))
+	writeFile(t, dir, "b.yaml", dependent("b", "c", "missing"))
+	writeFile(t, dir, "c.yaml", dependent("c"))
+	// A chain, and a dependency on a task nobody defines: no error.
+	checkState(t, l.Load(), map[string]string{"a": "busybox@a.yaml", "b": "busybox@b.yaml", "c": "busybox@c.yaml"})
+
+	// c closes the cycle a -> b -> c -> a: every file of it is broken and
+	// keeps its last good task.
+	writeFile(t, dir, "c.yaml", dependent("c", "a"))
+	st := l.Load()
+	checkState(t, st, map[string]string{"a": "busybox@a.yaml", "b": "busybox@b.yaml", "c": "busybox@c.yaml"}, "a.yaml", "b.yaml", "c.yaml")
+	cycle := "dependency cycle: a (a.yaml) -> b (b.yaml) -> c (c.yaml) -> a; no task of it could ever start"
+	for file, want := range map[string]string{
+		"a.yaml": "a.yaml:7: spec.dependsOn[0].task: " + cycle,
+		"b.yaml": "b.yaml:7: spec.dependsOn[0].task: " + cycle,
+		"c.yaml": "c.yaml:7: spec.dependsOn[0].task: " + cycle,
+	} {
+		if got := st.Broken[file].Error(); got != want {
+			t.Errorf("Broken[%s] = %q\n want %q", file, got, want)
+		}
+	}
+	if st.Tasks["c"].Spec.DependsOn != nil {
+		t.Errorf("c runs its new spec: %v", st.Tasks["c"].Spec.DependsOn)
+	}
+
+	// Two tasks of one file.
+	writeFile(t, dir, "c.yaml", dependent("c"))
+	writeFile(t, dir, "d.yaml", dependent("d", "e")+"---\n"+dependent("e", "d"))
+	st = l.Load()
+	checkState(t, st, map[string]string{"a": "busybox@a.yaml", "b": "busybox@b.yaml", "c": "busybox@c.yaml"}, "d.yaml")
+	if got := st.Broken["d.yaml"].Error(); !strings.Contains(got, "d.yaml:7: spec.dependsOn[0].task: dependency cycle: d (d.yaml) -> e (d.yaml) -> d") ||
+		!strings.Contains(got, "d.yaml:15: document 2: spec.dependsOn[0].task: dependency cycle") {
+		t.Errorf("Broken[d.yaml] = %q", got)
+	}
+}
+
+func TestParseDependsOn(t *testing.T) {
+	for _, c := range []struct {
+		name, deps, want string
+	}{
+		{"self", "[{task: web}]", `x.yaml:6: spec.dependsOn[0].task: a task cannot depend on itself`},
+		{"twice", "[{task: db}, {task: db, condition: healthy}]", `x.yaml:6: spec.dependsOn[1].task: "db" is already a dependency (spec.dependsOn[0])`},
+		{"condition", "[{task: db, condition: ready}]", `x.yaml:6: spec.dependsOn[0].condition: must be one of running, healthy, completed, got "ready"`},
+		{"name", "[{task: DB}]", `x.yaml:6: spec.dependsOn[0].task: ` + dns1123Msg + `, got "DB"`},
+		{"no task", "[{condition: healthy}]", `x.yaml:6: spec.dependsOn[0].task: required`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("x.yaml", []byte("apiVersion: warren/v1\nkind: Task\nmetadata: {name: web}\nspec:\n  image: busybox\n  dependsOn: "+c.deps+"\n"))
+			if err == nil || err.Error() != c.want {
+				t.Errorf("Parse = %v\n want %s", err, c.want)
+			}
+		})
+	}
+	ts, err := Parse("x.yaml", []byte(dependent("app", "db")))
+	if err != nil || ts[0].Spec.DependsOn[0].Condition != DependRunning {
+		t.Errorf("Parse = %+v, %v; want the condition running by default", ts, err)
+	}
+}

@@ -51,6 +51,7 @@ type parsedTask struct {
 	task     Task
 	doc      int
 	nameLine int
+	depLines []int  // of each spec.dependsOn[i].task
 	hash     string // task.Hash(), once per parse (the Loader sets it)
 }
 
@@ -332,7 +333,11 @@ func parseDocument(file string, idx int, d document) (*parsedTask, []*Error) {
 	}
 	t.Source = file
 	t.Spec = t.Spec.withDefaults()
-	return &parsedTask{task: t, doc: idx, nameLine: ds.lineOf("metadata.name")}, ds.errs
+	pt := &parsedTask{task: t, doc: idx, nameLine: ds.lineOf("metadata.name")}
+	for i := range t.Spec.DependsOn {
+		pt.depLines = append(pt.depLines, ds.lineOf(fmt.Sprintf("spec.dependsOn[%d].task", i)))
+	}
+	return pt, ds.errs
 }
 
 // decodePruned re-encodes the node tree and decodes it leniently. The errors

@@ -64,7 +64,27 @@ type Spec struct {
 	StopSignal      string           `json:"stopSignal,omitempty"`      // by name, default "SIGTERM"
 	StopGracePeriod *Duration        `json:"stopGracePeriod,omitempty"` // default 30s
 	HealthCheck     *HealthCheck     `json:"healthCheck,omitempty"`
+	// DependsOn holds the task's first start (and the start of each new
+	// container of it) until the tasks named meet their conditions. Not
+	// part of the hash: reordering starts never replaces a container.
+	DependsOn []Dependency `json:"dependsOn,omitempty"`
 }
+
+// Dependency is a task this one waits for before it starts.
+type Dependency struct {
+	Task      string          `json:"task"`
+	Condition DependCondition `json:"condition,omitempty"` // default running
+}
+
+// DependCondition is what a dependency must be doing.
+type DependCondition string
+
+// Dependency conditions, as compose's depends_on has them.
+const (
+	DependRunning   DependCondition = "running"   // its process runs
+	DependHealthy   DependCondition = "healthy"   // it runs and its health check passed (running, without one)
+	DependCompleted DependCondition = "completed" // it exited 0 and is not restarted
+)
 
 // PullPolicy says when an image is pulled.
 type PullPolicy string
@@ -340,6 +360,11 @@ func (s Spec) withDefaults() Spec {
 	if s.RestartPolicy == "" {
 		s.RestartPolicy = DefaultRestartPolicy
 	}
+	for i := range s.DependsOn {
+		if s.DependsOn[i].Condition == "" {
+			s.DependsOn[i].Condition = DependRunning
+		}
+	}
 	if s.UpdateStrategy == "" {
 		s.UpdateStrategy = DefaultUpdateStrategy
 	}
@@ -402,6 +427,9 @@ func (s Spec) clone() Spec {
 		s.RestartBackoff = &RestartBackoff{Initial: clonePtr(b.Initial), Max: clonePtr(b.Max), ResetAfter: clonePtr(b.ResetAfter)}
 	}
 	s.StopGracePeriod = clonePtr(s.StopGracePeriod)
+	if s.DependsOn != nil {
+		s.DependsOn = slices.Clone(s.DependsOn)
+	}
 	if h := s.HealthCheck; h != nil {
 		hc := *h
 		if h.Exec != nil {

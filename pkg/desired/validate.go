@@ -70,6 +70,7 @@ func validateBody(t *Task) []fieldError {
 	v.signal("spec.stopSignal", s.StopSignal)
 	v.duration("spec.stopGracePeriod", s.StopGracePeriod)
 	v.healthCheck("spec.healthCheck", s.HealthCheck)
+	v.dependsOn("spec.dependsOn", t.Metadata.Name, s.DependsOn)
 	return v.errs
 }
 
@@ -121,11 +122,12 @@ func (v *validator) image(field, image string) {
 // enums lists the values of every enumerated string type of the schema. The
 // validator and the JSON Schema both read it.
 var enums = map[reflect.Type][]string{
-	reflect.TypeFor[PullPolicy]():     {string(PullAlways), string(PullIfNotPresent), string(PullNever)},
-	reflect.TypeFor[NetworkMode]():    {string(NetworkHost), string(NetworkNone)},
-	reflect.TypeFor[RestartPolicy]():  {string(RestartAlways), string(RestartOnFailure), string(RestartNever)},
-	reflect.TypeFor[UpdateStrategy](): {string(UpdateStopFirst), string(UpdateStartFirst)},
-	reflect.TypeFor[MountType]():      {string(MountBind), string(MountVolume), string(MountTmpfs)},
+	reflect.TypeFor[PullPolicy]():      {string(PullAlways), string(PullIfNotPresent), string(PullNever)},
+	reflect.TypeFor[NetworkMode]():     {string(NetworkHost), string(NetworkNone)},
+	reflect.TypeFor[RestartPolicy]():   {string(RestartAlways), string(RestartOnFailure), string(RestartNever)},
+	reflect.TypeFor[UpdateStrategy]():  {string(UpdateStopFirst), string(UpdateStartFirst)},
+	reflect.TypeFor[MountType]():       {string(MountBind), string(MountVolume), string(MountTmpfs)},
+	reflect.TypeFor[DependCondition](): {string(DependRunning), string(DependHealthy), string(DependCompleted)},
 }
 
 // enum checks a value of one of the types in enums; "" means the default.
@@ -547,4 +549,22 @@ func normalizeCaps(names []string) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+func (v *validator) dependsOn(field, self string, deps []Dependency) {
+	seen := map[string]int{}
+	for i, d := range deps {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		v.name(f+".task", d.Task)
+		enum(v, f+".condition", d.Condition)
+		switch first, dup := seen[d.Task]; {
+		case d.Task == "":
+		case d.Task == self:
+			v.add(f+".task", "a task cannot depend on itself")
+		case dup:
+			v.add(f+".task", "%q is already a dependency (%s[%d])", d.Task, field, first)
+		default:
+			seen[d.Task] = i
+		}
+	}
 }

@@ -2,6 +2,7 @@ package observed
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -23,6 +24,11 @@ const (
 	LabelRestarts    = "io.warren.restarts"     // restarts of this container's task so far
 	LabelStreak      = "io.warren.crash-streak" // restarts since the task last ran cleanly for its backoff reset time
 	LabelStartedAt   = "io.warren.started-at"   // RFC 3339 time of the last start, by the reconciler's clock
+	LabelUnhealthy   = "io.warren.unhealthy"    // set when the reconciler stops the task for failing its health check: why
+	// LabelImageHealth is the image's HEALTHCHECK (set by the runtime at
+	// create, as the JSON of a desired.HealthCheck): the task's check when
+	// its manifest has none.
+	LabelImageHealth = "io.warren.image-healthcheck"
 
 	ManagedByValue = "reconciler"
 )
@@ -68,6 +74,12 @@ type Container struct {
 	Restarts    int
 	Streak      int
 	StartedAt   time.Time // zero if never started by the reconciler
+	// Unhealthy is why the reconciler stopped the task for failing its
+	// health check; "" when it did not (or the task started again since).
+	Unhealthy string
+	// ImageHealth is the health check of the container's image, nil when
+	// it has none.
+	ImageHealth *desired.HealthCheck
 }
 
 // Unmanaged is a container in the namespace that the reconciler does not own.
@@ -85,6 +97,31 @@ type State struct {
 	// re-pulls. A container of an imagePullPolicy: Always task that runs
 	// another digest is replaced.
 	Pulled map[string]string
+	// Unhealthy is, per container ID, why its running task failed its
+	// health check (the probes' verdict); such a task is stopped and
+	// counted as a failed exit.
+	Unhealthy map[string]string
+	// Peers is what the tasks others depend on (spec.dependsOn) are doing
+	// now, by task name; a task missing from it meets no condition.
+	Peers map[string]Peer
+}
+
+// Peer is what a task is doing, as the tasks that depend on it see it.
+type Peer struct {
+	Running   bool // its process runs
+	Healthy   bool // it runs and passed its health check (or has none)
+	Completed bool // it exited 0 and is not restarted
+}
+
+// Meets reports whether p meets condition c.
+func (p Peer) Meets(c desired.DependCondition) bool {
+	switch c {
+	case desired.DependHealthy:
+		return p.Healthy
+	case desired.DependCompleted:
+		return p.Completed
+	}
+	return p.Running
 }
 
 // ForTask returns the owned containers of one task.
@@ -187,6 +224,14 @@ func decode(r Raw) (Container, string) {
 			}
 			*f.dst = n
 		}
+	}
+	c.Unhealthy = r.Labels[LabelUnhealthy]
+	if v := r.Labels[LabelImageHealth]; v != "" {
+		var h desired.HealthCheck
+		if err := json.Unmarshal([]byte(v), &h); err != nil {
+			return Container{}, fmt.Sprintf("bad %s label %q", LabelImageHealth, v)
+		}
+		c.ImageHealth = &h
 	}
 	if v := r.Labels[LabelStartedAt]; v != "" {
 		t, err := time.Parse(time.RFC3339Nano, v)
