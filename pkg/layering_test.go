@@ -30,12 +30,12 @@ func isContainerd(path string) bool { return strings.HasPrefix(path, "github.com
 
 // layeringViolations checks the rules:
 //   - only pkg/runtime (and below) imports containerd;
-//   - pkg/desired, pkg/observed and pkg/reconcile do not depend on
-//     containerd, even through another package;
+//   - pkg/desired, pkg/observed, pkg/health and pkg/reconcile do not
+//     depend on containerd, even through another package;
 //   - pkg/clock depends on no other package of the module, and every
 //     package may use it; besides it, pkg/desired depends on no other
-//     package of the module, pkg/observed only on pkg/desired, and
-//     pkg/reconcile on neither pkg/runtime nor cmd;
+//     package of the module, pkg/observed and pkg/health only on
+//     pkg/desired, and pkg/reconcile on neither pkg/runtime nor cmd;
 //   - nothing under pkg/ depends on cmd/.
 func layeringViolations(pkgs []pkgInfo) []string {
 	var out []string
@@ -48,7 +48,7 @@ func layeringViolations(pkgs []pkgInfo) []string {
 		for _, dep := range p.deps {
 			local, ok := strings.CutPrefix(dep, module)
 			switch {
-			case isContainerd(dep) && (under(p.path, "pkg/desired") || under(p.path, "pkg/observed") || under(p.path, "pkg/reconcile")):
+			case isContainerd(dep) && (under(p.path, "pkg/desired") || under(p.path, "pkg/observed") || under(p.path, "pkg/health") || under(p.path, "pkg/reconcile")):
 				out = append(out, fmt.Sprintf("%s depends on %s: it must know nothing of containerd", p.path, dep))
 			case !ok:
 			case under(local, "pkg/clock") && !under(p.path, "pkg/clock"):
@@ -58,6 +58,8 @@ func layeringViolations(pkgs []pkgInfo) []string {
 				out = append(out, fmt.Sprintf("%s depends on %s: pkg/desired depends on no other package of the module", p.path, local))
 			case under(p.path, "pkg/observed") && !under(local, "pkg/desired") && !under(local, "pkg/observed"):
 				out = append(out, fmt.Sprintf("%s depends on %s: pkg/observed depends only on pkg/desired", p.path, local))
+			case under(p.path, "pkg/health") && !under(local, "pkg/desired") && !under(local, "pkg/health"):
+				out = append(out, fmt.Sprintf("%s depends on %s: pkg/health depends only on pkg/desired", p.path, local))
 			case under(p.path, "pkg/reconcile") && under(local, "pkg/runtime"):
 				out = append(out, fmt.Sprintf("%s depends on %s: the controller reaches the runtime through its own interfaces", p.path, local))
 			case under(p.path, "pkg") && under(local, "cmd"):
@@ -87,6 +89,10 @@ func TestLayeringRules(t *testing.T) {
 		{"observed on desired", pkgInfo{path: "pkg/observed", deps: []string{module + "pkg/desired"}}, ""},
 		{"observed on reconcile", pkgInfo{path: "pkg/observed", deps: []string{module + "pkg/reconcile"}}, "pkg/observed depends only on pkg/desired"},
 		{"runtime on cmd", pkgInfo{path: "pkg/runtime", deps: []string{module + "cmd/reconciler"}}, "nothing under pkg/ depends on cmd/"},
+		{"health on desired and clock", pkgInfo{path: "pkg/health", deps: []string{module + "pkg/desired", module + "pkg/clock"}}, ""},
+		{"health on runtime", pkgInfo{path: "pkg/health", deps: []string{module + "pkg/runtime"}}, "pkg/health depends only on pkg/desired"},
+		{"health through containerd", pkgInfo{path: "pkg/health", deps: []string{"github.com/containerd/errdefs"}}, "must know nothing of containerd"},
+		{"reconcile on health", pkgInfo{path: "pkg/reconcile", deps: []string{module + "pkg/health"}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := layeringViolations([]pkgInfo{tc.pkg})

@@ -36,7 +36,7 @@ Usage:
   reconciler plan     [flags]          print what run would do now, without doing it
   reconciler status   [TASK] [-o table|json|yaml] [--watch]
                                        show the tasks as the running daemon knows them
-  reconciler wait     TASK... --for=running|completed|deleted [--timeout 60s]
+  reconciler wait     TASK... --for=running|healthy|completed|deleted [--timeout 60s]
                                        wait until the daemon reports the tasks so
   reconciler logs     TASK [-f] [--tail N] [--state-dir DIR]
                                        print a task's stdout and stderr

@@ -20,6 +20,7 @@ import (
 
 	"github.com/warren/reconciler/pkg/clock"
 	"github.com/warren/reconciler/pkg/desired"
+	"github.com/warren/reconciler/pkg/health"
 	"github.com/warren/reconciler/pkg/reconcile"
 	"github.com/warren/reconciler/pkg/runtime"
 )
@@ -138,6 +139,11 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 		Metrics: reconcile.NewMetrics(reg), RepullInterval: rf.repull,
 		Puller: rt, Images: rt, Preparer: rt, Collector: rt,
 		Reload: func() { load() }, // the resync re-reads the directory too
+		Exec: func(ctx context.Context, id string, cmd []string, timeout time.Duration) (health.ExecResult, error) {
+			r, err := rt.Exec(ctx, id, cmd, timeout)
+			return health.ExecResult(r), err
+		},
+		HealthMetrics: health.NewMetrics(reg),
 	})
 	loader := desired.NewLoader(c.manifests, c.loaderOptions()...)
 	watcher := desired.NewWatcher(c.manifests, rf.debounce, log.WithName("watcher"), desired.WatchClock(clk))

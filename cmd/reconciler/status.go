@@ -18,6 +18,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/warren/reconciler/pkg/health"
 	"github.com/warren/reconciler/pkg/reconcile"
 )
 
@@ -117,13 +118,13 @@ func printStatus(w io.Writer, format string, v any, tasks []reconcile.TaskStatus
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPHASE\tRESTARTS\tAGE\tIMAGE\tMESSAGE")
+	fmt.Fprintln(tw, "NAME\tPHASE\tHEALTH\tRESTARTS\tAGE\tIMAGE\tMESSAGE")
 	for _, st := range tasks {
 		age := "-"
 		if !st.StartedAt.IsZero() {
 			age = humanAge(now.Sub(st.StartedAt))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", st.Name, st.Phase, st.Restarts, age, st.Image, oneLine(st.Message))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", st.Name, st.Phase, healthColumn(st.Health), st.Restarts, age, st.Image, oneLine(st.Message))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -142,6 +143,18 @@ func printStatus(w io.Writer, format string, v any, tasks []reconcile.TaskStatus
 		}
 	}
 	return nil
+}
+
+// healthColumn is the HEALTH of the table: the state, with the failing
+// streak when there is one; "-" without a health check.
+func healthColumn(h reconcile.HealthStatus) string {
+	switch {
+	case h.State == "":
+		return "-"
+	case h.Streak > 0 && h.State != "unhealthy":
+		return fmt.Sprintf("%s (%d failing)", h.State, h.Streak)
+	}
+	return string(h.State)
 }
 
 // humanAge writes a duration the way kubectl does: 45s, 3m12s, 5h4m, 2d3h.
@@ -172,17 +185,22 @@ var waitConditions = map[string]func(st reconcile.TaskStatus, found bool) bool{
 	"running":   func(st reconcile.TaskStatus, found bool) bool { return found && st.Phase == reconcile.PhaseRunning },
 	"completed": func(st reconcile.TaskStatus, found bool) bool { return found && st.Phase == reconcile.PhaseCompleted },
 	"deleted":   func(_ reconcile.TaskStatus, found bool) bool { return !found },
+	// A task without a health check is healthy once it runs, as its
+	// dependents see it (spec.dependsOn condition healthy).
+	"healthy": func(st reconcile.TaskStatus, found bool) bool {
+		return found && st.Phase == reconcile.PhaseRunning && (st.Health.State == "" || st.Health.State == health.Healthy)
+	},
 }
 
 func cmdWait(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("wait", args, stdout, stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: reconciler wait TASK... --for=running|completed|deleted [--timeout 60s]\n\nWaits until every TASK reaches the condition. Exit 0 when they all did; 1 with their last status when the timeout passed.")
+		fmt.Fprintln(fs.Output(), "Usage: reconciler wait TASK... --for=running|healthy|completed|deleted [--timeout 60s]\n\nWaits until every TASK reaches the condition. Exit 0 when they all did; 1 with their last status when the timeout passed.")
 		fs.PrintDefaults()
 	}
 	var cf clientFlags
 	cf.register(fs)
-	forCond := fs.String("for", "running", "condition: running, completed or deleted")
+	forCond := fs.String("for", "running", "condition: running, healthy (running and its health check passed; running, without one), completed or deleted")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
 	pending, err := parseArgs(fs, args)
 	if err != nil {

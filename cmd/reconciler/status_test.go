@@ -56,14 +56,17 @@ func TestPrintStatusTable(t *testing.T) {
 	tasks := []reconcile.TaskStatus{
 		{Name: "web", Phase: reconcile.PhaseRunning, Restarts: 2, StartedAt: now.Add(-90 * time.Second), Image: "nginx:1.27", Message: "running"},
 		{Name: "job", Phase: reconcile.PhaseCrashLoopBackOff, Image: "busybox", Message: "exited with code 1;\nback-off 2s"},
+		{Name: "db", Phase: reconcile.PhaseRunning, Image: "postgres", Message: "running", StartedAt: now.Add(-time.Hour),
+			Health: reconcile.HealthStatus{State: "healthy", Streak: 1}},
 	}
 	var b bytes.Buffer
 	if err := printStatus(&b, "table", nil, tasks, now); err != nil {
 		t.Fatal(err)
 	}
-	want := `NAME   PHASE              RESTARTS   AGE     IMAGE        MESSAGE
-web    Running            2          1m30s   nginx:1.27   running
-job    CrashLoopBackOff   0          -       busybox      exited with code 1; back-off 2s
+	want := `NAME   PHASE              HEALTH                RESTARTS   AGE     IMAGE        MESSAGE
+web    Running            -                     2          1m30s   nginx:1.27   running
+job    CrashLoopBackOff   -                     0          -       busybox      exited with code 1; back-off 2s
+db     Running            healthy (1 failing)   0          1h0m    postgres     running
 `
 	if b.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/warren/reconciler/pkg/clock"
 	"github.com/warren/reconciler/pkg/desired"
+	"github.com/warren/reconciler/pkg/health"
 	"github.com/warren/reconciler/pkg/observed"
 )
 
@@ -97,6 +98,12 @@ type Config struct {
 	Images    ImageChecker
 	Preparer  Preparer
 	Collector Collector
+
+	// Exec runs the exec probes of health checks in the tasks' containers
+	// (the runtime's Exec); nil: every exec probe fails. HealthMetrics, if
+	// set, records the probes.
+	Exec          health.ExecFunc
+	HealthMetrics *health.Metrics
 }
 
 func (c *Config) defaults() {
@@ -131,7 +138,8 @@ type Controller struct {
 	cfg    Config
 	q      *queue
 	status *statusBoard
-	pulled digests // what the re-pulls found (repull.go)
+	pulled digests         // what the re-pulls found (repull.go)
+	health *health.Monitor // probes the running tasks' health checks (health.go)
 
 	mu        sync.Mutex
 	want      desired.State
@@ -160,7 +168,7 @@ func New(rt Runtime, cfg Config) *Controller {
 	if cfg.Metrics != nil {
 		cfg.Metrics.board = board
 	}
-	return &Controller{
+	c := &Controller{
 		rt:        rt,
 		cfg:       cfg,
 		q:         newQueue(cfg.Clock, cfg.RetryInitial, cfg.RetryMax),
@@ -171,18 +179,46 @@ func New(rt Runtime, cfg Config) *Controller {
 		unmanaged: map[string]string{},
 		ready:     make(chan struct{}),
 	}
+	// A change of a task's health is a reason to look at it again (an
+	// unhealthy task is stopped) and at the tasks that wait for it.
+	c.health = health.NewMonitor(health.Config{Exec: cfg.Exec, Clock: cfg.Clock, Log: cfg.Log.WithName("health"),
+		Metrics: cfg.HealthMetrics, Changed: c.q.Add})
+	return c
 }
 
 // Ready is closed once the first full pass is done: the node was listed and
 // every task on either side was worked on once.
 func (c *Controller) Ready() <-chan struct{} { return c.ready }
 
-// Status returns every task's status, sorted by name.
-func (c *Controller) Status() []TaskStatus { return c.status.list() }
+// Status returns every task's status, sorted by name, with the latest
+// probe of each health check.
+func (c *Controller) Status() []TaskStatus {
+	list := c.status.list()
+	for i := range list {
+		c.withProbe(&list[i])
+	}
+	return list
+}
 
 // TaskStatus returns one task's status; false when the controller knows no
 // such task (never desired, or removed).
-func (c *Controller) TaskStatus(name string) (TaskStatus, bool) { return c.status.get(name) }
+func (c *Controller) TaskStatus(name string) (TaskStatus, bool) {
+	st, ok := c.status.get(name)
+	c.withProbe(&st)
+	return st, ok
+}
+
+// withProbe adds to st what the last probe of its container found: the
+// board holds the health state, which changes seldom; the streak, the time
+// and the output of the last probe are read when asked for.
+func (c *Controller) withProbe(st *TaskStatus) {
+	if st.Health.State == "" {
+		return
+	}
+	if h := c.healthOf(st.Name, st.ContainerID); h != nil {
+		st.Health.Streak, st.Health.LastProbe, st.Health.Output = h.Streak, h.LastProbe, h.Output
+	}
+}
 
 // StatusChanged returns a channel closed at the next change of any status.
 func (c *Controller) StatusChanged() <-chan struct{} { return c.status.watch() }
@@ -315,6 +351,7 @@ func (c *Controller) Run(ctx context.Context, exits ExitWatcher) error {
 	})
 	<-ctx.Done()
 	stopTicks()
+	c.health.Close()
 	c.q.ShutDown()
 	wg.Wait()
 	return nil

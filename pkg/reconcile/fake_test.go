@@ -30,6 +30,7 @@ type fakeRuntime struct {
 	pulls      int
 	unprepared map[string]error // image ref -> what Prepare answers for it
 	prepares   int
+	now        func() time.Time // when a Stop makes a task exit; default time.Now
 }
 
 var (
@@ -212,7 +213,13 @@ func (f *fakeRuntime) SetLabels(ctx context.Context, id string, labels map[strin
 	if c.Labels == nil {
 		c.Labels = map[string]string{}
 	}
-	maps.Copy(c.Labels, labels)
+	for k, v := range labels {
+		if v == "" {
+			delete(c.Labels, k) // as containerd does
+		} else {
+			c.Labels[k] = v
+		}
+	}
 	f.containers[id] = c
 	return nil
 }
@@ -245,7 +252,11 @@ func (f *fakeRuntime) Stop(ctx context.Context, id, signal string, grace time.Du
 		return nil // not found is success
 	}
 	if c.Status != observed.NoTask {
-		c.Status, c.ExitedAt = observed.Stopped, time.Now()
+		now := time.Now
+		if f.now != nil {
+			now = f.now
+		}
+		c.Status, c.ExitedAt = observed.Stopped, now()
 	}
 	f.containers[id] = c
 	return nil

@@ -27,6 +27,10 @@ const (
 	// container the reconciler does not own. Applying it fails, so the task
 	// is retried with backoff until the operator removes that container.
 	OpBlocked Op = "blocked"
+	// OpAwait changes nothing: the task's new container waits for the
+	// tasks it depends on (spec.dependsOn) to meet their conditions. Their
+	// status changes queue it again.
+	OpAwait Op = "await"
 )
 
 // Action is one step towards the desired state.
@@ -45,7 +49,8 @@ type Action struct {
 	// Labels are set on the container before its task starts (OpStart):
 	// start time and restart counts, so that a restarted reconciler knows
 	// them. A new container gets them when it is created (OpCreate), which
-	// saves containerd a write per start.
+	// saves containerd a write per start. An OpStop of an unhealthy task
+	// sets why before the stop, so that its exit counts as a failure.
 	Labels map[string]string
 	// NotBefore is when a held-back restart may happen (OpWait).
 	NotBefore time.Time
@@ -65,7 +70,10 @@ func (a Action) String() string {
 // old container before the new one comes (safe with host networking);
 // start-first keeps the old one until the new one runs. Restarts follow the
 // restart policy, held back by the task's crash backoff as of now. A
-// container whose image tag moved (have.Pulled) is replaced.
+// container whose image tag moved (have.Pulled) is replaced. A running
+// container that failed its health check (have.Unhealthy) is stopped, and
+// its exit counts as a failure. A new container waits until the tasks it
+// depends on meet their conditions (have.Peers).
 //
 // Plan is pure: no I/O, no clock but now.
 func Plan(want desired.State, have observed.State, now time.Time) []Action {
@@ -94,13 +102,23 @@ func Plan(want desired.State, have observed.State, now time.Time) []Action {
 		if t, ok := want.Tasks[name]; ok {
 			tp = &t
 		}
-		actions = append(actions, planTask(name, tp, byTask[name], want, foreign, have.Pulled, now)...)
+		f := facts{foreign: foreign, pulled: have.Pulled, unhealthy: have.Unhealthy, peers: have.Peers}
+		actions = append(actions, planTask(name, tp, byTask[name], want, f, now)...)
 	}
 	return actions
 }
 
+// facts is what the plan of a task needs besides its containers: the
+// unmanaged containers (ID -> why), the re-pulled digests (image ->
+// digest), the health verdicts (container ID -> why unhealthy) and what
+// the other tasks are doing.
+type facts struct {
+	foreign, pulled, unhealthy map[string]string
+	peers                      map[string]observed.Peer
+}
+
 // planTask plans one task. t is nil when the task is not desired.
-func planTask(name string, t *desired.Task, have []observed.Container, want desired.State, foreign, pulled map[string]string, now time.Time) []Action {
+func planTask(name string, t *desired.Task, have []observed.Container, want desired.State, f facts, now time.Time) []Action {
 	if t == nil {
 		if want.Err != nil {
 			// The directory could not be read: whether this task is still
@@ -143,13 +161,22 @@ func planTask(name string, t *desired.Task, have []observed.Container, want desi
 		}
 		removals = append(removals, rm...)
 	}
-	if d, moved := imageMoved(t, current, pulled); moved {
+	if d, moved := imageMoved(t, current, f.pulled); moved {
 		// The tag moved (auto-update): the container goes and comes again,
 		// under the same ID, from the new image.
 		reason := "image " + t.Spec.Image + " moved to " + d
+		if w := await(name, id, t, f.peers); w != nil {
+			return w
+		}
 		return append(append(removals, remove(*current, reason)...), newContainer(name, id, t, now, reason)...)
 	}
-	ensure := ensureRunning(name, id, t, current, foreign, now)
+	ensure := ensureRunning(name, id, t, current, f, now)
+	if len(ensure) > 0 && ensure[0].Op == OpCreate {
+		if w := await(name, id, t, f.peers); w != nil {
+			// Nothing is created, nothing of the old spec removed.
+			return w
+		}
+	}
 	for i := range ensure {
 		if ensure[i].Op == OpCreate {
 			ensure[i].Diff = diff
@@ -177,11 +204,30 @@ func planTask(name string, t *desired.Task, have []observed.Container, want desi
 	return append(removals, ensure...)
 }
 
+// await holds the creation of t's container id while a task it depends on
+// does not meet its condition; nil when none holds it.
+func await(name, id string, t *desired.Task, peers map[string]observed.Peer) []Action {
+	var unmet []string
+	for _, d := range t.Spec.DependsOn {
+		p, known := peers[d.Task]
+		switch {
+		case !known:
+			unmet = append(unmet, d.Task+" to be "+string(d.Condition)+" (no such task yet)")
+		case !p.Meets(d.Condition):
+			unmet = append(unmet, d.Task+" to be "+string(d.Condition))
+		}
+	}
+	if len(unmet) == 0 {
+		return nil
+	}
+	return []Action{{Op: OpAwait, Task: name, ContainerID: id, Reason: "waiting for " + strings.Join(unmet, ", ")}}
+}
+
 // ensureRunning plans what makes the container id of t run (or stay exited,
 // as its restart policy says).
-func ensureRunning(name, id string, t *desired.Task, current *observed.Container, foreign map[string]string, now time.Time) []Action {
+func ensureRunning(name, id string, t *desired.Task, current *observed.Container, f facts, now time.Time) []Action {
 	if current == nil {
-		if reason, ok := foreign[id]; ok {
+		if reason, ok := f.foreign[id]; ok {
 			return []Action{{Op: OpBlocked, Task: name, ContainerID: id,
 				Reason: "container id taken by an unmanaged container (" + reason + "); remove it to let the task run"}}
 		}
@@ -189,6 +235,13 @@ func ensureRunning(name, id string, t *desired.Task, current *observed.Container
 	}
 	switch current.Status {
 	case observed.Running, observed.Paused:
+		if why, ok := f.unhealthy[id]; ok && current.Status == observed.Running {
+			// As a liveness failure: stopped as for a delete, its exit a
+			// failure; the restart policy and the backoff decide the rest.
+			return []Action{{Op: OpStop, Task: name, ContainerID: id, Reason: "unhealthy: " + why,
+				StopSignal: current.StopSig, StopGrace: current.StopGrace,
+				Labels: map[string]string{observed.LabelUnhealthy: why}}}
+		}
 		return nil
 	case observed.Stopped:
 		return restart(name, id, t, current, now)
@@ -220,22 +273,37 @@ func imageMoved(t *desired.Task, current *observed.Container, pulled map[string]
 
 // restart applies the restart policy and the crash backoff to an exited task.
 func restart(name, id string, t *desired.Task, c *observed.Container, now time.Time) []Action {
+	// A task stopped for failing its health check failed, whatever its
+	// exit code.
+	failed := c.ExitCode != 0 || c.Unhealthy != ""
 	switch t.Spec.RestartPolicy {
 	case desired.RestartNever:
 		return nil
 	case desired.RestartOnFailure:
-		if c.ExitCode == 0 {
+		if !failed {
 			return nil
 		}
 	}
 	due, streak := NextRestart(t.Spec, *c)
-	reason := fmt.Sprintf("exited with code %d", c.ExitCode)
+	reason := exitReason(*c)
 	if now.Before(due) {
 		return []Action{{Op: OpWait, Task: name, ContainerID: id, NotBefore: due,
 			Reason: fmt.Sprintf("%s; back-off %s before restart %d", reason, due.Sub(now).Round(time.Millisecond), c.Restarts+1)}}
 	}
+	labels := observed.StartLabels(now, c.Restarts+1, streak+1)
+	if c.Unhealthy != "" {
+		labels[observed.LabelUnhealthy] = "" // removed: the new run is not
+	}
 	return []Action{{Op: OpStart, Task: name, ContainerID: id, Reason: reason + "; restart " + fmt.Sprint(c.Restarts+1),
-		Labels: observed.StartLabels(now, c.Restarts+1, streak+1), Restart: true}}
+		Labels: labels, Restart: true}}
+}
+
+// exitReason says why an exited container stopped.
+func exitReason(c observed.Container) string {
+	if c.Unhealthy != "" {
+		return "unhealthy: " + c.Unhealthy
+	}
+	return fmt.Sprintf("exited with code %d", c.ExitCode)
 }
 
 // NextRestart returns when the exited container c may be restarted, and the
@@ -276,10 +344,11 @@ func orUnknown(s string) string {
 	return s
 }
 
-// Changes reports whether actions change anything (waits and blocks do not).
+// Changes reports whether actions change anything (waits, awaits and
+// blocks do not).
 func Changes(actions []Action) bool {
 	for _, a := range actions {
-		if a.Op != OpWait && a.Op != OpBlocked {
+		if a.Op != OpWait && a.Op != OpBlocked && a.Op != OpAwait {
 			return true
 		}
 	}

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 
+	"github.com/warren/reconciler/pkg/health"
 	"github.com/warren/reconciler/pkg/observed"
 )
 
@@ -45,6 +46,13 @@ func (c *Controller) resync(ctx context.Context) result {
 	want := c.want
 	c.mu.Unlock()
 	now := c.cfg.Clock.Now()
+	have.Unhealthy, have.Peers = map[string]string{}, map[string]observed.Peer{}
+	for _, st := range c.Status() {
+		have.Peers[st.Name] = peerOf(st)
+		if h := c.healthOf(st.Name, st.ContainerID); h != nil && h.State == health.Unhealthy {
+			have.Unhealthy[h.ContainerID] = h.Reason
+		}
+	}
 	byTask := map[string][]Action{}
 	for _, a := range Plan(want, have, now) {
 		byTask[a.Task] = append(byTask[a.Task], a)
@@ -70,7 +78,9 @@ func (c *Controller) resync(ctx context.Context) result {
 			queue = append(queue, name)
 			continue
 		}
-		in := statusInput{name: name, task: &t, hash: want.Hash(name), have: have.ForTask(name), broken: want.Broken}
+		hash := want.Hash(name)
+		in := statusInput{name: name, task: &t, hash: hash, have: have.ForTask(name), broken: want.Broken,
+			actions: byTask[name], health: c.healthOf(name, observed.ContainerID(name, hash))}
 		if cur, known := c.status.get(name); !known || !cur.same(taskStatus(in, progress{})) {
 			queue = append(queue, name)
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/warren/reconciler/pkg/desired"
+	"github.com/warren/reconciler/pkg/health"
 	"github.com/warren/reconciler/pkg/observed"
 )
 
@@ -28,6 +29,7 @@ const (
 	PhaseInvalid          Phase = "Invalid"          // its manifest file is broken; the last good spec is kept
 	PhaseBlocked          Phase = "Blocked"          // its container ID is taken by an unmanaged container
 	PhaseError            Phase = "Error"            // the last action failed; retried with backoff
+	PhaseWaiting          Phase = "Waiting"          // its start waits for the tasks it depends on
 )
 
 // TaskStatus is what the controller knows of one task. It is rebuilt from
@@ -47,6 +49,9 @@ type TaskStatus struct {
 	SpecHash       string    `json:"specHash,omitempty"`
 	NextRetry      time.Time `json:"nextRetry,omitzero"`
 	LastTransition time.Time `json:"lastTransition,omitzero"`
+	// Health is what the health check of its running container found;
+	// zero when it has none or does not run.
+	Health HealthStatus `json:"health,omitzero"`
 }
 
 // same reports whether two statuses say the same, the time of the last
@@ -72,8 +77,8 @@ func newStatusBoard() *statusBoard {
 	return &statusBoard{tasks: map[string]TaskStatus{}, changed: make(chan struct{})}
 }
 
-// set records st; it returns the previous phase and whether the phase changed.
-func (b *statusBoard) set(st TaskStatus, now time.Time) (prev Phase, transition bool) {
+// set records st; it returns the previous status and whether the phase changed.
+func (b *statusBoard) set(st TaskStatus, now time.Time) (prev TaskStatus, transition bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	old, ok := b.tasks[st.Name]
@@ -84,12 +89,12 @@ func (b *statusBoard) set(st TaskStatus, now time.Time) (prev Phase, transition 
 		st.LastTransition = old.LastTransition
 	}
 	if ok && old.same(st) {
-		return old.Phase, false
+		return old, false
 	}
 	b.tasks[st.Name] = st
 	close(b.changed)
 	b.changed = make(chan struct{})
-	return old.Phase, transition
+	return old, transition
 }
 
 func (b *statusBoard) get(name string) (TaskStatus, bool) {
@@ -138,6 +143,7 @@ type statusInput struct {
 	have    []observed.Container
 	actions []Action
 	broken  map[string]error
+	health  *health.Status // the probes' verdict on its current container; nil when not probed
 }
 
 // progress is what only the worker knows of a task: the action under way,
@@ -182,10 +188,18 @@ func taskStatus(in statusInput, p progress) TaskStatus {
 		switch c.Status {
 		case observed.Running, observed.Paused:
 			st.Phase, st.Message = PhaseRunning, "running"
+			if h := in.health; h != nil && h.ContainerID == c.ID {
+				st.Health = HealthStatus{State: h.State, Check: h.Check, Source: h.Source}
+				if h.State == health.Unhealthy {
+					st.Message = "running, unhealthy: " + h.Reason
+				}
+			}
 		case observed.Stopped:
 			code := int(c.ExitCode)
 			st.ExitCode, st.FinishedAt = &code, c.ExitedAt
-			if code == 0 {
+			if c.Unhealthy != "" {
+				st.Phase, st.Message = PhaseFailed, "unhealthy: "+c.Unhealthy+" (exited with code "+strconv.Itoa(code)+")"
+			} else if code == 0 {
 				st.Phase, st.Message = PhaseCompleted, "exited with code 0"
 			} else {
 				st.Phase, st.Message = PhaseFailed, "exited with code "+strconv.Itoa(code)
@@ -200,6 +214,8 @@ func taskStatus(in statusInput, p progress) TaskStatus {
 			st.Phase, st.Message, st.NextRetry = PhaseCrashLoopBackOff, a.Reason, a.NotBefore
 		case OpBlocked:
 			st.Phase, st.Message = PhaseBlocked, a.Reason
+		case OpAwait:
+			st.Phase, st.Message = PhaseWaiting, a.Reason
 		}
 	}
 	if t == nil {

@@ -66,13 +66,16 @@ func (c *Controller) sync(ctx context.Context, name string) result {
 		return result{err: err}
 	}
 	have.Pulled = c.pulled.snapshot()
+	verdict := c.watchHealth(name, t, hash, have.Containers)
+	have.Unhealthy, have.Peers = unhealthy(verdict), c.peers(t)
 	now := c.cfg.Clock.Now()
 	actions := Plan(want, have, now)
-	in := statusInput{name: name, task: t, hash: hash, have: have.Containers, actions: actions, broken: want.Broken}
+	in := statusInput{name: name, task: t, hash: hash, have: have.Containers, actions: actions, broken: want.Broken, health: verdict}
 
 	switch {
 	case t == nil && len(have.Containers) == 0:
 		c.forget(name)
+		c.queueDependents(name)
 		return result{}
 	case t != nil && refused.err != nil && refused.hash == hash:
 		// Refused for good (node policy): nothing changes until the spec does.
@@ -139,6 +142,7 @@ func (c *Controller) forget(name string) {
 	delete(c.refused, name)
 	delete(c.changedAt, name)
 	c.mu.Unlock()
+	c.health.Forget(name)
 	if c.status.remove(name) {
 		c.cfg.Log.Info("task removed", "task", name)
 	}
@@ -179,11 +183,15 @@ func (c *Controller) failed(in statusInput, err error) result {
 	return result{err: err}
 }
 
-// setStatus records st and logs a phase transition once.
+// setStatus records st and logs a phase transition once; a change of
+// phase or health queues the tasks that depend on it.
 func (c *Controller) setStatus(st TaskStatus) {
 	prev, transition := c.status.set(st, c.cfg.Clock.Now())
 	if transition {
-		c.cfg.Log.Info("task phase changed", "task", st.Name, "from", string(prev), "to", string(st.Phase), "message", st.Message)
+		c.cfg.Log.Info("task phase changed", "task", st.Name, "from", string(prev.Phase), "to", string(st.Phase), "message", st.Message)
+	}
+	if transition || prev.Health.State != st.Health.State {
+		c.queueDependents(st.Name)
 	}
 }
 
@@ -262,13 +270,16 @@ func (c *Controller) apply(ctx context.Context, a Action, in statusInput) error 
 		return c.rt.Start(ctx, a.ContainerID)
 	case OpStop:
 		log.Info("stopping container", "signal", a.StopSignal, "grace", a.StopGrace)
+		if err := c.rt.SetLabels(ctx, a.ContainerID, a.Labels); err != nil {
+			return err
+		}
 		return c.rt.Stop(ctx, a.ContainerID, a.StopSignal, a.StopGrace)
 	case OpDelete:
 		log.Info("deleting container")
 		return c.rt.Delete(ctx, a.ContainerID)
 	case OpBlocked:
 		return errors.New(a.Reason)
-	case OpWait:
+	case OpWait, OpAwait:
 		return nil
 	}
 	return fmt.Errorf("unknown action %q", a.Op)

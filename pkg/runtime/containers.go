@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -196,6 +197,20 @@ func (r *Runtime) create(ctx context.Context, id string, t desired.Task, labels 
 		labels = map[string]string{}
 	}
 	labels[observed.LabelImageDigest] = img.Target().Digest.String()
+	if t.Spec.HealthCheck == nil {
+		// The image's HEALTHCHECK is the task's check: kept on the
+		// container, so the controller needs no image read to probe it.
+		// One it cannot read is left out (logged): the task runs
+		// unprobed rather than not at all, as with no HEALTHCHECK.
+		hc, err := imageHealthCheck(ctx, img)
+		if err != nil {
+			r.log.Error(err, "image health check not used", "container", id, "image", t.Spec.Image)
+		}
+		if hc != nil {
+			b, _ := json.Marshal(hc)
+			labels[observed.LabelImageHealth] = string(b)
+		}
+	}
 	userOf := userKey{image: img.Target().Digest.String(), user: t.Spec.User}
 	var user *specs.User
 	if u, ok := r.users.get(userOf); ok {
