@@ -178,10 +178,27 @@ func TestDriftIsRepaired(t *testing.T) {
 		t.Errorf("after the kill: %+v, want the same container with restarts=1", second)
 	}
 
-	runCtr(t, n.ns, "tasks", "kill", "-s", "SIGKILL", first.ID)
-	testenv.WaitFor(t, converge, "task gone", func() bool { return !n.taskExists(first.ID) || n.containers("web")[0].Status == containerd.Stopped })
-	runCtr(t, n.ns, "tasks", "delete", first.ID)
-	runCtr(t, n.ns, "containers", "delete", first.ID)
+	// The container deleted behind the reconciler's back: killed, then
+	// removed with its stopped task (one ctr command). The reconciler may
+	// restart the task in between (its back-off is short, and a container
+	// without a task is started at once); then the kill and the delete
+	// are tried again, each time with a longer back-off ahead of them.
+	deleted := false
+	for attempt := 0; attempt < 10 && !deleted; attempt++ {
+		_ = exec.Command("ctr", "--address", env.address, "-n", n.ns, "tasks", "kill", "-s", "SIGKILL", first.ID).Run()
+		testenv.WaitFor(t, converge, "task gone", func() bool {
+			cs := n.containers("web")
+			return len(cs) == 0 || !n.taskExists(first.ID) || cs[0].Status == containerd.Stopped
+		})
+		out, err := exec.Command("ctr", "--address", env.address, "-n", n.ns, "containers", "delete", first.ID).CombinedOutput()
+		deleted = err == nil
+		if !deleted {
+			t.Logf("attempt %d: ctr containers delete: %v: %s", attempt+1, err, out)
+		}
+	}
+	if !deleted {
+		t.Fatal("the container could not be deleted behind the reconciler's back in 10 attempts")
+	}
 	testenv.WaitFor(t, converge, "web recreated after a delete", func() bool {
 		c, ok := n.running("web")
 		return ok && c.Pid != second.Pid

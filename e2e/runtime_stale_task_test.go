@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +29,10 @@ import (
 // returns the container's ID, or "" if none did.
 func staleTask(t *testing.T, e *rtEnv, name string) string {
 	t.Helper()
+	// Names of their own in each run of the test (go test -count=N): the
+	// tries that miss can leave runc state behind under their IDs (see
+	// docs/reliability.md), which would meet the next run's.
+	name = fmt.Sprintf("%s%d", name, staleRuns.Add(1))
 	ctx := namespaces.WithNamespace(context.Background(), e.n.ns)
 	const timed = 3
 	var whole time.Duration
@@ -86,6 +91,9 @@ func staleTask(t *testing.T, e *rtEnv, name string) string {
 	return ""
 }
 
+// staleRuns numbers the calls of staleTask in this process.
+var staleRuns atomic.Int32
+
 // requireStale stops the test when staleTask could not make its state. The
 // window is hit within ~15 of the tries on the machines seen so far, so
 // under CI=true a miss fails the test: the fix must be exercised there.
@@ -140,8 +148,9 @@ func TestRuntimeDeleteClearsStaleTask(t *testing.T) {
 	// The same container ID again, started by hand (not through Start,
 	// which would clear it itself).
 	var yaml string
-	for i := range 120 {
-		if y := testenv.Manifest(fmt.Sprintf("gone-%d", i)); parseID(t, y) == id {
+	prefix := id[:strings.LastIndexByte(id[:strings.LastIndexByte(id, '-')], '-')]
+	for i := range 200 {
+		if y := testenv.Manifest(fmt.Sprintf("%s-%d", prefix, i)); parseID(t, y) == id {
 			yaml = y
 		}
 	}

@@ -11,7 +11,8 @@
 // -health-file exists and 503 otherwise; and `testapp probe` is an exec
 // probe: it prints its identity, waits -sleep, and exits -exit, or 0 while
 // its -file exists and 1 otherwise (-child leaves a child holding its
-// output).
+// output). -marker creates a file -marker-after the start and removes it
+// -marker-gone-after it: a task that turns healthy late, or stops being.
 //
 // Every flag can also be given as an environment variable (upper case, dashes as
 // underscores, e.g. LISTEN=:8080), so a manifest can change behaviour through env.

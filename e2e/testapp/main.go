@@ -40,6 +40,9 @@ func main() {
 	connect := fs.String("connect", "", "try a TCP connection to this host:port at start (2s timeout)")
 	tickPad := fs.Int("tick-pad", 0, "pad each tick line with this many characters")
 	healthFile := fs.String("health-file", "", "with -listen: /healthz answers 200 while this file exists, 503 otherwise")
+	marker := fs.String("marker", "", "a file this process creates -marker-after its start and removes -marker-gone-after it (for probes: testapp probe -file)")
+	markerAfter := fs.Duration("marker-after", 0, "when to create the -marker (0: at start)")
+	markerGone := fs.Duration("marker-gone-after", 0, "when to remove the -marker (0: never)")
 	fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := os.LookupEnv(strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); ok {
 			_ = f.Value.Set(v)
@@ -108,6 +111,21 @@ func main() {
 		fmt.Printf("testapp: allocated %d MiB\n", len(hold))
 	}
 	pad := strings.Repeat("x", *tickPad)
+	if *marker != "" {
+		go func() {
+			time.Sleep(*markerAfter)
+			if err := os.WriteFile(*marker, []byte("ok"), 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "testapp: marker:", err)
+			} else {
+				fmt.Printf("testapp: marker %s created\n", *marker)
+			}
+			if *markerGone > *markerAfter {
+				time.Sleep(*markerGone - *markerAfter)
+				_ = os.Remove(*marker)
+				fmt.Printf("testapp: marker %s removed\n", *marker)
+			}
+		}()
+	}
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)

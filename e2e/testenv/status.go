@@ -16,6 +16,12 @@ type TaskStatus struct {
 	Restarts    int    `json:"restarts"`
 	ContainerID string `json:"containerID"`
 	Source      string `json:"source"`
+	Health      struct {
+		State  string `json:"state"`
+		Source string `json:"source"`
+		Check  string `json:"check"`
+		Output string `json:"lastOutput"`
+	} `json:"health"`
 }
 
 // NodeStatus is `reconciler status -o json`: the tasks and the manifests
