@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -256,7 +257,7 @@ func TestPlanCommand(t *testing.T) {
 		return string(out), code
 	}
 	out, code := plan()
-	if code != 2 || !strings.Contains(out, "create  web") {
+	if code != 2 || !strings.Contains(out, "create  web") || !strings.Contains(out, "health check: the image's HEALTHCHECK, if it has one") {
 		t.Fatalf("plan before run: exit %d\n%s", code, out)
 	}
 	d := startReconciler(t, n.ns, dir)
@@ -275,5 +276,14 @@ func TestPlanCommand(t *testing.T) {
 	}
 	if cs := n.containers("web"); len(cs) != 1 || cs[0].Status != containerd.Running {
 		t.Fatalf("plan changed something: %+v", cs)
+	}
+	// A start that waits for its dependencies is shown, and why: a task
+	// that does not exist, and one whose new container is not there yet.
+	testenv.WriteFile(t, dir, "deps.yaml", testenv.Manifest("late", "dependsOn: [{task: db}]")+"---\n"+
+		testenv.Manifest("app", "dependsOn: [{task: web, condition: healthy}]"))
+	out, _ = plan()
+	if !regexp.MustCompile(`await\s+late\s+\S+\s+waiting for db to be running \(no such task yet\)`).MatchString(out) ||
+		!regexp.MustCompile(`await\s+app\s+\S+\s+waiting for web to be healthy\n`).MatchString(out) {
+		t.Fatalf("plan with dependencies:\n%s", out)
 	}
 }

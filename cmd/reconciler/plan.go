@@ -34,6 +34,7 @@ type planAction struct {
 	Reason      string       `json:"reason"`
 	NotBefore   time.Time    `json:"notBefore,omitzero"`
 	Diff        []string     `json:"diff,omitempty"`
+	HealthCheck string       `json:"healthCheck,omitempty"` // create: which check the new container gets
 }
 
 // cmdPlan prints what `run` would do now. Exit 0: in sync; 2: changes
@@ -81,10 +82,28 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 			return exitFailure
 		}
 	}
+	// What the tasks others depend on are doing: the daemon knows their
+	// health; without it, only what containerd shows.
+	var daemon statusResponse
+	if err := newAPIClient(c.stateDir, "").get(ctx, "/status", &daemon); err == nil {
+		have.Peers = map[string]observed.Peer{}
+		for _, st := range daemon.Tasks {
+			have.Peers[st.Name] = reconcile.PeerOf(st)
+		}
+	} else {
+		have.Peers = reconcile.PeersOf(want, have)
+		if dependsOnAny(want) {
+			out.Warnings = append(out.Warnings, "the daemon does not answer: a task with a health check is not taken as healthy by the tasks that depend on it")
+		}
+	}
 	actions := reconcile.Plan(want, have, time.Now())
 	out.InSync = !reconcile.Changes(actions)
 	for _, a := range actions {
-		out.Actions = append(out.Actions, planAction{Op: a.Op, Task: a.Task, ContainerID: a.ContainerID, Reason: a.Reason, NotBefore: a.NotBefore, Diff: a.Diff})
+		pa := planAction{Op: a.Op, Task: a.Task, ContainerID: a.ContainerID, Reason: a.Reason, NotBefore: a.NotBefore, Diff: a.Diff}
+		if a.Op == reconcile.OpCreate && a.Desired != nil {
+			pa.HealthCheck = reconcile.HealthPlan(a.Desired)
+		}
+		out.Actions = append(out.Actions, pa)
 	}
 	out.Unmanaged = append(out.Unmanaged, have.Unmanaged...)
 
@@ -107,4 +126,13 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 		return exitPending
 	}
 	return exitOK
+}
+
+func dependsOnAny(want desired.State) bool {
+	for _, t := range want.Tasks {
+		if len(t.Spec.DependsOn) > 0 {
+			return true
+		}
+	}
+	return false
 }

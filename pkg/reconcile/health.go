@@ -107,6 +107,47 @@ func (c *Controller) peers(t *desired.Task) map[string]observed.Peer {
 	return out
 }
 
+// PeerOf is what a task's status says to the tasks that depend on it.
+func PeerOf(st TaskStatus) observed.Peer { return peerOf(st) }
+
+// PeersOf is what the containers say of each task to the tasks that
+// depend on it, for a plan made without the daemon (reconciler plan with
+// no daemon answering): a task with a health check is never taken as
+// healthy, nothing having probed it.
+func PeersOf(want desired.State, have observed.State) map[string]observed.Peer {
+	out := map[string]observed.Peer{}
+	for name, t := range want.Tasks {
+		c := current(have.ForTask(name), observed.ContainerID(name, want.Hash(name)))
+		if c == nil {
+			out[name] = observed.Peer{} // a task, not started yet
+			continue
+		}
+		_, checked := checkOf(&t, c)
+		var p observed.Peer
+		switch c.Status {
+		case observed.Running, observed.Paused:
+			p.Running, p.Healthy = true, !checked
+		case observed.Stopped:
+			p.Completed = c.ExitCode == 0 && c.Unhealthy == "" && t.Spec.RestartPolicy != desired.RestartAlways
+		}
+		out[name] = p
+	}
+	return out
+}
+
+// HealthPlan says which health check a new container of t gets, for the
+// plan: the manifest's, none, or the image's if it has one.
+func HealthPlan(t *desired.Task) string {
+	switch h := t.Spec.HealthCheck; {
+	case h == nil:
+		return "the image's HEALTHCHECK, if it has one"
+	case h.Disabled:
+		return "none (disabled)"
+	}
+	c, _ := health.FromSpec(t.Spec.HealthCheck, health.SourceManifest)
+	return c.String()
+}
+
 // peerOf is what a task's status says to the tasks that depend on it.
 func peerOf(st TaskStatus) observed.Peer {
 	running := st.Phase == PhaseRunning

@@ -177,3 +177,44 @@ func TestPeerMeets(t *testing.T) {
 		}
 	}
 }
+
+// TestPeersOf: without the daemon, what containerd shows of the tasks
+// others depend on; a task with a health check is not taken as healthy.
+func TestPeersOf(t *testing.T) {
+	now := time.Now()
+	web := task("web", "nginx:1")
+	db := task("db", "postgres:16")
+	db.Spec.HealthCheck = &desired.HealthCheck{TCP: &desired.TCPProbe{Port: 5432}}
+	job := task("job", "busybox:1")
+	job.Spec.RestartPolicy = desired.RestartOnFailure
+	crash := task("crash", "busybox:1")
+	crash.Spec.RestartPolicy = desired.RestartAlways
+	gone := task("gone", "busybox:1")
+	want := desired.State{Tasks: map[string]desired.Task{"web": web, "db": db, "job": job, "crash": crash, "gone": gone}}
+	have := observed.State{Containers: []observed.Container{
+		container(web, observed.Running), container(db, observed.Running), exited(job, 0, now), exited(crash, 0, now),
+	}}
+	got := PeersOf(want, have)
+	for name, p := range map[string]observed.Peer{
+		"web": {Running: true, Healthy: true}, "db": {Running: true}, "job": {Completed: true}, "crash": {}, "gone": {},
+	} {
+		if g, ok := got[name]; !ok || g != p {
+			t.Errorf("%s: %+v (known %v), want %+v", name, g, ok, p)
+		}
+	}
+}
+
+func TestHealthPlan(t *testing.T) {
+	web := task("web", "nginx:1")
+	if got := HealthPlan(&web); got != "the image's HEALTHCHECK, if it has one" {
+		t.Errorf("no check: %q", got)
+	}
+	web.Spec.HealthCheck = &desired.HealthCheck{Disabled: true}
+	if got := HealthPlan(&web); got != "none (disabled)" {
+		t.Errorf("disabled: %q", got)
+	}
+	web.Spec.HealthCheck = &desired.HealthCheck{HTTP: &desired.HTTPProbe{Port: 8080, Path: "/healthz"}}
+	if got := HealthPlan(&web); got != "http :8080/healthz every 10s (timeout 2s, 3 retries; from the manifest)" {
+		t.Errorf("http: %q", got)
+	}
+}

@@ -100,7 +100,7 @@ func (p phaseCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 var allPhases = []Phase{PhasePending, PhasePulling, PhaseCreating, PhaseRunning, PhaseStopping, PhaseRestarting,
-	PhaseCrashLoopBackOff, PhaseCompleted, PhaseFailed, PhaseInvalid, PhaseBlocked, PhaseError}
+	PhaseCrashLoopBackOff, PhaseCompleted, PhaseFailed, PhaseInvalid, PhaseBlocked, PhaseError, PhaseWaiting}
 
 func (m *Metrics) observeAction(op Op, d time.Duration, err error) {
 	if m == nil {

@@ -64,6 +64,7 @@ reconciler_tasks{phase="Pulling"} 0
 reconciler_tasks{phase="Restarting"} 0
 reconciler_tasks{phase="Running"} 1
 reconciler_tasks{phase="Stopping"} 0
+reconciler_tasks{phase="Waiting"} 0
 `), "reconciler_tasks"); err != nil {
 		t.Error(err)
 	}

@@ -367,6 +367,9 @@ func Describe(actions []Action) string {
 			for _, d := range a.Diff {
 				fmt.Fprintf(&b, "        %s\n", d)
 			}
+			if a.Desired != nil {
+				fmt.Fprintf(&b, "        health check: %s\n", HealthPlan(a.Desired))
+			}
 		}
 	}
 	return b.String()

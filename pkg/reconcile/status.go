@@ -157,9 +157,11 @@ type progress struct {
 
 // taskStatus is the one place a task's phase comes from. From what runs:
 // Pending (nothing created, or created and not started), Running,
-// Completed (exited 0), Failed (exited non-zero). From the plan:
+// Completed (exited 0), Failed (exited non-zero, or stopped for failing its
+// health check), with the health of a running one. From the plan:
 // CrashLoopBackOff (a restart held back), Blocked (its ID taken by an
-// unmanaged container), Stopping (no longer desired). From the manifests:
+// unmanaged container), Waiting (its start waits for the tasks it depends
+// on), Stopping (no longer desired). From the manifests:
 // Invalid (its file is broken; the last good spec is kept), over all of
 // those. From the worker, over everything: the action under way (Pulling
 // or Creating for a create, Restarting for the start of an exited task,

@@ -52,6 +52,9 @@ func TestTaskStatusPhases(t *testing.T) {
 		{"exited non-zero", with(have(exited(web, 3, now))), progress{}, PhaseFailed, "exited with code 3"},
 		{"restart held back", with(func(in *statusInput) { in.have, in.actions = []observed.Container{exited(web, 1, now)}, []Action{wait} }), progress{}, PhaseCrashLoopBackOff, "back-off"},
 		{"ID taken", with(func(in *statusInput) { in.actions = []Action{blocked} }), progress{}, PhaseBlocked, "unmanaged"},
+		{"waits for its dependencies", with(func(in *statusInput) {
+			in.actions = []Action{{Op: OpAwait, Task: "web", ContainerID: id, Reason: "waiting for db to be healthy"}}
+		}), progress{}, PhaseWaiting, "waiting for db to be healthy"},
 		{"no longer desired", statusInput{name: "web", have: []observed.Container{container(web, observed.Running)}}, progress{}, PhaseStopping, "no longer desired"},
 		{"broken file over running", with(func(in *statusInput) {
 			in.have, in.broken = []observed.Container{container(web, observed.Running)}, broken
@@ -79,7 +82,7 @@ func TestTaskStatusPhases(t *testing.T) {
 		seen[tc.phase] = true
 	}
 	for _, p := range []Phase{PhasePending, PhasePulling, PhaseCreating, PhaseRunning, PhaseStopping, PhaseRestarting,
-		PhaseCrashLoopBackOff, PhaseCompleted, PhaseFailed, PhaseInvalid, PhaseBlocked, PhaseError} {
+		PhaseCrashLoopBackOff, PhaseCompleted, PhaseFailed, PhaseInvalid, PhaseBlocked, PhaseError, PhaseWaiting} {
 		if !seen[p] {
 			t.Errorf("no case shows phase %s", p)
 		}
