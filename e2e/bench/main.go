@@ -33,19 +33,22 @@ const (
 )
 
 type config struct {
-	n, c, k      int
-	kAtN         int
-	rounds       int
-	levels       []int
-	idleWindow   time.Duration
-	resync       time.Duration
-	grace        time.Duration
-	stops        int
-	pause        time.Duration
-	jsonOut      string
-	pprof        string   // directory for profiles of the reconciler ("" none)
-	env          []string // added to the reconciler's environment
-	keep, strict bool
+	n, c, k       int
+	kAtN          int
+	rounds        int
+	levels        []int
+	idleWindow    time.Duration
+	resync        time.Duration
+	grace         time.Duration
+	stops         int
+	pause         time.Duration
+	probeN        int           // health probes: tasks probed
+	probeInterval time.Duration // their interval
+	execK         int           // exec probes timed
+	jsonOut       string
+	pprof         string   // directory for profiles of the reconciler ("" none)
+	env           []string // added to the reconciler's environment
+	keep, strict  bool
 }
 
 // gap is the quiet time that separates two resync passes in the call log.
@@ -69,6 +72,9 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.grace, "grace", 2*time.Second, "teardown: stopGracePeriod of tasks that ignore SIGTERM")
 	fs.IntVar(&cfg.stops, "stops", 4, "teardown: tasks stopped at once (at most -c, so that none waits for a worker)")
 	fs.DurationVar(&cfg.pause, "pause", 200*time.Millisecond, "quiet time between trials")
+	fs.IntVar(&cfg.probeN, "probe-n", 100, "health probes: listening tasks, unprobed then probed (half http, half tcp), CPU over -idle-window each")
+	fs.DurationVar(&cfg.probeInterval, "probe-interval", 10*time.Second, "health probes: their interval")
+	fs.IntVar(&cfg.execK, "exec-k", 20, "health probes: exec probes timed, through pkg/runtime and through ctr tasks exec")
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file (- for stdout, instead of the table)")
 	fs.StringVar(&cfg.pprof, "pprof", "", "build the reconciler with -tags pprof and save its profiles here: CPU over each burst round, the idle window and the single drops with tasks running, heap at each idle level (the figures of such a run are not the reference ones)")
 	fs.Func("env", "KEY=VALUE added to the reconciler's environment, repeatable (experiments such as GOGC=50; the figures of such a run are not the reference ones)", func(v string) error {
@@ -91,8 +97,8 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		}
 		cfg.levels = append(cfg.levels, v)
 	}
-	if cfg.n < 1 || cfg.c < 1 || cfg.k < 1 || cfg.rounds < 1 || cfg.stops < 1 || cfg.resync <= 0 {
-		fmt.Fprintln(stderr, "bench: -n, -c, -k, -rounds, -stops and -resync must be positive")
+	if cfg.n < 1 || cfg.c < 1 || cfg.k < 1 || cfg.rounds < 1 || cfg.stops < 1 || cfg.resync <= 0 || cfg.probeN < 1 || cfg.probeInterval <= 0 || cfg.execK < 1 {
+		fmt.Fprintln(stderr, "bench: -n, -c, -k, -rounds, -stops, -resync, -probe-n, -probe-interval and -exec-k must be positive")
 		return 2
 	}
 	if cfg.stops > cfg.c {
@@ -138,10 +144,11 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 
 // bench is one run.
 type bench struct {
-	cfg    config
-	out    io.Writer
-	dir    string
-	driver string // the standalone log driver, as the reconciler embeds it
+	cfg     config
+	out     io.Writer
+	dir     string
+	address string // the containerd socket
+	driver  string // the standalone log driver, as the reconciler embeds it
 	// runc state of every container of the run, apart from any other
 	// containerd's on the host (same namespace, same IDs).
 	runcRoot string
@@ -207,6 +214,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 		return err
 	}
 	b.runcRoot = runtime.PathsFor(mc.Dir).RuncRoot
+	b.address = mc.Address()
 	// The bench's own client counts its calls (the floor's, per burst).
 	count := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		b.calls.Add(1)
@@ -306,6 +314,22 @@ func (b *bench) run(ctx context.Context) (err error) {
 	b.res.Daemons = append(b.res.Daemons, d3.proc.Args())
 	err = b.phases(ctx, d3, man2, phase{"busy", b.busy})
 	d3.stop()
+	if err != nil {
+		return err
+	}
+
+	// A fourth for what health probes cost, on containerd directly.
+	man4 := filepath.Join(dir, "m4")
+	if err := os.MkdirAll(man4, 0o755); err != nil {
+		return err
+	}
+	d4, err := startDaemon(ctx, bin, mc.Address(), b.runcRoot, nsReconciler, man4, images, filepath.Join(dir, "s4"), b.cfg.c, b.cfg.resync, b.cfg.pprof != "", b.cfg.env)
+	if err != nil {
+		return err
+	}
+	b.res.Daemons = append(b.res.Daemons, d4.proc.Args())
+	err = b.phases(ctx, d4, man4, phase{"probes", b.probes})
+	d4.stop()
 	b.res.Machine.LoadAfter = loadavg()
 	b.res.Finished = time.Now().UTC()
 	b.logf("load after: %s", b.res.Machine.LoadAfter)

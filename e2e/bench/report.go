@@ -26,11 +26,12 @@ type results struct {
 	Finished time.Time  `json:"finished"`
 	Daemons  [][]string `json:"reconcilerCommands"`
 
-	Floor      series `json:"floor"`      // the bare containerd client
-	Seccomp    series `json:"seccomp"`    // the same with the reconciler's seccomp profile
-	LogDriver  series `json:"logDriver"`  // and the reconciler's log driver as the task's IO
-	Runtime    series `json:"runtime"`    // pkg/runtime called directly: the reconciler without its loop
-	Reconciler series `json:"reconciler"` // manifests dropped into a running reconciler
+	Floor      series      `json:"floor"`      // the bare containerd client
+	Seccomp    series      `json:"seccomp"`    // the same with the reconciler's seccomp profile
+	LogDriver  series      `json:"logDriver"`  // and the reconciler's log driver as the task's IO
+	Runtime    series      `json:"runtime"`    // pkg/runtime called directly: the reconciler without its loop
+	Reconciler series      `json:"reconciler"` // manifests dropped into a running reconciler
+	Probes     probeResult `json:"probes"`     // what health probes cost
 	Idle       struct {
 		Levels        []levelResult `json:"levels"`
 		N             int           `json:"n"`
@@ -291,6 +292,31 @@ func (r *results) rows(cfg config) []row {
 				Figure:  fmt.Sprintf("%s / %s", mib(last.LogDriversPSS), mib(last.LogDriversPrivate)),
 				Floor:   "-", VsFloor: "-", Target: "-",
 			})
+		}
+	}
+	if p := r.Probes; p.WindowSeconds > 0 {
+		extra := 100 * (p.ProbedCPUSeconds - p.BaseCPUSeconds) / p.WindowSeconds
+		// The target is for 100 tasks every 10 s: scaled to this run's
+		// probe rate.
+		limit := 0.5 * (float64(p.N) / p.IntervalSeconds) / 10
+		out = append(out, row{
+			Measure: fmt.Sprintf("probes: reconciler CPU, %d tasks probed every %s (http+tcp) minus unprobed", p.N, secs(p.IntervalSeconds)),
+			Figure:  fmt.Sprintf("%+.3f%% of a core", extra), Floor: fmt.Sprintf("%.3f%% unprobed", 100*p.BaseCPUSeconds/p.WindowSeconds),
+			VsFloor: "-", Target: fmt.Sprintf("<= %.2f%% (0.5%% at 100 every 10s)", limit), Met: met(extra <= limit),
+		})
+		if p.Probes > 0 {
+			out = append(out, row{Measure: "ref: reconciler CPU per http/tcp probe",
+				Figure: ms((p.ProbedCPUSeconds - p.BaseCPUSeconds) / p.Probes), Floor: "-", VsFloor: "-", Target: "-"})
+		}
+		if len(p.ExecSeconds) > 0 {
+			e, c := pct(p.ExecSeconds, 50), pct(p.CtrExecSeconds, 50)
+			out = append(out, row{
+				Measure: fmt.Sprintf("exec probe: pkg/runtime Exec, p50 of %d", len(p.ExecSeconds)),
+				Figure:  ms(e), Floor: "ctr " + ms(c), VsFloor: fmt.Sprintf("x%.2f", e/c),
+				Target: "<= ctr tasks exec", Met: met(e <= c),
+			})
+			out = append(out, row{Measure: "ref: exec probe, caller CPU per exec (reconciler / ctr)",
+				Figure: ms(p.ExecCPUSeconds), Floor: "ctr " + ms(p.CtrExecCPUSeconds), VsFloor: "-", Target: "-"})
 		}
 	}
 	if len(r.Teardown) > 0 {
