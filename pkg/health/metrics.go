@@ -21,7 +21,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reconciler_health_probes_total",
-			Help: "Health probes run, by task and result (success, failure).",
+			Help: "Health probes run, by task and result (success, failure, error: not run, says nothing of the task).",
 		}, []string{"task", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "reconciler_health_probe_duration_seconds",
@@ -56,14 +56,11 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (m *Metrics) probed(task string, kind Kind, ok bool, d time.Duration) {
+func (m *Metrics) probed(task string, kind Kind, v verdict, d time.Duration) {
 	if m == nil {
 		return
 	}
-	result := "failure"
-	if ok {
-		result = "success"
-	}
+	result := map[verdict]string{pass: "success", fail: "failure", unknown: "error"}[v]
 	m.probes.WithLabelValues(task, result).Inc()
 	m.duration.WithLabelValues(string(kind)).Observe(d.Seconds())
 }

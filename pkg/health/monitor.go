@@ -203,12 +203,12 @@ func (m *Monitor) fire(task string, p *prober) {
 		}
 	}
 	began := m.cfg.Clock.Now()
-	ok, out := m.probe(p.ctx, t)
+	v, out := m.probe(p.ctx, t)
 	now := m.cfg.Clock.Now()
 	if p.ctx.Err() != nil {
 		return // replaced or closed meanwhile: this probe says nothing
 	}
-	m.cfg.Metrics.probed(task, t.Check.Kind, ok, now.Sub(began))
+	m.cfg.Metrics.probed(task, t.Check.Kind, v, now.Sub(began))
 
 	m.mu.Lock()
 	if m.probed[task] != p {
@@ -219,7 +219,10 @@ func (m *Monitor) fire(task string, p *prober) {
 	before := st.State
 	st.LastProbe, st.Output = now, out
 	switch {
-	case ok:
+	case v == unknown:
+		// The probe could not be run (containerd away, no room for its
+		// FIFOs): it says nothing of the task.
+	case v == pass:
 		p.succeeded = true
 		st.Streak, st.State, st.Reason = 0, Healthy, ""
 	case !p.succeeded && now.Before(t.StartedAt.Add(t.Check.StartPeriod)):
@@ -243,31 +246,43 @@ func (m *Monitor) fire(task string, p *prober) {
 	}
 }
 
-// probe runs t's check once, bounded by its timeout: whether it passed,
-// and what to show of it.
-func (m *Monitor) probe(ctx context.Context, t Target) (bool, string) {
+// verdict is what one probe says of a task.
+type verdict int
+
+const (
+	pass    verdict = iota
+	fail            // the task failed it
+	unknown         // the probe could not be run; it says nothing of the task
+)
+
+// probe runs t's check once, bounded by its timeout: its verdict, and what
+// to show of it. An exec that containerd could not run is unknown; one
+// that ran and failed, or timed out, is a failure. http and tcp probes
+// that reach no server fail; one whose network namespace cannot be
+// entered (the process is gone) is unknown.
+func (m *Monitor) probe(ctx context.Context, t Target) (verdict, string) {
 	c := t.Check
 	switch c.Kind {
 	case KindExec:
 		if m.cfg.Exec == nil {
-			return false, "exec probes are not available"
+			return unknown, "exec probes are not available"
 		}
 		res, err := m.cfg.Exec(ctx, t.ContainerID, c.Command, c.Timeout)
 		switch {
 		case err != nil:
-			return false, "exec: " + err.Error()
+			return unknown, "exec not run: " + err.Error()
 		case res.TimedOut:
-			return false, fmt.Sprintf("exec timed out after %s", c.Timeout)
+			return fail, fmt.Sprintf("exec timed out after %s", c.Timeout)
 		case res.ExitCode != 0:
-			return false, fmt.Sprintf("exec exit %d: %q", res.ExitCode, lastLines(res.Output))
+			return fail, fmt.Sprintf("exec exit %d: %q", res.ExitCode, lastLines(res.Output))
 		}
-		return true, fmt.Sprintf("exec exit 0: %q", lastLines(res.Output))
+		return pass, fmt.Sprintf("exec exit 0: %q", lastLines(res.Output))
 	case KindHTTP:
 		return httpProbe(ctx, t)
 	case KindTCP:
 		return tcpProbe(ctx, t)
 	}
-	return false, "unknown probe kind " + string(c.Kind)
+	return unknown, "unknown probe kind " + string(c.Kind)
 }
 
 // maxShown is how much of a probe's output the status shows: its end.

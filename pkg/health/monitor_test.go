@@ -36,9 +36,9 @@ func (s *script) exec(_ context.Context, _ string, _ []string, _ time.Duration) 
 }
 
 var (
-	pass    = ExecResult{ExitCode: 0, Output: []byte("ok\n")}
-	fail    = ExecResult{ExitCode: 1, Output: []byte("dial: connection refused\n")}
-	timeout = ExecResult{TimedOut: true}
+	passed   = ExecResult{ExitCode: 0, Output: []byte("ok\n")}
+	failed   = ExecResult{ExitCode: 1, Output: []byte("dial: connection refused\n")}
+	timedOut = ExecResult{TimedOut: true}
 )
 
 func execCheck(retries int, interval, startPeriod time.Duration) Check {
@@ -61,24 +61,27 @@ func TestMonitorStates(t *testing.T) {
 		wantReason  string  // after the last
 		wantChanged int     // Changed calls
 	}{
-		{name: "healthy at the first success", check: execCheck(3, 10*time.Second, 0), results: []ExecResult{pass},
+		{name: "healthy at the first success", check: execCheck(3, 10*time.Second, 0), results: []ExecResult{passed},
 			probes: 2, want: []State{Healthy, Healthy}, wantChanged: 1},
 		{name: "unhealthy after retries failures in a row", check: execCheck(3, 10*time.Second, 0),
-			results: []ExecResult{pass, fail, fail, fail}, probes: 4, want: []State{Healthy, Healthy, Healthy, Unhealthy},
+			results: []ExecResult{passed, failed, failed, failed}, probes: 4, want: []State{Healthy, Healthy, Healthy, Unhealthy},
 			wantStreak: 3, wantReason: `3 probes failed: exec exit 1: "dial: connection refused"`, wantChanged: 2},
 		{name: "a success resets the streak", check: execCheck(2, 10*time.Second, 0),
-			results: []ExecResult{fail, pass, fail, pass}, probes: 4, want: []State{Starting, Healthy, Healthy, Healthy}, wantChanged: 1},
+			results: []ExecResult{failed, passed, failed, passed}, probes: 4, want: []State{Starting, Healthy, Healthy, Healthy}, wantChanged: 1},
 		{name: "failures within the start period do not count", check: execCheck(1, 10*time.Second, 25*time.Second),
-			results: []ExecResult{fail}, probes: 4, want: []State{Starting, Starting, Starting, Unhealthy},
+			results: []ExecResult{failed}, probes: 4, want: []State{Starting, Starting, Starting, Unhealthy},
 			wantStreak: 1, wantReason: `1 probes failed: exec exit 1: "dial: connection refused"`, wantChanged: 1},
 		{name: "a success ends the start period early", check: execCheck(1, 10*time.Second, time.Hour),
-			results: []ExecResult{fail, pass, fail}, probes: 3, want: []State{Starting, Healthy, Unhealthy}, wantStreak: 1,
+			results: []ExecResult{failed, passed, failed}, probes: 3, want: []State{Starting, Healthy, Unhealthy}, wantStreak: 1,
 			wantReason: `1 probes failed: exec exit 1: "dial: connection refused"`, wantChanged: 2},
-		{name: "a timeout is a failure", check: execCheck(1, 10*time.Second, 0), results: []ExecResult{timeout}, probes: 1,
+		{name: "a timeout is a failure", check: execCheck(1, 10*time.Second, 0), results: []ExecResult{timedOut}, probes: 1,
 			want: []State{Unhealthy}, wantStreak: 1, wantReason: "1 probes failed: exec timed out after 2s", wantChanged: 1},
-		{name: "an exec that cannot run is a failure", check: execCheck(2, 10*time.Second, 0), results: []ExecResult{{}},
-			errs: []error{errors.New("task not found"), errors.New("task not found")}, probes: 2, want: []State{Starting, Unhealthy},
-			wantStreak: 2, wantReason: "2 probes failed: exec: task not found", wantChanged: 1},
+		{name: "an exec that cannot run says nothing", check: execCheck(2, 10*time.Second, 0), results: []ExecResult{{}, {}, passed},
+			errs: []error{errors.New("containerd: connection refused"), errors.New("no space left on device")}, probes: 3,
+			want: []State{Starting, Starting, Healthy}, wantChanged: 1},
+		{name: "an exec that cannot run neither counts nor resets", check: execCheck(2, 10*time.Second, 0),
+			results: []ExecResult{failed, {}, failed}, errs: []error{nil, errors.New("containerd: connection refused")}, probes: 3,
+			want: []State{Starting, Starting, Unhealthy}, wantStreak: 2, wantReason: `2 probes failed: exec exit 1: "dial: connection refused"`, wantChanged: 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			clk := clock.NewFake(t0)
@@ -129,7 +132,7 @@ func TestMonitorStates(t *testing.T) {
 func TestMonitorTargets(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clk := clock.NewFake(t0)
-	s := &script{clock: clk, results: []ExecResult{pass}}
+	s := &script{clock: clk, results: []ExecResult{passed}}
 	m := NewMonitor(Config{Exec: s.exec, Clock: clk, Jitter: func(time.Duration) time.Duration { return 0 }})
 	defer m.Close()
 	target := Target{Task: "web", ContainerID: "web-1", Check: execCheck(3, 10*time.Second, 0), StartedAt: t0}
@@ -161,7 +164,7 @@ func TestMonitorTargets(t *testing.T) {
 func TestMonitorSpreadsFirstProbes(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clk := clock.NewFake(t0)
-	s := &script{clock: clk, results: []ExecResult{pass}}
+	s := &script{clock: clk, results: []ExecResult{passed}}
 	var asked []time.Duration
 	m := NewMonitor(Config{Exec: s.exec, Clock: clk, ExecSlots: 100, Jitter: func(n time.Duration) time.Duration {
 		asked = append(asked, n)

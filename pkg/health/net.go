@@ -31,31 +31,48 @@ func dial(ctx context.Context, t Target, port int) (net.Conn, error) {
 		return d.DialContext(ctx, "tcp", addr)
 	}
 	if t.Pid == 0 {
-		return nil, errors.New("the task has no process")
+		return nil, errNoNamespace{errors.New("the task has no process")}
 	}
 	var conn net.Conn
+	var dialErr error
 	err := ns.WithNetNSPath(fmt.Sprintf("/proc/%d/ns/net", t.Pid), func(ns.NetNS) error {
-		var err error
-		conn, err = d.DialContext(ctx, "tcp", addr)
-		return err
+		conn, dialErr = d.DialContext(ctx, "tcp", addr)
+		return nil
 	})
-	return conn, err
+	if err != nil {
+		return nil, errNoNamespace{err}
+	}
+	return conn, dialErr
 }
 
-func tcpProbe(ctx context.Context, t Target) (bool, string) {
+// errNoNamespace is a dial that could not enter the task's network
+// namespace: the probe says nothing of the task.
+type errNoNamespace struct{ error }
+
+func (e errNoNamespace) Unwrap() error { return e.error }
+
+// netVerdict is the verdict of a failed dial or request.
+func netVerdict(err error) verdict {
+	if errors.As(err, new(errNoNamespace)) {
+		return unknown
+	}
+	return fail
+}
+
+func tcpProbe(ctx context.Context, t Target) (verdict, string) {
 	ctx, cancel := context.WithTimeout(ctx, t.Check.Timeout)
 	defer cancel()
 	conn, err := dial(ctx, t, t.Check.Port)
 	if err != nil {
-		return false, "tcp: " + err.Error()
+		return netVerdict(err), "tcp: " + err.Error()
 	}
 	conn.Close()
-	return true, fmt.Sprintf("tcp :%d connected", t.Check.Port)
+	return pass, fmt.Sprintf("tcp :%d connected", t.Check.Port)
 }
 
 // httpProbe GETs the check's path: 2xx and 3xx are healthy, a redirect is
 // not followed, the body is read up to maxBody, the connection is not kept.
-func httpProbe(ctx context.Context, t Target) (bool, string) {
+func httpProbe(ctx context.Context, t Target) (verdict, string) {
 	ctx, cancel := context.WithTimeout(ctx, t.Check.Timeout)
 	defer cancel()
 	client := &http.Client{
@@ -70,16 +87,19 @@ func httpProbe(ctx context.Context, t Target) (bool, string) {
 	url := fmt.Sprintf("http://127.0.0.1:%d%s", t.Check.Port, t.Check.Path)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return false, "http: " + err.Error()
+		return unknown, "http: " + err.Error()
 	}
 	req.Header.Set("User-Agent", "reconciler-health-probe")
 	began := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
-		return false, "http: " + err.Error()
+		return netVerdict(err), "http: " + err.Error()
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	shown := fmt.Sprintf("http %d in %s: %q", resp.StatusCode, time.Since(began).Round(time.Millisecond), lastLines(body))
-	return resp.StatusCode >= 200 && resp.StatusCode < 400, shown
+	if resp.StatusCode >= 200 && resp.StatusCode < 400 {
+		return pass, shown
+	}
+	return fail, shown
 }

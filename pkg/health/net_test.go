@@ -61,7 +61,8 @@ func TestNetProbes(t *testing.T) {
 			m := NewMonitor(Config{})
 			defer m.Close()
 			began := time.Now()
-			ok, out := m.probe(context.Background(), Target{Check: c.check, Network: desired.NetworkHost})
+			v, out := m.probe(context.Background(), Target{Check: c.check, Network: desired.NetworkHost})
+			ok := v == pass
 			if took := time.Since(began); took > time.Second {
 				t.Errorf("the probe took %s, its timeout is %s", took, c.check.Timeout)
 			}
@@ -76,10 +77,18 @@ func TestNetProbes(t *testing.T) {
 }
 
 // TestNetProbeNeedsAProcess: a task off the host's network is probed in
-// its process's namespace; without a process there is nothing to probe.
+// its process's namespace; without a process (or one gone) there is
+// nothing to probe, and the probe says nothing of the task.
 func TestNetProbeNeedsAProcess(t *testing.T) {
-	ok, out := tcpProbe(context.Background(), Target{Check: Check{Kind: KindTCP, Port: 80, Timeout: time.Second}, Network: desired.NetworkNone})
-	if ok || !strings.Contains(out, "no process") {
-		t.Errorf("probe = %v, %q; want a failure saying the task has no process", ok, out)
+	for _, pid := range []uint32{0, 1 << 30} {
+		for _, kind := range []Kind{KindTCP, KindHTTP} {
+			m := NewMonitor(Config{})
+			v, out := m.probe(context.Background(), Target{Pid: pid, Network: desired.NetworkNone,
+				Check: Check{Kind: kind, Port: 80, Path: "/", Timeout: time.Second}})
+			m.Close()
+			if v != unknown || out == "" {
+				t.Errorf("pid %d %s: probe = %v, %q; want unknown, saying why", pid, kind, v, out)
+			}
+		}
 	}
 }
