@@ -14,6 +14,12 @@
 //  4. image: the registry stopped, or the credentials wrong, then right.
 //  5. flood: hundreds of malformed files dropped while tasks run.
 //  6. disk: the state directory on a tiny tmpfs that fills up, then frees.
+//  7. health: random tasks turn unhealthy (their health marker removed
+//     behind their back); each is stopped, restarted by its policy and
+//     healthy again, and no other task moves.
+//
+// Every task of every kind has an exec health check that passes, so that
+// each fault also meets probes in flight.
 //
 // `go test ./e2e/chaos/` runs one iteration of each (part of make test);
 // `make chaos` runs many (-chaos.iterations, -chaos.duration) and prints a

@@ -102,10 +102,20 @@ func (w *world) runcRoot() string {
 }
 
 // taskYAML is the manifest of a test-image task at a version (its env).
+// Every task has an exec health check that passes: the faults meet probes
+// in flight (a probe a killed reconciler left, containerd away mid-probe,
+// no room for the FIFOs), and none may make a task unhealthy. An extra
+// "healthCheck:" line replaces it.
 func taskYAML(name string, version int, extra ...string) string {
 	spec := []string{"stopGracePeriod: 2s", testenv.EnvSpec("VERSION", strconv.Itoa(version))}
+	if !slices.ContainsFunc(extra, func(l string) bool { return strings.HasPrefix(l, "healthCheck:") }) {
+		spec = append(spec, passingCheck)
+	}
 	return testenv.Manifest(name, append(spec, extra...)...)
 }
+
+// passingCheck is the health check of every task of the suite.
+const passingCheck = "healthCheck: {exec: {command: [/testapp, probe]}, interval: 5s, timeout: 5s}"
 
 // write writes a file into the manifests directory atomically.
 func (w *world) write(name, content string) {

@@ -33,7 +33,7 @@ var env struct {
 }
 
 // kinds are the fault kinds, in table order.
-var kinds = []string{"kill", "containerd", "ctr", "image", "flood", "disk"}
+var kinds = []string{"kill", "containerd", "ctr", "image", "flood", "disk", "health"}
 
 func TestMain(m *testing.M) {
 	flag.Parse()
