@@ -117,6 +117,15 @@ func TestRuntimeExec(t *testing.T) {
 			if took > c.within {
 				t.Errorf("Exec took %s, want within %s", took, c.within)
 			}
+			if c.timedOut {
+				// The host's process list too: the killed probe is gone.
+				procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+				for _, p := range procs {
+					if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), "probe\x00-sleep\x001m\x00") {
+						t.Errorf("the timed-out probe still runs on the host: %s %q", p, b)
+					}
+				}
+			}
 			if c.name != "a child holds the output" {
 				clean(t)
 			} else if left, _ := filepath.Glob(filepath.Join(e.state, "fifo", "*")); len(left) > 0 {

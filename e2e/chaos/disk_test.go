@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/warren/reconciler/e2e/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,16 +89,26 @@ func TestChaosDiskFull(t *testing.T) {
 		since := time.Now()
 		w.converge(fmt.Sprintf("disk %d (status said %q)", i, msg), since, b)
 		// The output of the running tasks reaches the disk again, after a
-		// note of what was lost.
-		waitFor(t, 10*time.Second, "the chatty tasks' logs to grow again, with a note of the records dropped", func() bool {
+		// note of what was lost. (The log driver tries again every second;
+		// the bound leaves room for a loaded machine.)
+		var why string
+		err := testenv.Poll(20*time.Second, 100*time.Millisecond, "logs", func() bool {
 			now := w.logSizes("chatty-a", "chatty-b")
 			for id, size := range logs {
-				if now[id] == size || !w.logSays(id, "records dropped: ") {
+				switch {
+				case now[id] == size:
+					why = fmt.Sprintf("%s's log did not grow (%d bytes)", id, size)
+					return false
+				case !w.logSays(id, "records dropped: "):
+					why = fmt.Sprintf("%s's log grew (%d -> %d bytes) without a note of records dropped", id, size, now[id])
 					return false
 				}
 			}
 			return true
 		})
+		if err != nil {
+			t.Fatalf("disk %d: 20s after the disk freed: %s (seed %d)", i, why, env.seed)
+		}
 	})
 }
 

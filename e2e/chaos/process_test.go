@@ -177,9 +177,15 @@ func TestChaosBehindTheBack(t *testing.T) {
 				out, err = w.ctr("tasks", "rm", "-f", c.ID)
 				did = append(did, v+": ctr tasks rm -f")
 			case 3:
-				out, err = w.ctr("tasks", "rm", "-f", c.ID)
-				if err == nil {
-					out, err = w.ctr("containers", "rm", c.ID)
+				// Two commands: the reconciler may start a new task of
+				// the container in between (a container without a task
+				// is started at once); then both are tried again.
+				for try := 0; try < 5; try++ {
+					if out, err = w.ctr("tasks", "rm", "-f", c.ID); err == nil {
+						if out, err = w.ctr("containers", "rm", c.ID); err == nil || !strings.Contains(out, "must be stopped") {
+							break
+						}
+					}
 				}
 				did = append(did, v+": ctr tasks rm -f, ctr containers rm")
 			}
