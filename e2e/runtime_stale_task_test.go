@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
+	"github.com/warren/reconciler/e2e/imagebuild"
 	"github.com/warren/reconciler/e2e/testenv"
 )
 
@@ -221,4 +223,89 @@ func TestRuntimeStartClearsStaleBundle(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestRuntimeStartClearsStaleRuncState: Start of a container whose ID runc
+// still holds (a task cut short after runc created it, containerd having
+// forgotten it) starts it anyway. Found with go test -count=5: the
+// stale-task tests' misses left such state, and the next run's start of
+// the same ID failed with "container with given ID already exists". The
+// test makes that state itself: runc create of the ID in the namespace's
+// runc directory, its init process then killed.
+func TestRuntimeStartClearsStaleRuncState(t *testing.T) {
+	e := newRT(t, "e2e-rt-stale-runc")
+	for _, kill := range []bool{true, false} {
+		t.Run(fmt.Sprintf("its process killed %v", kill), func(t *testing.T) { staleRuncState(t, e, kill) })
+	}
+}
+
+// staleRuncState makes runc hold a container of a new container's ID, its
+// init process killed or left waiting, and starts the container.
+func staleRuncState(t *testing.T, e *rtEnv, kill bool) {
+	id, err := e.create(testenv.Manifest(fmt.Sprintf("runc-%v", kill)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := t.TempDir()
+	if err := imagebuild.BuildProgram(t.Context(), "github.com/warren/reconciler/e2e/testapp", filepath.Join(bundle, "rootfs", "app")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("runc", "spec", "--bundle", bundle).CombinedOutput(); err != nil {
+		t.Fatalf("runc spec: %v: %s", err, out)
+	}
+	cfg := filepath.Join(bundle, "config.json")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = []byte(strings.Replace(strings.Replace(string(b), `"terminal": true`, `"terminal": false`, 1), `"sh"`, `"/app"`, 1))
+	if err := os.WriteFile(cfg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(env.runcRoot, e.n.ns)
+	// Its output to a file: the init process keeps it open, a pipe would
+	// never close.
+	out, err := os.Create(filepath.Join(t.TempDir(), "runc.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	create := exec.Command("runc", "--root", root, "create", "--bundle", bundle, id)
+	create.Stdout, create.Stderr = out, out
+	if err := create.Run(); err != nil {
+		b, _ := os.ReadFile(out.Name())
+		t.Fatalf("runc create: %v: %s", err, b)
+	}
+	t.Cleanup(func() { _ = exec.Command("runc", "--root", root, "delete", "--force", id).Run() })
+	var st struct {
+		Pid int `json:"init_process_pid"`
+	}
+	if b, err := os.ReadFile(filepath.Join(root, id, "state.json")); err != nil || json.Unmarshal(b, &st) != nil || st.Pid == 0 {
+		t.Fatalf("runc state of %s: %v %s", id, err, b)
+	}
+	if kill {
+		if err := syscall.Kill(st.Pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if err := e.rt.Start(t.Context(), id); err != nil {
+		t.Fatalf("Start over runc's stale state: %v", err)
+	}
+	testenv.WaitFor(t, converge, id+" running", func() bool {
+		for _, c := range e.n.containers("") {
+			if c.ID == id {
+				return c.Status == containerd.Running
+			}
+		}
+		return false
+	})
+	// containerd 1.6's shim removes runc's state of a dead container as
+	// it cleans up after the refused create, so the runtime finds it gone
+	// and creates again; with a process of it still alive it would clear
+	// it itself.
+	if log := e.out.String(); !strings.Contains(log, "cleared the runc state an interrupted task left") &&
+		!strings.Contains(log, "runc's stale state of an interrupted task is gone") {
+		t.Errorf("the runtime did not say what it did of runc's state:\n%s", log)
+	}
 }

@@ -2,8 +2,14 @@ package runtime
 
 import (
 	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -85,4 +91,59 @@ func shimAlive(dir, id string) (int, bool) {
 		return pid, false // gone meanwhile
 	}
 	return pid, bytes.Contains(append(cmdline, 0), []byte("\x00-id\x00"+id+"\x00"))
+}
+
+// defaultRuncRoot is the runc state directory of containerd's runc shim
+// when its options name none.
+const defaultRuncRoot = "/run/containerd/runc"
+
+// runcExists is runc's answer to a create whose container ID it still
+// holds.
+const runcExists = "container with given ID already exists"
+
+// clearStaleRuncState removes what runc still holds of container id when
+// err is runc refusing a new task for it. It reports whether it removed
+// it.
+//
+// A task whose delete or start was cut short (the reconciler killed in
+// the middle, a shim gone) can leave runc's state of the container behind
+// after containerd has forgotten the task: runc then refuses every new
+// container of that ID ("container with given ID already exists") for as
+// long as the host runs. containerd has no task of the ID (it just tried
+// to create one), so whatever runc holds of it is no task of containerd's:
+// `runc delete --force` removes it as the shim would have (killing a
+// process of it that still runs, unsupervised, and its cgroup). Only in
+// this namespace's runc directory, and only for this ID.
+func (r *Runtime) clearStaleRuncState(ctx context.Context, err error, id string) (bool, error) {
+	if !strings.Contains(err.Error(), runcExists) {
+		return false, nil
+	}
+	root := filepath.Join(cmp.Or(r.runcRoot, defaultRuncRoot), r.ns)
+	state := filepath.Join(root, id, "state.json")
+	b, rerr := os.ReadFile(state)
+	if errors.Is(rerr, fs.ErrNotExist) {
+		// Gone already: the shim of the refused create removes runc's
+		// state of a container whose process is dead as it cleans up.
+		r.log.Info("runc's stale state of an interrupted task is gone; creating the task again", "container", id)
+		return true, nil
+	}
+	if rerr != nil {
+		return false, fmt.Errorf("runc holds container %s of an interrupted task, and %s cannot be read here (%v); run runc --root %s delete --force %s", id, state, rerr, root, id)
+	}
+	var st struct {
+		Pid int `json:"init_process_pid"`
+	}
+	_ = json.Unmarshal(b, &st)
+	cmd := exec.CommandContext(ctx, r.runcBinary(), "--root", root, "delete", "--force", id)
+	if out, derr := cmd.CombinedOutput(); derr != nil {
+		return false, fmt.Errorf("runc delete --force %s: %w: %s", id, derr, bytes.TrimSpace(out))
+	}
+	r.log.Info("cleared the runc state an interrupted task left", "container", id, "runcRoot", root, "pid", st.Pid)
+	return true, nil
+}
+
+// runcBinary is the runc the shim runs: "runc" from PATH, as the shim's
+// default BinaryName (tests set another).
+func (r *Runtime) runcBinary() string {
+	return cmp.Or(r.runcBin, "runc")
 }

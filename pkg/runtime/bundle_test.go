@@ -90,3 +90,62 @@ func TestClearStaleBundle(t *testing.T) {
 		})
 	}
 }
+
+// TestClearStaleRuncState: runc's refusal of a container ID it still holds
+// is cleared with runc delete --force, in this namespace's runc directory
+// and for this ID only; any other error is left alone, and a state that
+// cannot be read or a runc that fails is said.
+func TestClearStaleRuncState(t *testing.T) {
+	const id = "web-0123456789ab"
+	exists := errors.New("failed to create shim task: OCI runtime create failed: runc create failed: container with given ID already exists: unknown")
+	for _, c := range []struct {
+		name    string
+		err     error
+		state   bool   // state.json present
+		runcOut string // what the fake runc prints; "fail" makes it exit 1
+		cleared bool
+		wantErr string
+		ran     bool
+	}{
+		{"another error", errors.New("mkdir /x: file exists"), true, "", false, "", false},
+		{"runc holds the ID", exists, true, "", true, "", true},
+		{"the state gone meanwhile: created again", exists, false, "", true, "", false},
+		{"runc fails", exists, true, "fail", false, "runc delete --force " + id, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			root := filepath.Join(dir, "runc")
+			if c.state {
+				if err := os.MkdirAll(filepath.Join(root, "ns", id), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(root, "ns", id, "state.json"), []byte(`{"init_process_pid": 4242}`), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := filepath.Join(dir, "args")
+			script := "#!/bin/sh\necho \"$@\" > " + args + "\n"
+			if c.runcOut == "fail" {
+				script += "echo no such container; exit 1\n"
+			}
+			bin := filepath.Join(dir, "fake-runc")
+			if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			r := &Runtime{ns: "ns", runcRoot: root, runcBin: bin, log: logr.Discard()}
+			cleared, err := r.clearStaleRuncState(t.Context(), c.err, id)
+			if cleared != c.cleared || (err == nil) != (c.wantErr == "") || (err != nil && !strings.Contains(err.Error(), c.wantErr)) {
+				t.Fatalf("= %v, %v; want %v, error with %q", cleared, err, c.cleared, c.wantErr)
+			}
+			got, rerr := os.ReadFile(args)
+			if ran := rerr == nil; ran != c.ran {
+				t.Fatalf("runc ran: %v, want %v", ran, c.ran)
+			}
+			if c.ran {
+				if want := fmt.Sprintf("--root %s delete --force %s\n", filepath.Join(root, "ns"), id); string(got) != want {
+					t.Errorf("runc %q, want %q", got, want)
+				}
+			}
+		})
+	}
+}

@@ -36,6 +36,7 @@ type Runtime struct {
 	logMaxFiles    int
 	stateDir       string // volumes/ and secrets/ live here
 	runcRoot       string
+	runcBin        string // runc for clearing stale state (bundle.go); "" is runc from PATH
 	policy         Policy
 	registryConfig string // Docker config.json with registry credentials ("" = anonymous)
 	dialOpts       []grpc.DialOption

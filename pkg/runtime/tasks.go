@@ -127,6 +127,15 @@ func (r *Runtime) startNew(ctx context.Context, rec containers.Container) error 
 		}
 	}
 	if err != nil {
+		// Or runc's state of the container (bundle.go).
+		if cleared, cerr := r.clearStaleRuncState(ctx, err, id); cerr != nil {
+			err = fmt.Errorf("%w (%v)", err, cerr)
+		} else if cleared {
+			_, err = r.client.TaskService().Create(ctx, req)
+			err = errgrpc.ToNative(err)
+		}
+	}
+	if err != nil {
 		out.Cancel()
 		return fmt.Errorf("start container %s: create task: %w", id, err)
 	}
