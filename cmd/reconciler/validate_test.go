@@ -31,6 +31,16 @@ func TestValidate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	cycle := filepath.Join(dir, "cycle")
+	if err := os.Mkdir(cycle, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, dep := range map[string]string{"db": "app", "app": "db"} {
+		m := "apiVersion: warren/v1\nkind: Task\nmetadata: {name: " + name + "}\nspec:\n  image: nginx\n  dependsOn:\n    - task: " + dep + "\n"
+		if err := os.WriteFile(filepath.Join(cycle, name+".yaml"), []byte(m), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	examples := filepath.Join("..", "..", "manifests", "examples")
 
 	tests := []struct {
@@ -39,7 +49,7 @@ func TestValidate(t *testing.T) {
 		code           int
 		stdout, stderr []string // substrings
 	}{
-		{name: "examples", args: []string{"validate", examples}, code: exitOK, stdout: []string{"ok: ", "task(s) in 5 file(s)"}},
+		{name: "examples", args: []string{"validate", examples}, code: exitOK, stdout: []string{"ok: ", "task(s) in 6 file(s)"}},
 		{name: "shipped manifests", args: []string{"validate", filepath.Join("..", "..", "manifests")}, code: exitOK, stdout: []string{"ok: 1 task(s) in 1 file(s)"}},
 		{name: "errors with path, line and field", args: []string{"validate", bad}, code: exitFailure, stderr: []string{
 			bad + ":3: metadata.name: must be a DNS-1123 label",
@@ -49,6 +59,10 @@ func TestValidate(t *testing.T) {
 		{name: "duplicate names across files", args: []string{"validate", sub}, code: exitFailure, stderr: []string{
 			filepath.Join(sub, "a.yaml") + `:3: metadata.name: task "web" is also defined in b.yaml:3`,
 			filepath.Join(sub, "b.yaml") + `:3: metadata.name: task "web" is also defined in a.yaml:3`,
+		}},
+		{name: "a dependency cycle across files", args: []string{"validate", cycle}, code: exitFailure, stderr: []string{
+			filepath.Join(cycle, "app.yaml") + ":7: spec.dependsOn[0].task: dependency cycle: app (app.yaml) -> db (db.yaml) -> app",
+			filepath.Join(cycle, "db.yaml") + ":7: spec.dependsOn[0].task: dependency cycle: app (app.yaml) -> db (db.yaml) -> app",
 		}},
 		{name: "missing path", args: []string{"validate", filepath.Join(dir, "nope.yaml")}, code: exitFailure, stderr: []string{"nope.yaml: no such file or directory"}},
 		{name: "flag after paths", args: []string{"validate", examples, "-o", "text"}, code: exitOK, stdout: []string{"ok: "}},
@@ -84,6 +98,16 @@ func TestValidateJSON(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("apiVersion: warren/v1\nkind: Task\nmetadata: {name: ok}\nspec: {image: nginx}\n---\napiVersion: warren/v1\nkind: Task\nmetadata: {name: b}\nspec: {image: nginx, network: bridge}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	cycle := filepath.Join(dir, "cycle")
+	if err := os.Mkdir(cycle, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, dep := range map[string]string{"db": "app", "app": "db"} {
+		m := "apiVersion: warren/v1\nkind: Task\nmetadata: {name: " + name + "}\nspec:\n  image: nginx\n  dependsOn:\n    - task: " + dep + "\n"
+		if err := os.WriteFile(filepath.Join(cycle, name+".yaml"), []byte(m), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	examples := filepath.Join("..", "..", "manifests", "examples")
 	var out, errb bytes.Buffer
 	if code := runMain([]string{"validate", examples, bad, "-o", "json"}, &out, &errb); code != exitFailure {
@@ -102,7 +126,7 @@ func TestValidateJSON(t *testing.T) {
 	if len(r.Errors) != 1 || r.Errors[0] != want[0] {
 		t.Errorf("errors = %+v, want %+v", r.Errors, want)
 	}
-	if s := r.Summary; s.Files != 6 || s.Invalid != 1 || s.Errors != 1 || s.Valid || s.Tasks < 5 {
+	if s := r.Summary; s.Files != 7 || s.Invalid != 1 || s.Errors != 1 || s.Valid || s.Tasks < 5 {
 		t.Errorf("summary = %+v", s)
 	}
 
