@@ -200,6 +200,21 @@ func (w *world) addBystander(id string) {
 	}
 }
 
+// victims picks 1 to 3 of names for the next fault and returns them with
+// the baseline of everything else (the other names and the stable tasks),
+// which must not change.
+func (w *world) victims(names []string) ([]string, invariants.Baseline) {
+	w.t.Helper()
+	victims := w.pick(names, 1+w.rng.IntN(3))
+	var others []string
+	for _, n := range names {
+		if !slices.Contains(victims, n) {
+			others = append(others, n)
+		}
+	}
+	return victims, w.baseline(append(others, w.stable...)...)
+}
+
 // baseline records what the next fault must not change: the bystanders,
 // and the tasks named (default: the stable ones).
 func (w *world) baseline(tasks ...string) invariants.Baseline {

@@ -51,14 +51,7 @@ func TestChaosUnhealthy(t *testing.T) {
 		return true
 	})
 	iterations(t, func(i int) {
-		victims := w.pick(names, 1+w.rng.IntN(3))
-		var others []string
-		for _, n := range names {
-			if !slices.Contains(victims, n) {
-				others = append(others, n)
-			}
-		}
-		b := w.baseline(append(others, w.stable...)...)
+		victims, b := w.victims(names)
 		running := w.running()
 		restarts := map[string]int{}
 		for _, v := range victims {

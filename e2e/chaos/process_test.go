@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -149,14 +148,7 @@ func TestChaosBehindTheBack(t *testing.T) {
 	w.start()
 	w.ready("set-up")
 	iterations(t, func(i int) {
-		victims := w.pick(names, 1+w.rng.IntN(3))
-		var others []string
-		for _, n := range names {
-			if !slices.Contains(victims, n) {
-				others = append(others, n)
-			}
-		}
-		b := w.baseline(append(others, w.stable...)...)
+		victims, b := w.victims(names)
 		running := w.running()
 		var did []string
 		for _, v := range victims {
