@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -64,6 +65,11 @@ func TestChaosDiskFull(t *testing.T) {
 			w.removeTask(fmt.Sprintf("needs-disk-%d", i-1))
 		}
 		// Full, and kept full: log rotation frees a little now and then.
+		// The note of dropped records may come in such a gap, and be
+		// rotated away before the disk is freed: the notes are looked for
+		// from now on, as they are written.
+		notes := w.watchNotes(time.Now(), "chatty-a", "chatty-b")
+		defer notes.stop()
 		stop := keepFull(t, filler)
 		name := fmt.Sprintf("needs-disk-%d", i)
 		w.setTask(name, 1, fmt.Sprintf("secrets: [{name: token, file: %s}]", secret))
@@ -99,8 +105,8 @@ func TestChaosDiskFull(t *testing.T) {
 				case now[id] == size:
 					why = fmt.Sprintf("%s's log did not grow (%d bytes)", id, size)
 					return false
-				case !w.logSays(id, "records dropped: "):
-					why = fmt.Sprintf("%s's log grew (%d -> %d bytes) without a note of records dropped", id, size, now[id])
+				case !notes.seen(id):
+					why = fmt.Sprintf("%s's log grew (%d -> %d bytes), and no note of records dropped was written since the disk filled", id, size, now[id])
 					return false
 				}
 			}
@@ -186,12 +192,74 @@ func (w *world) logSizes(tasks ...string) map[string]int64 {
 	return out
 }
 
-// logSays reports whether a log file of container id contains s.
-func (w *world) logSays(id, s string) bool {
+// noteWatch looks for notes of dropped records in tasks' logs, every
+// 100 ms, and keeps which containers wrote one since it began.
+type noteWatch struct {
+	mu    sync.Mutex
+	found map[string]bool
+	done  chan struct{}
+	once  sync.Once
+}
+
+// watchNotes starts a noteWatch over the running containers of tasks, for
+// notes written at or after since (records carry their time).
+func (w *world) watchNotes(since time.Time, tasks ...string) *noteWatch {
+	w.t.Helper()
+	var ids []string
+	for _, task := range tasks {
+		c, ok := w.running()[task]
+		if !ok {
+			w.t.Fatalf("%s not running", task)
+		}
+		ids = append(ids, c.ID)
+	}
+	n := &noteWatch{found: map[string]bool{}, done: make(chan struct{})}
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for _, id := range ids {
+				if w.noteSince(id, since) {
+					n.mu.Lock()
+					n.found[id] = true
+					n.mu.Unlock()
+				}
+			}
+			select {
+			case <-n.done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return n
+}
+
+func (n *noteWatch) seen(id string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.found[id]
+}
+
+func (n *noteWatch) stop() { n.once.Do(func() { close(n.done) }) }
+
+// noteSince reports whether a log file of container id holds a note of
+// dropped records written at or after since.
+func (w *world) noteSince(id string, since time.Time) bool {
 	matches, _ := filepath.Glob(logfile.Path(filepath.Join(w.state, "logs"), id) + "*")
 	for _, m := range matches {
-		if b, err := os.ReadFile(m); err == nil && strings.Contains(string(b), s) {
-			return true
+		b, err := os.ReadFile(m)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.Contains(line, "records dropped: ") {
+				continue
+			}
+			ts, _, _ := strings.Cut(line, " ")
+			if at, err := time.Parse(time.RFC3339Nano, ts); err == nil && !at.Before(since) {
+				return true
+			}
 		}
 	}
 	return false
