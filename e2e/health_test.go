@@ -3,6 +3,7 @@ package e2e
 import (
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -244,4 +245,31 @@ func TestHealthDependsOn(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	testenv.WaitFor(t, converge, "app running", func() bool { _, ok := n.running("app"); return ok })
+}
+
+// TestHealthAcrossReconcilerRestart: a restart of the reconciler restarts
+// no probed task; probing resumes on the running container, and `reconciler
+// wait --for=healthy` sees it healthy again.
+func TestHealthAcrossReconcilerRestart(t *testing.T) {
+	n := newNode(t, "e2e-health-restart")
+	dir := t.TempDir()
+	d := startReconciler(t, n.ns, dir)
+	testenv.WriteFile(t, dir, "web.yaml", testenv.Manifest("web",
+		"healthCheck: {exec: {command: [/testapp, probe]}, interval: 300ms, startPeriod: 1m}"))
+	wait := func() {
+		t.Helper()
+		out, err := exec.Command(env.bin, "wait", "web", "--for=healthy", "--timeout", "20s", "--state-dir", stateDir(n.ns)).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "web: healthy") {
+			t.Fatalf("wait --for=healthy: %v\n%s", err, out)
+		}
+	}
+	wait()
+	before, _ := n.running("web")
+	d.Stop()
+	startReconciler(t, n.ns, dir)
+	wait()
+	after, ok := n.running("web")
+	if !ok || after.Pid != before.Pid || after.Labels[observed.LabelRestarts] != "0" {
+		t.Errorf("after the reconciler's restart: %+v, want the same process (%d), never restarted", after, before.Pid)
+	}
 }

@@ -91,3 +91,23 @@ func TestClientCommandsWithoutDaemon(t *testing.T) {
 		}
 	}
 }
+
+func TestWaitConditionHealthy(t *testing.T) {
+	healthy := waitConditions["healthy"]
+	for _, c := range []struct {
+		st    reconcile.TaskStatus
+		found bool
+		want  bool
+	}{
+		{reconcile.TaskStatus{Phase: reconcile.PhaseRunning}, true, true}, // no check: running is enough
+		{reconcile.TaskStatus{Phase: reconcile.PhaseRunning, Health: reconcile.HealthStatus{State: "healthy"}}, true, true},
+		{reconcile.TaskStatus{Phase: reconcile.PhaseRunning, Health: reconcile.HealthStatus{State: "starting"}}, true, false},
+		{reconcile.TaskStatus{Phase: reconcile.PhaseRunning, Health: reconcile.HealthStatus{State: "unhealthy"}}, true, false},
+		{reconcile.TaskStatus{Phase: reconcile.PhaseCrashLoopBackOff}, true, false},
+		{reconcile.TaskStatus{}, false, false},
+	} {
+		if got := healthy(c.st, c.found); got != c.want {
+			t.Errorf("healthy(%s, %q, found %v) = %v, want %v", c.st.Phase, c.st.Health.State, c.found, got, c.want)
+		}
+	}
+}
