@@ -7,8 +7,11 @@
 // defaults: seccomp narrowed to the image's syscall ABI, no NET_RAW,
 // no-new-privileges, masked /proc paths), enforces the node policy, imports
 // image archives and pulls images (with registry credentials), watches task
-// exits, collects what interrupted operations left behind, and can run a
-// private containerd of its own (managed.go). It implements the small
+// exits, runs health probes in containers (Exec: one probe process per
+// container, its output in a file of the runtime's, nothing left behind;
+// exec.go), reads an image's HEALTHCHECK, collects what interrupted
+// operations left behind, and can run a private containerd of its own
+// (managed.go). It implements the small
 // interfaces that pkg/observed and pkg/reconcile declare; the controller is
 // tested against a fake of them, this package against a real containerd in
 // e2e/.
@@ -17,8 +20,9 @@
 // (the ownership label, observed.LabelManagedBy, says which; a create never
 // takes over a container of its ID that is not the task's), never put a
 // secret's content into a spec, a label or a log line, and never run a
-// container the node policy refuses. The one thing of containerd's own it
-// removes is a bundle directory in containerd's state that an interrupted
-// start left, blocks its own container's ID, and nothing uses (bundle.go):
-// what containerd itself removes when it restarts.
+// container the node policy refuses. The things of containerd's and runc's
+// own it removes are what an interrupted task left that blocks its own
+// container's ID (bundle.go): a bundle directory in containerd's state that
+// nothing uses (what containerd itself removes when it restarts), and
+// runc's state of a container of which containerd has no task.
 package runtime

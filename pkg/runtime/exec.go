@@ -1,18 +1,16 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
 
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/typeurl/v2"
@@ -25,7 +23,7 @@ import (
 const ProbeExecID = "reconciler-probe"
 
 // maxProbeOutput is how much of a probe's output is kept: its end.
-const maxProbeOutput = 4 << 10
+const maxProbeOutput int64 = 4 << 10
 
 // ExecResult is how an exec probe ended.
 type ExecResult struct {
@@ -37,9 +35,15 @@ type ExecResult struct {
 // Exec runs command in container id's running task, as the container's
 // process runs (its user, environment, working directory, capabilities
 // and other limits), and waits for it up to timeout; past it the process
-// is killed. Whatever happens, the exec process, its containerd record and
-// its FIFOs are removed before Exec returns; one it cannot remove (containerd
-// went away) is removed by the next Exec in that container.
+// is killed. Whatever happens, the exec process and its containerd record
+// are removed before Exec returns; one it cannot remove (containerd went
+// away) is removed by the next Exec in that container.
+//
+// The shim writes the probe's output to a file of the runtime's (a file://
+// URI), not to FIFOs: a shim opening a FIFO whose reader is gone (the
+// reconciler killed while containerd passes the exec on) blocks, and with
+// it every call on that task, for half a minute. The file is read once the
+// process is deleted (the shim has copied everything then) and removed.
 func (r *Runtime) Exec(ctx context.Context, id string, command []string, timeout time.Duration) (ExecResult, error) {
 	var res ExecResult
 	proc, err := r.probeProcess(ctx, id)
@@ -52,22 +56,16 @@ func (r *Runtime) Exec(ctx context.Context, id string, command []string, timeout
 	if err != nil {
 		return res, fmt.Errorf("exec in %s: %w", id, err)
 	}
-	dir := r.fifoDir()
+	dir := r.probeDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return res, fmt.Errorf("exec in %s: %w", id, err)
 	}
-	out := &tailBuffer{max: maxProbeOutput}
-	ioc, err := cio.NewCreator(cio.WithStreams(nil, out, out), cio.WithFIFODir(dir))(ProbeExecID)
-	if err != nil {
-		return res, fmt.Errorf("exec in %s: output: %w", id, err)
-	}
-	defer func() {
-		ioc.Cancel()
-		ioc.Close() // removes the FIFOs
-	}()
-	cfg := ioc.Config()
+	outFile := filepath.Join(dir, id+".out")
+	_ = os.Remove(outFile) // a killed reconciler's
+	defer os.Remove(outFile)
+	uri := "file://" + outFile
 	tasks := r.client.TaskService()
-	req := &tasksapi.ExecProcessRequest{ContainerID: id, ExecID: ProbeExecID, Stdout: cfg.Stdout, Stderr: cfg.Stderr, Spec: spec}
+	req := &tasksapi.ExecProcessRequest{ContainerID: id, ExecID: ProbeExecID, Stdout: uri, Stderr: uri, Spec: spec}
 	_, err = tasks.Exec(ctx, req)
 	if err = errgrpc.ToNative(err); errdefs.IsAlreadyExists(err) {
 		// A probe of an earlier reconciler (killed, or cut off from
@@ -79,7 +77,12 @@ func (r *Runtime) Exec(ctx context.Context, id string, command []string, timeout
 	if err != nil {
 		return res, fmt.Errorf("exec in %s: %w", id, err)
 	}
-	defer r.removeProbe(ctx, id)
+	removed := false
+	defer func() {
+		if !removed {
+			r.removeProbe(ctx, id)
+		}
+	}()
 
 	// The wait is asked before the start, so a quick exit is not missed.
 	type exit struct {
@@ -123,19 +126,29 @@ func (r *Runtime) Exec(ctx context.Context, id string, command []string, timeout
 	if e.err != nil && !res.TimedOut {
 		return res, fmt.Errorf("exec in %s: wait: %w", id, e.err)
 	}
-	// The output is complete once the shim closed its side, which it does
-	// when the process and whatever it left holding its output are gone;
-	// a child left behind can hold it open, so the wait is bounded.
-	copied := make(chan struct{})
-	go func() { ioc.Wait(); close(copied) }()
-	select {
-	case <-copied:
-	case <-time.After(time.Second):
-		ioc.Cancel()
-	}
+	// Deleted, the process's output is all in the file (the shim waits
+	// for its copy, a second at most when a child left behind holds it).
+	r.removeProbe(ctx, id)
+	removed = true
 	res.ExitCode = int(e.code)
-	res.Output = out.bytes()
+	res.Output = fileTail(outFile, maxProbeOutput)
 	return res, nil
+}
+
+// fileTail returns the last max bytes of the file at path (nil if unreadable).
+func fileTail(path string, max int64) []byte {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > max {
+		if _, err := f.Seek(-max, io.SeekEnd); err != nil {
+			return nil
+		}
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, max))
+	return b
 }
 
 // removeProbe kills and deletes the probe process of container id, if
@@ -201,34 +214,11 @@ func (r *Runtime) forgetProcess(id string) {
 	r.procMu.Unlock()
 }
 
-// fifoDir is where probes' FIFOs live: the runtime's own, emptied at start
-// (a killed reconciler's FIFOs are nobody's).
-func (r *Runtime) fifoDir() string {
+// probeDir is where the probes' output files live: the runtime's own,
+// emptied at start (a killed reconciler's files are nobody's).
+func (r *Runtime) probeDir() string {
 	if r.stateDir != "" {
-		return filepath.Join(r.stateDir, "fifo")
+		return filepath.Join(r.stateDir, "probes")
 	}
-	return filepath.Join(os.TempDir(), "reconciler-fifo-"+r.ns)
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if over := len(t.b) - t.max; over > 0 {
-		t.b = append(t.b[:0], t.b[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) bytes() []byte {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return bytes.Clone(t.b)
+	return filepath.Join(os.TempDir(), "reconciler-probes-"+r.ns)
 }

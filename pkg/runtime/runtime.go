@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -171,8 +172,9 @@ func New(ctx context.Context, address string, opts ...Option) (*Runtime, error) 
 		}
 	}
 	if r.stateDir != "" {
-		// FIFOs of exec probes a killed reconciler left: nobody reads them.
-		_ = os.RemoveAll(r.fifoDir())
+		// Output files of exec probes a killed reconciler left.
+		_ = os.RemoveAll(r.probeDir())
+		_ = os.RemoveAll(filepath.Join(r.stateDir, "fifo")) // of versions that used FIFOs
 	}
 	r.stats = &statsCache{ttl: DefaultStatsTTL, now: time.Now, read: r.readTaskUsage}
 	if r.metrics != nil {
