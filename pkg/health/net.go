@@ -1,6 +1,7 @@
 package health
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -71,29 +72,38 @@ func tcpProbe(ctx context.Context, t Target) (verdict, string) {
 }
 
 // httpProbe GETs the check's path: 2xx and 3xx are healthy, a redirect is
-// not followed, the body is read up to maxBody, the connection is not kept.
+// not followed, the body is read up to maxBody, the connection is closed.
+// One request on one connection: written and parsed by net/http
+// (Request.Write, ReadResponse), without a Transport and its goroutines
+// and pools, which cost more than the probe itself.
 func httpProbe(ctx context.Context, t Target) (verdict, string) {
 	ctx, cancel := context.WithTimeout(ctx, t.Check.Timeout)
 	defer cancel()
-	client := &http.Client{
-		Transport: &http.Transport{
-			DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx, t, t.Check.Port) },
-			DisableKeepAlives: true,
-			Proxy:             nil, // never through a proxy of the environment
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Timeout:       t.Check.Timeout,
-	}
 	url := fmt.Sprintf("http://127.0.0.1:%d%s", t.Check.Port, t.Check.Path)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return unknown, "http: " + err.Error()
 	}
 	req.Header.Set("User-Agent", "reconciler-health-probe")
+	req.Close = true // Connection: close
 	began := time.Now()
-	resp, err := client.Do(req)
+	conn, err := dial(ctx, t, t.Check.Port)
 	if err != nil {
 		return netVerdict(err), "http: " + err.Error()
+	}
+	defer conn.Close()
+	if d, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(d)
+	}
+	if err := req.Write(conn); err != nil {
+		return fail, "http: " + err.Error()
+	}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 1024), req)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return fail, fmt.Sprintf("http: no answer within %s", t.Check.Timeout)
+	}
+	if err != nil {
+		return fail, "http: " + err.Error()
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
