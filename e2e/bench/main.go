@@ -49,6 +49,7 @@ type config struct {
 	pprof         string   // directory for profiles of the reconciler ("" none)
 	env           []string // added to the reconciler's environment
 	keep, strict  bool
+	probesOnly    bool // only the health probes' measure
 }
 
 // gap is the quiet time that separates two resync passes in the call log.
@@ -84,6 +85,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		cfg.env = append(cfg.env, v)
 		return nil
 	})
+	fs.BoolVar(&cfg.probesOnly, "probes-only", false, "run the health probes' measure alone (no floor, burst, idle or teardown)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (containerd and reconciler logs)")
 	fs.BoolVar(&cfg.strict, "strict", false, "exit 1 when a target is missed")
 	if err := fs.Parse(args); err != nil {
@@ -259,6 +261,9 @@ func (b *bench) run(ctx context.Context) (err error) {
 	}
 	defer b.runtime.rt.Close()
 
+	if b.cfg.probesOnly {
+		return b.probesAlone(ctx, bin, mc.Address(), images)
+	}
 	// A reconciler for the latency, burst and teardown measures, on
 	// containerd directly.
 	man1 := filepath.Join(dir, "m1")
@@ -318,21 +323,27 @@ func (b *bench) run(ctx context.Context) (err error) {
 		return err
 	}
 
-	// A fourth for what health probes cost, on containerd directly.
-	man4 := filepath.Join(dir, "m4")
-	if err := os.MkdirAll(man4, 0o755); err != nil {
-		return err
-	}
-	d4, err := startDaemon(ctx, bin, mc.Address(), b.runcRoot, nsReconciler, man4, images, filepath.Join(dir, "s4"), b.cfg.c, b.cfg.resync, b.cfg.pprof != "", b.cfg.env)
-	if err != nil {
-		return err
-	}
-	b.res.Daemons = append(b.res.Daemons, d4.proc.Args())
-	err = b.phases(ctx, d4, man4, phase{"probes", b.probes})
-	d4.stop()
+	err = b.probesAlone(ctx, bin, mc.Address(), images)
 	b.res.Machine.LoadAfter = loadavg()
 	b.res.Finished = time.Now().UTC()
 	b.logf("load after: %s", b.res.Machine.LoadAfter)
+	return err
+}
+
+// probesAlone runs a fourth reconciler, on containerd directly, for what
+// health probes cost.
+func (b *bench) probesAlone(ctx context.Context, bin, address, images string) error {
+	man := filepath.Join(b.dir, "m4")
+	if err := os.MkdirAll(man, 0o755); err != nil {
+		return err
+	}
+	d, err := startDaemon(ctx, bin, address, b.runcRoot, nsReconciler, man, images, filepath.Join(b.dir, "s4"), b.cfg.c, b.cfg.resync, b.cfg.pprof != "", b.cfg.env)
+	if err != nil {
+		return err
+	}
+	b.res.Daemons = append(b.res.Daemons, d.proc.Args())
+	err = b.phases(ctx, d, man, phase{"probes", b.probes})
+	d.stop()
 	return err
 }
 

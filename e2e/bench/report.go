@@ -154,6 +154,9 @@ func met(ok bool) string {
 func (r *results) rows(cfg config) []row {
 	r.Config = configJSON{N: cfg.n, C: cfg.c, K: cfg.k, Rounds: cfg.rounds, Stops: cfg.stops, Levels: cfg.levels,
 		IdleWindow: cfg.idleWindow.String(), Resync: cfg.resync.String(), Grace: cfg.grace.String(), Env: cfg.env}
+	if cfg.probesOnly {
+		return r.probeRows()
+	}
 	var out []row
 	fb, rb := median(r.Floor.BurstSeconds), median(r.Reconciler.BurstSeconds)
 	out = append(out, row{
@@ -294,31 +297,7 @@ func (r *results) rows(cfg config) []row {
 			})
 		}
 	}
-	if p := r.Probes; p.WindowSeconds > 0 {
-		extra := 100 * (p.ProbedCPUSeconds - p.BaseCPUSeconds) / p.WindowSeconds
-		// The target is for 100 tasks every 10 s: scaled to this run's
-		// probe rate.
-		limit := 0.5 * (float64(p.N) / p.IntervalSeconds) / 10
-		out = append(out, row{
-			Measure: fmt.Sprintf("probes: reconciler CPU, %d tasks probed every %s (http+tcp) minus unprobed", p.N, secs(p.IntervalSeconds)),
-			Figure:  fmt.Sprintf("%+.3f%% of a core", extra), Floor: fmt.Sprintf("%.3f%% unprobed", 100*p.BaseCPUSeconds/p.WindowSeconds),
-			VsFloor: "-", Target: fmt.Sprintf("<= %.2f%% (0.5%% at 100 every 10s)", limit), Met: met(extra <= limit),
-		})
-		if p.Probes > 0 {
-			out = append(out, row{Measure: "ref: reconciler CPU per http/tcp probe",
-				Figure: ms((p.ProbedCPUSeconds - p.BaseCPUSeconds) / p.Probes), Floor: "-", VsFloor: "-", Target: "-"})
-		}
-		if len(p.ExecSeconds) > 0 {
-			e, c := pct(p.ExecSeconds, 50), pct(p.CtrExecSeconds, 50)
-			out = append(out, row{
-				Measure: fmt.Sprintf("exec probe: pkg/runtime Exec, p50 of %d", len(p.ExecSeconds)),
-				Figure:  ms(e), Floor: "ctr " + ms(c), VsFloor: fmt.Sprintf("x%.2f", e/c),
-				Target: "<= ctr tasks exec", Met: met(e <= c),
-			})
-			out = append(out, row{Measure: "ref: exec probe, caller CPU per exec (reconciler / ctr)",
-				Figure: ms(p.ExecCPUSeconds), Floor: "ctr " + ms(p.CtrExecCPUSeconds), VsFloor: "-", Target: "-"})
-		}
-	}
+	out = append(out, r.probeRows()...)
 	if len(r.Teardown) > 0 {
 		g := cfg.grace.Seconds()
 		worstKill, worstGone := 0.0, 0.0
@@ -433,4 +412,37 @@ func loadavg() string {
 	}
 	f := strings.Fields(string(b))
 	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+// probeRows are the rows of the health probes' measure.
+func (r *results) probeRows() []row {
+	p := r.Probes
+	if p.WindowSeconds == 0 {
+		return nil
+	}
+	var out []row
+	extra := 100 * (p.ProbedCPUSeconds - p.BaseCPUSeconds) / p.WindowSeconds
+	// The target is for 100 tasks every 10 s: scaled to this run's
+	// probe rate.
+	limit := 0.5 * (float64(p.N) / p.IntervalSeconds) / 10
+	out = append(out, row{
+		Measure: fmt.Sprintf("probes: reconciler CPU, %d tasks probed every %s (http+tcp) minus unprobed", p.N, secs(p.IntervalSeconds)),
+		Figure:  fmt.Sprintf("%+.3f%% of a core", extra), Floor: fmt.Sprintf("%.3f%% unprobed", 100*p.BaseCPUSeconds/p.WindowSeconds),
+		VsFloor: "-", Target: fmt.Sprintf("<= %.2f%% (0.5%% at 100 every 10s)", limit), Met: met(extra <= limit),
+	})
+	if p.Probes > 0 {
+		out = append(out, row{Measure: "ref: reconciler CPU per http/tcp probe",
+			Figure: ms((p.ProbedCPUSeconds - p.BaseCPUSeconds) / p.Probes), Floor: "-", VsFloor: "-", Target: "-"})
+	}
+	if len(p.ExecSeconds) > 0 {
+		e, c := pct(p.ExecSeconds, 50), pct(p.CtrExecSeconds, 50)
+		out = append(out, row{
+			Measure: fmt.Sprintf("exec probe: pkg/runtime Exec, p50 of %d", len(p.ExecSeconds)),
+			Figure:  ms(e), Floor: "ctr " + ms(c), VsFloor: fmt.Sprintf("x%.2f", e/c),
+			Target: "<= ctr tasks exec", Met: met(e <= c),
+		})
+		out = append(out, row{Measure: "ref: exec probe, caller CPU per exec (reconciler / ctr)",
+			Figure: ms(p.ExecCPUSeconds), Floor: "ctr " + ms(p.CtrExecCPUSeconds), VsFloor: "-", Target: "-"})
+	}
+	return out
 }
