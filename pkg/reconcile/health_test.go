@@ -90,7 +90,7 @@ func TestControllerActsOnHealth(t *testing.T) {
 		t.Errorf("one failure of two: %s %+v", st.Phase, st.Health)
 	}
 	step(1100 * time.Millisecond)
-	st = waitPhase(t, c, "web", PhaseCrashLoopBackOff)
+	st = waitBackOff(t, c, clk, "web")
 	why := `unhealthy: 2 probes failed: exec exit 1: "refused"`
 	if !strings.HasPrefix(st.Message, why) {
 		t.Errorf("message = %q, want it to start with %q", st.Message, why)

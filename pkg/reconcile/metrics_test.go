@@ -31,7 +31,7 @@ func TestMetricsMove(t *testing.T) {
 
 	rt.exit(idOf(web), 1, clk.Now())
 	c.Exited(idOf(web))
-	waitPhase(t, c, "web", PhaseCrashLoopBackOff)
+	waitBackOff(t, c, clk, "web")
 	clk.Step(time.Second)
 	waitPhase(t, c, "web", PhaseRunning)
 	if got := testutil.ToFloat64(m.restarts); got != 1 {

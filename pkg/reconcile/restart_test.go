@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren/reconciler/pkg/clock"
 	"github.com/warren/reconciler/pkg/desired"
 	"github.com/warren/reconciler/pkg/observed"
 )
@@ -34,6 +35,23 @@ func waitPhase(t *testing.T, c *Controller, name string, want Phase) TaskStatus 
 	return st
 }
 
+// waitBackOff waits until task name is in CrashLoopBackOff and the queue's
+// timer for its restart is set: the status is written before the worker
+// sets the timer, and a step of the fake clock in between would pass it by.
+func waitBackOff(t *testing.T, c *Controller, clk *clock.Fake, name string) TaskStatus {
+	t.Helper()
+	st := waitPhase(t, c, name, PhaseCrashLoopBackOff)
+	eventually(t, func() bool {
+		for _, at := range clk.Pending() {
+			if at.Equal(st.NextRetry) {
+				return true
+			}
+		}
+		return false
+	}, "no timer at the retry time of %s (%v): %v", name, st.NextRetry, clk.Pending())
+	return st
+}
+
 func TestRestartBackoffGrowsAndIsHeldByTheClock(t *testing.T) {
 	rt := newFakeRuntime()
 	clk := newFakeClock()
@@ -47,7 +65,7 @@ func TestRestartBackoffGrowsAndIsHeldByTheClock(t *testing.T) {
 		starts := rt.count(0, OpStart, id)
 		rt.exit(id, 1, clk.Now())
 		c.Exited(id)
-		st := waitPhase(t, c, "web", PhaseCrashLoopBackOff)
+		st := waitBackOff(t, c, clk, "web")
 		if want := clk.Now().Add(delay); !st.NextRetry.Equal(want) {
 			t.Fatalf("crash %d: next retry %v, want %v (delay %s)", i+1, st.NextRetry, want, delay)
 		}
@@ -129,7 +147,7 @@ func TestRestartPolicies(t *testing.T) {
 				}
 				return
 			}
-			waitPhase(t, c, "job", PhaseCrashLoopBackOff)
+			waitBackOff(t, c, clk, "job")
 			clk.Step(time.Second)
 			waitPhase(t, c, "job", PhaseRunning)
 			if n := rt.count(0, OpStart, id); n != 2 {
@@ -148,7 +166,7 @@ func TestRestartCountSurvivesANewController(t *testing.T) {
 	waitPhase(t, c1, "web", PhaseRunning)
 	rt.exit(id, 1, clk.Now())
 	c1.Exited(id)
-	waitPhase(t, c1, "web", PhaseCrashLoopBackOff)
+	waitBackOff(t, c1, clk, "web")
 	clk.Step(time.Second)
 	waitPhase(t, c1, "web", PhaseRunning)
 	rt.exit(id, 1, clk.Now())
