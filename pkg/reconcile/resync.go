@@ -47,8 +47,13 @@ func (c *Controller) resync(ctx context.Context) result {
 	c.mu.Unlock()
 	now := c.cfg.Clock.Now()
 	have.Unhealthy, have.Peers = map[string]string{}, map[string]observed.Peer{}
-	for _, st := range c.Status() {
+	// The board holds each task's health state; the monitor's verdict
+	// (with why) is read only for the unhealthy ones.
+	for _, st := range c.status.list() {
 		have.Peers[st.Name] = peerOf(st)
+		if st.Health.State != health.Unhealthy {
+			continue
+		}
 		if h := c.healthOf(st.Name, st.ContainerID); h != nil && h.State == health.Unhealthy {
 			have.Unhealthy[h.ContainerID] = h.Reason
 		}
