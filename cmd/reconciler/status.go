@@ -181,14 +181,19 @@ func oneLine(s string) string {
 }
 
 // waitCondition is what `wait --for` accepts.
+// A task whose changed spec is rolling out is neither running nor healthy
+// for wait until the new container has proved itself: the rollout may
+// still roll back.
 var waitConditions = map[string]func(st reconcile.TaskStatus, found bool) bool{
-	"running":   func(st reconcile.TaskStatus, found bool) bool { return found && st.Phase == reconcile.PhaseRunning },
+	"running": func(st reconcile.TaskStatus, found bool) bool {
+		return found && st.Phase == reconcile.PhaseRunning && st.Rollout.From == ""
+	},
 	"completed": func(st reconcile.TaskStatus, found bool) bool { return found && st.Phase == reconcile.PhaseCompleted },
 	"deleted":   func(_ reconcile.TaskStatus, found bool) bool { return !found },
 	// A task without a health check is healthy once it runs, as its
 	// dependents see it (spec.dependsOn condition healthy).
 	"healthy": func(st reconcile.TaskStatus, found bool) bool {
-		return found && st.Phase == reconcile.PhaseRunning && (st.Health.State == "" || st.Health.State == health.Healthy)
+		return found && st.Phase == reconcile.PhaseRunning && st.Rollout.From == "" && (st.Health.State == "" || st.Health.State == health.Healthy)
 	},
 }
 
@@ -229,6 +234,12 @@ func cmdWait(args []string, stdout, stderr io.Writer) int {
 					break
 				}
 				fmt.Fprintln(stderr, "reconciler wait:", err)
+				return exitFailure
+			}
+			if rb := st.RolledBack; found && rb.RefusedHash != "" && (*forCond == "running" || *forCond == "healthy") {
+				// What the manifest asks for will not run: it was rolled back.
+				fmt.Fprintf(stderr, "%s: the change to spec %s was rolled back at %s: %s; %s runs the last good spec\n",
+					name, rb.RefusedHash, rb.At.UTC().Format(time.RFC3339), rb.Reason, st.ContainerID)
 				return exitFailure
 			}
 			if cond(st, found) {

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -108,6 +111,39 @@ func TestWaitConditionHealthy(t *testing.T) {
 	} {
 		if got := healthy(c.st, c.found); got != c.want {
 			t.Errorf("healthy(%s, %q, found %v) = %v, want %v", c.st.Phase, c.st.Health.State, c.found, got, c.want)
+		}
+	}
+}
+
+func TestWaitConditionsDuringRollout(t *testing.T) {
+	rolling := reconcile.TaskStatus{Phase: reconcile.PhaseRunning, Rollout: reconcile.RolloutStatus{From: "web-aaaaaaaaaaaa"}}
+	for _, cond := range []string{"running", "healthy"} {
+		if waitConditions[cond](rolling, true) {
+			t.Errorf("%s met while the new container is still proving itself", cond)
+		}
+		if !waitConditions[cond](reconcile.TaskStatus{Phase: reconcile.PhaseRunning}, true) {
+			t.Errorf("%s not met by a running task with no rollout", cond)
+		}
+	}
+}
+
+// TestWaitRolledBack: a task whose desired spec was rolled back will not
+// run it; wait says why at once and exits 1 (running and healthy).
+func TestWaitRolledBack(t *testing.T) {
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	st := reconcile.TaskStatus{Name: "web", Phase: reconcile.PhaseRunning, ContainerID: "web-aaaaaaaaaaaa", SpecHash: "bbbbbbbbbbbb",
+		RolledBack: reconcile.RollbackStatus{RefusedHash: "bbbbbbbbbbbb", Reason: "exited with code 1, 3 times in 7s", At: at}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(st)
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	for _, cond := range []string{"running", "healthy"} {
+		var stdout, stderr strings.Builder
+		code := cmdWait([]string{"web", "--for=" + cond, "--api", addr, "--timeout", "10s"}, &stdout, &stderr)
+		want := "web: the change to spec bbbbbbbbbbbb was rolled back at 2026-12-05T10:00:00Z: exited with code 1, 3 times in 7s; web-aaaaaaaaaaaa runs the last good spec\n"
+		if code != exitFailure || stderr.String() != want {
+			t.Errorf("wait --for=%s: exit %d, stderr %q; want %d, %q", cond, code, stderr.String(), exitFailure, want)
 		}
 	}
 }

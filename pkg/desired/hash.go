@@ -55,6 +55,8 @@ func (t Task) Hash() string {
 func (s Spec) canonical() Spec {
 	s = s.withDefaults() // a deep copy: free to change below
 	s.DependsOn = nil    // the start order, not the container
+	s.MinReady = nil     // the rollout, not the container
+	s.ProgressDeadline = nil
 	if s.ImagePullPolicy == DefaultPullPolicy(s.Image) {
 		s.ImagePullPolicy = ""
 	}

@@ -270,8 +270,8 @@ func TestHashChangesWithEverySpecField(t *testing.T) {
 		}
 	}
 	for _, f := range schemaFields() {
-		if strings.HasPrefix(f[0], "spec.dependsOn") {
-			continue // the start order, not the container: TestHashIgnoresDependsOn
+		if strings.HasPrefix(f[0], "spec.dependsOn") || f[0] == "spec.minReady" || f[0] == "spec.progressDeadline" {
+			continue // the start order and the rollout, not the container: TestHashIgnoresDependsOn
 		}
 		if strings.HasPrefix(f[0], "spec.") && specMutations[f[0]] == nil {
 			t.Errorf("no mutation of %s in specMutations: add one", f[0])
@@ -325,6 +325,13 @@ func TestHashIgnoresDependsOn(t *testing.T) {
 		task.Spec.DependsOn = deps
 		if task.Hash() != base.Hash() {
 			t.Errorf("dependsOn %v changed the hash", deps)
+		}
+	}
+	for _, d := range []time.Duration{0, time.Second, time.Hour} {
+		task := Task{Spec: fullSpec(t)}
+		task.Spec.MinReady, task.Spec.ProgressDeadline = &Duration{d}, &Duration{d + time.Minute}
+		if task.Hash() != base.Hash() {
+			t.Errorf("minReady %s changed the hash", d)
 		}
 	}
 }

@@ -62,6 +62,8 @@ func TestParseBase(t *testing.T) {
 	want.Spec.Network = NetworkHost
 	want.Spec.RestartPolicy = RestartAlways
 	want.Spec.UpdateStrategy = UpdateStopFirst
+	want.Spec.MinReady = &Duration{DefaultMinReady}
+	want.Spec.ProgressDeadline = &Duration{DefaultProgressDeadline}
 	if want := []Task{want}; !reflect.DeepEqual(tasks, want) {
 		t.Errorf("Parse:\n got %+v\nwant %+v", tasks, want)
 	}
@@ -128,6 +130,14 @@ func TestParseErrors(t *testing.T) {
 			[]string{`web.yaml:15: spec.stopGracePeriod: must be a duration such as "30s" or "1m30s", got "soon"`}},
 		{"grace negative", "stopGracePeriod: 10s", "stopGracePeriod: -1s",
 			[]string{`web.yaml:15: spec.stopGracePeriod: must not be negative, got "-1s"`}},
+		{"minReady negative", "stopGracePeriod: 10s", "stopGracePeriod: 10s\n  minReady: -1s",
+			[]string{`web.yaml:16: spec.minReady: must not be negative, got "-1s"`}},
+		{"progressDeadline not past minReady", "stopGracePeriod: 10s", "stopGracePeriod: 10s\n  minReady: 1m\n  progressDeadline: 1m",
+			[]string{`web.yaml:17: spec.progressDeadline: must be longer than minReady (1m0s), got "1m0s": no new container could prove itself in time`}},
+		{"progressDeadline below the default minReady", "stopGracePeriod: 10s", "stopGracePeriod: 10s\n  progressDeadline: 5s",
+			[]string{`web.yaml:16: spec.progressDeadline: must be longer than minReady (10s), got "5s": no new container could prove itself in time`}},
+		{"progressDeadline zero", "stopGracePeriod: 10s", "stopGracePeriod: 10s\n  minReady: 0s\n  progressDeadline: 0s",
+			[]string{`web.yaml:17: spec.progressDeadline: must be positive, got "0s"`}},
 		{"labels not a mapping", "labels: {tier: frontend}", "labels: [frontend]",
 			[]string{`web.yaml:5: metadata.labels: must be a mapping, got a list`}},
 		{"metadata not a mapping", "metadata:\n  name: web\n  labels: {tier: frontend}\n", "metadata: web\n",

@@ -59,6 +59,7 @@ func TestParseSpecFields(t *testing.T) {
 		UpdateStrategy:  UpdateStartFirst,
 		StopSignal:      "SIGTERM",
 		StopGracePeriod: d(30 * time.Second),
+		MinReady:        d(DefaultMinReady), ProgressDeadline: d(DefaultProgressDeadline),
 		HealthCheck: &HealthCheck{TCP: &TCPProbe{Port: 5432}, Interval: d(10 * time.Second), Timeout: d(2 * time.Second),
 			Retries: 3, StartPeriod: d(time.Minute)},
 	}

@@ -68,6 +68,14 @@ type Spec struct {
 	// container of it) until the tasks named meet their conditions. Not
 	// part of the hash: reordering starts never replaces a container.
 	DependsOn []Dependency `json:"dependsOn,omitempty"`
+	// MinReady and ProgressDeadline govern the rollout of a changed spec
+	// (see the README's "Safe updates"): the new container proves itself
+	// by running MinReady without a restart (and passing its health
+	// check, when it has one) within ProgressDeadline of its creation, or
+	// the last good container runs again. Not part of the hash: they
+	// govern the replacement, not the container.
+	MinReady         *Duration `json:"minReady,omitempty"`         // default 10s
+	ProgressDeadline *Duration `json:"progressDeadline,omitempty"` // default 5m
 }
 
 // Dependency is a task this one waits for before it starts.
@@ -253,6 +261,24 @@ func (s Spec) StopGrace() time.Duration {
 	return s.StopGracePeriod.Duration
 }
 
+// MinReadyTime returns how long a new container must run without a
+// restart to prove itself: the manifest's minReady, or [DefaultMinReady].
+func (s Spec) MinReadyTime() time.Duration {
+	if s.MinReady == nil {
+		return DefaultMinReady
+	}
+	return s.MinReady.Duration
+}
+
+// Deadline returns how long a new container has to prove itself: the
+// manifest's progressDeadline, or [DefaultProgressDeadline].
+func (s Spec) Deadline() time.Duration {
+	if s.ProgressDeadline == nil {
+		return DefaultProgressDeadline
+	}
+	return s.ProgressDeadline.Duration
+}
+
 // StopSig returns the effective stop signal name, normalized to "SIGxxx":
 // the manifest's, or [DefaultStopSignal].
 func (s Spec) StopSig() string {
@@ -291,13 +317,15 @@ const SecretsDir = "/run/secrets"
 
 // Defaults of the fields Parse fills in (see [Spec.withDefaults]).
 const (
-	DefaultNetwork        = NetworkHost
-	DefaultRestartPolicy  = RestartAlways
-	DefaultUpdateStrategy = UpdateStopFirst
-	DefaultHealthInterval = 10 * time.Second
-	DefaultHealthTimeout  = 2 * time.Second
-	DefaultHealthRetries  = 3
-	DefaultHTTPPath       = "/"
+	DefaultNetwork          = NetworkHost
+	DefaultRestartPolicy    = RestartAlways
+	DefaultUpdateStrategy   = UpdateStopFirst
+	DefaultMinReady         = 10 * time.Second
+	DefaultProgressDeadline = 5 * time.Minute
+	DefaultHealthInterval   = 10 * time.Second
+	DefaultHealthTimeout    = 2 * time.Second
+	DefaultHealthRetries    = 3
+	DefaultHTTPPath         = "/"
 )
 
 // DefaultPullPolicy is the pull policy of an image whose manifest does not
@@ -370,6 +398,8 @@ func (s Spec) withDefaults() Spec {
 	}
 	s.StopSignal = s.StopSig()
 	s.StopGracePeriod = &Duration{s.StopGrace()}
+	s.MinReady = &Duration{s.MinReadyTime()}
+	s.ProgressDeadline = &Duration{s.Deadline()}
 	if c := s.SecurityContext; c != nil && c.Capabilities != nil {
 		c.Capabilities.Add = normalizeCaps(c.Capabilities.Add)
 		c.Capabilities.Drop = normalizeCaps(c.Capabilities.Drop)
@@ -427,6 +457,8 @@ func (s Spec) clone() Spec {
 		s.RestartBackoff = &RestartBackoff{Initial: clonePtr(b.Initial), Max: clonePtr(b.Max), ResetAfter: clonePtr(b.ResetAfter)}
 	}
 	s.StopGracePeriod = clonePtr(s.StopGracePeriod)
+	s.MinReady = clonePtr(s.MinReady)
+	s.ProgressDeadline = clonePtr(s.ProgressDeadline)
 	if s.DependsOn != nil {
 		s.DependsOn = slices.Clone(s.DependsOn)
 	}

@@ -71,6 +71,14 @@ func validateBody(t *Task) []fieldError {
 	v.duration("spec.stopGracePeriod", s.StopGracePeriod)
 	v.healthCheck("spec.healthCheck", s.HealthCheck)
 	v.dependsOn("spec.dependsOn", t.Metadata.Name, s.DependsOn)
+	v.duration("spec.minReady", s.MinReady)
+	v.duration("spec.progressDeadline", s.ProgressDeadline)
+	if s.MinReadyTime() >= 0 && s.Deadline() > 0 && s.Deadline() <= s.MinReadyTime() {
+		v.add("spec.progressDeadline", "must be longer than minReady (%s), got %q: no new container could prove itself in time", s.MinReadyTime(), s.Deadline().String())
+	}
+	if s.ProgressDeadline != nil && s.ProgressDeadline.Duration == 0 {
+		v.add("spec.progressDeadline", "must be positive, got \"0s\"")
+	}
 	return v.errs
 }
 

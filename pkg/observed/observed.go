@@ -30,6 +30,15 @@ const (
 	// its manifest has none.
 	LabelImageHealth = "io.warren.image-healthcheck"
 
+	// The rollout of a changed spec (see the README's "Safe updates") lives
+	// in these labels alone, so that a restarted reconciler resumes it.
+	LabelCreatedAt = "io.warren.created-at" // RFC 3339 time of the create, by the reconciler's clock: a rollout's deadline counts from it
+	LabelProven    = "io.warren.proven"     // RFC 3339 time the container proved itself: it is the task's last good container
+	LabelHeldFor   = "io.warren.held-for"   // spec hash of the change a stop-first rollout stopped this (last good) container for
+	// LabelRolledBack is on the last good container after a rollback: the
+	// JSON of a Rollback, naming the spec hash that is not tried again.
+	LabelRolledBack = "io.warren.rolled-back"
+
 	ManagedByValue = "reconciler"
 )
 
@@ -80,6 +89,24 @@ type Container struct {
 	// ImageHealth is the health check of the container's image, nil when
 	// it has none.
 	ImageHealth *desired.HealthCheck
+	// Created is when the reconciler created it (zero for a container
+	// made before that label existed).
+	Created time.Time
+	// Proven is when it proved itself (zero when it has not, or not yet).
+	Proven time.Time
+	// HeldFor is the spec hash of the change a stop-first rollout stopped
+	// it for, while the new container proves itself.
+	HeldFor string
+	// RolledBack is the change rolled back to this container, nil when none.
+	RolledBack *Rollback
+}
+
+// Rollback is a change that failed to prove itself: its spec hash is not
+// tried again until the manifest changes to something else.
+type Rollback struct {
+	Hash   string    `json:"hash"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
 }
 
 // Unmanaged is a container in the namespace that the reconciler does not own.
@@ -101,6 +128,10 @@ type State struct {
 	// health check (the probes' verdict); such a task is stopped and
 	// counted as a failed exit.
 	Unhealthy map[string]string
+	// Healthy is, per container ID, whether its health check has passed
+	// since its task last started (the probes' verdict): what a new
+	// container of a rollout must show, when it has a check.
+	Healthy map[string]bool
 	// Peers is what the tasks others depend on (spec.dependsOn) are doing
 	// now, by task name; a task missing from it meets no condition.
 	Peers map[string]Peer
@@ -233,21 +264,44 @@ func decode(r Raw) (Container, string) {
 		}
 		c.ImageHealth = &h
 	}
-	if v := r.Labels[LabelStartedAt]; v != "" {
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			return Container{}, fmt.Sprintf("bad %s label %q", LabelStartedAt, v)
+	for _, f := range []struct {
+		key string
+		dst *time.Time
+	}{{LabelStartedAt, &c.StartedAt}, {LabelCreatedAt, &c.Created}, {LabelProven, &c.Proven}} {
+		if v := r.Labels[f.key]; v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return Container{}, fmt.Sprintf("bad %s label %q", f.key, v)
+			}
+			*f.dst = t
 		}
-		c.StartedAt = t
+	}
+	c.HeldFor = r.Labels[LabelHeldFor]
+	if v := r.Labels[LabelRolledBack]; v != "" {
+		var rb Rollback
+		if err := json.Unmarshal([]byte(v), &rb); err != nil || rb.Hash == "" {
+			return Container{}, fmt.Sprintf("bad %s label %q", LabelRolledBack, v)
+		}
+		c.RolledBack = &rb
 	}
 	return c, ""
+}
+
+// TimeLabel is the value of a time label (started-at, created-at, proven).
+func TimeLabel(at time.Time) string { return at.UTC().Format(time.RFC3339Nano) }
+
+// RollbackLabel is the value of LabelRolledBack for rb.
+func RollbackLabel(rb Rollback) string {
+	rb.At = rb.At.UTC()
+	b, _ := json.Marshal(rb) // strings and a time: cannot fail
+	return string(b)
 }
 
 // StartLabels are the labels a start of a container sets: when it started,
 // and its restart counts.
 func StartLabels(at time.Time, restarts, streak int) map[string]string {
 	return map[string]string{
-		LabelStartedAt: at.UTC().Format(time.RFC3339Nano),
+		LabelStartedAt: TimeLabel(at),
 		LabelRestarts:  strconv.Itoa(restarts),
 		LabelStreak:    strconv.Itoa(streak),
 	}

@@ -28,6 +28,10 @@ func TestClassify(t *testing.T) {
 		{name: "task label tampered", mutate: func(r *Raw) { r.Labels[LabelTask] = "db" }, reason: "id does not match labels io.warren.task=db io.warren.spec-hash=0123456789ab"},
 		{name: "bad grace", mutate: func(r *Raw) { r.Labels[LabelStopGrace] = "soon" }, reason: `bad io.warren.stop-grace label "soon"`},
 		{name: "negative grace", mutate: func(r *Raw) { r.Labels[LabelStopGrace] = "-1s" }, reason: `bad io.warren.stop-grace label "-1s"`},
+		{name: "bad created-at", mutate: func(r *Raw) { r.Labels[LabelCreatedAt] = "yesterday" }, reason: `bad io.warren.created-at label "yesterday"`},
+		{name: "bad proven", mutate: func(r *Raw) { r.Labels[LabelProven] = "1" }, reason: `bad io.warren.proven label "1"`},
+		{name: "rolled-back not JSON", mutate: func(r *Raw) { r.Labels[LabelRolledBack] = "abc" }, reason: `bad io.warren.rolled-back label "abc"`},
+		{name: "rolled-back without a hash", mutate: func(r *Raw) { r.Labels[LabelRolledBack] = `{"reason":"x"}` }, reason: `bad io.warren.rolled-back label "{\"reason\":\"x\"}"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,5 +129,25 @@ func TestObserveOneTaskKeepsOnlyItsContainers(t *testing.T) {
 	}
 	if len(s.Unmanaged) != 1 || s.Unmanaged[0].ID != "web-ffffffffffff" {
 		t.Errorf("unmanaged %+v, want the squatter", s.Unmanaged)
+	}
+}
+
+// TestRolloutLabelsRoundTrip: what a rollout writes decodes to what it meant.
+func TestRolloutLabelsRoundTrip(t *testing.T) {
+	at := time.Date(2026, 12, 5, 12, 0, 0, 500, time.FixedZone("X", 3600))
+	rb := Rollback{Hash: "bbbbbbbbbbbb", Reason: "unhealthy: tcp :80: refused", At: at}
+	r := owned("web", "0123456789ab")
+	r.Labels[LabelCreatedAt] = TimeLabel(at)
+	r.Labels[LabelProven] = TimeLabel(at.Add(time.Minute))
+	r.Labels[LabelHeldFor] = "cccccccccccc"
+	r.Labels[LabelRolledBack] = RollbackLabel(rb)
+	s := Classify([]Raw{r})
+	if len(s.Containers) != 1 {
+		t.Fatalf("Classify = %+v", s)
+	}
+	c := s.Containers[0]
+	if !c.Created.Equal(at) || !c.Proven.Equal(at.Add(time.Minute)) || c.HeldFor != "cccccccccccc" ||
+		c.RolledBack == nil || c.RolledBack.Hash != rb.Hash || c.RolledBack.Reason != rb.Reason || !c.RolledBack.At.Equal(at) {
+		t.Errorf("decoded %+v (rolled back %+v)", c, c.RolledBack)
 	}
 }

@@ -35,6 +35,23 @@ func checkOf(t *desired.Task, c *observed.Container) (health.Check, bool) {
 	return health.Check{}, false
 }
 
+// ownTask returns t as container c was created from it: t itself when c
+// is of t's spec (hash), else t with c's recorded spec (the last good
+// container of a rolled-back change runs its own spec, health check
+// included).
+func ownTask(t *desired.Task, hash string, c *observed.Container) *desired.Task {
+	if t == nil || c == nil || c.SpecHash == hash {
+		return t
+	}
+	s := specOf(c)
+	if s == nil {
+		return t
+	}
+	own := *t
+	own.Spec = *s
+	return &own
+}
+
 // current returns the container of id among have, nil when there is none.
 func current(have []observed.Container, id string) *observed.Container {
 	for i := range have {
@@ -51,8 +68,8 @@ func current(have []observed.Container, id string) *observed.Container {
 func (c *Controller) watchHealth(name string, t *desired.Task, hash string, have []observed.Container) *health.Status {
 	var target *health.Target
 	if t != nil {
-		cur := current(have, observed.ContainerID(name, hash))
-		if check, ok := checkOf(t, cur); ok && cur != nil && cur.Status == observed.Running {
+		cur := Serving(name, hash, have)
+		if check, ok := checkOf(ownTask(t, hash, cur), cur); ok && cur != nil && cur.Status == observed.Running {
 			started := cur.StartedAt
 			if started.IsZero() {
 				started = cur.CreatedAt
@@ -76,6 +93,15 @@ func (c *Controller) healthOf(name, id string) *health.Status {
 		return nil
 	}
 	return &st
+}
+
+// healthy returns the plan's input for a verdict: the container whose
+// check has passed.
+func healthy(h *health.Status) map[string]bool {
+	if h == nil || h.State != health.Healthy {
+		return nil
+	}
+	return map[string]bool{h.ContainerID: true}
 }
 
 // unhealthy returns the plan's input for a verdict: the container to stop

@@ -20,6 +20,8 @@ type Metrics struct {
 	running        prometheus.Gauge
 	snapshots      prometheus.Gauge
 	unmanaged      prometheus.Gauge
+	rollouts       *prometheus.CounterVec
+	rolloutTime    prometheus.Histogram
 	phases         *prometheus.Desc
 	board          *statusBoard // set by New, read at scrape time
 }
@@ -72,10 +74,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "reconciler_unmanaged_containers",
 			Help: "Containers in the namespace the reconciler does not own and leaves alone.",
 		}),
+		rollouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reconciler_rollouts_total",
+			Help: "Rollouts of changed specs that ended, by task and result: succeeded (the new container proved itself) or rolled_back (the last good container runs again).",
+		}, []string{"task", "result"}),
+		rolloutTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "reconciler_rollout_duration_seconds", Buckets: []float64{1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600, 1800},
+			Help: "Time from the creation of a rollout's new container to its end (proved or rolled back).",
+		}),
 		phases: prometheus.NewDesc("reconciler_tasks", "Tasks by phase.", []string{"phase"}, nil),
 	}
 	reg.MustRegister(m.syncDuration, m.resyncDuration, m.actions, m.eventToAction, m.restarts,
-		m.createDuration, m.startDuration, m.manifestErrors, m.running, m.snapshots, m.unmanaged, phaseCollector{m})
+		m.createDuration, m.startDuration, m.manifestErrors, m.running, m.snapshots, m.unmanaged, m.rollouts, m.rolloutTime, phaseCollector{m})
 	return m
 }
 
@@ -138,6 +148,13 @@ func (m *Metrics) observeResync(d time.Duration, running, owned, unmanaged int) 
 func (m *Metrics) observeEventToAction(d time.Duration) {
 	if m != nil {
 		m.eventToAction.Observe(d.Seconds())
+	}
+}
+
+func (m *Metrics) rolledOut(task, result string, took time.Duration) {
+	if m != nil {
+		m.rollouts.WithLabelValues(task, result).Inc()
+		m.rolloutTime.Observe(took.Seconds())
 	}
 }
 

@@ -31,6 +31,18 @@ const (
 	// tasks it depends on (spec.dependsOn) to meet their conditions. Their
 	// status changes queue it again.
 	OpAwait Op = "await"
+	// OpMark sets labels on a container: a rollout's last good container
+	// or the new container that proved itself (see rollout.go).
+	OpMark Op = "mark"
+	// OpRollout changes nothing: the task's new container is proving
+	// itself, its last good one kept; the task is looked at again at
+	// NotBefore (the proof or the deadline is due) or when its health
+	// changes.
+	OpRollout Op = "rollout"
+	// OpRefused changes nothing: the desired spec was rolled back and is
+	// not tried again until the manifest changes; the last good container
+	// runs. Reason says why.
+	OpRefused Op = "refused"
 )
 
 // Action is one step towards the desired state.
@@ -59,6 +71,13 @@ type Action struct {
 	// Diff lists the spec fields that changed, on the actions of a
 	// replacement (when the old container recorded its spec).
 	Diff []string
+	// Rollout marks the actions that begin, prove or roll back a rollout
+	// (rolloutStarted, rolloutSucceeded, rolloutRolledBack), for the
+	// metrics and the logs; From is the last good container, Since when
+	// the new one was created (also on OpRollout).
+	Rollout string
+	From    string
+	Since   time.Time
 }
 
 func (a Action) String() string {
@@ -102,7 +121,7 @@ func Plan(want desired.State, have observed.State, now time.Time) []Action {
 		if t, ok := want.Tasks[name]; ok {
 			tp = &t
 		}
-		f := facts{foreign: foreign, pulled: have.Pulled, unhealthy: have.Unhealthy, peers: have.Peers}
+		f := facts{foreign: foreign, pulled: have.Pulled, unhealthy: have.Unhealthy, healthy: have.Healthy, peers: have.Peers}
 		actions = append(actions, planTask(name, tp, byTask[name], want, f, now)...)
 	}
 	return actions
@@ -114,6 +133,7 @@ func Plan(want desired.State, have observed.State, now time.Time) []Action {
 // the other tasks are doing.
 type facts struct {
 	foreign, pulled, unhealthy map[string]string
+	healthy                    map[string]bool
 	peers                      map[string]observed.Peer
 }
 
@@ -161,6 +181,33 @@ func planTask(name string, t *desired.Task, have []observed.Container, want desi
 		}
 		removals = append(removals, rm...)
 	}
+	if good := refusedBy(have, hash); good != nil {
+		// The change was rolled back: the last good container stays.
+		return keepGood(name, t, good, have, f, now)
+	}
+	if good := lastGood(old, current, t, f, now); good != nil && (current == nil || current.Proven.IsZero()) {
+		var others []observed.Container
+		for _, c := range old {
+			if c.ID != good.ID {
+				others = append(others, c)
+			}
+		}
+		if current != nil {
+			return continueRollout(name, hash, t, current, good, others, f, now)
+		}
+		if reason, ok := f.foreign[id]; ok {
+			return []Action{{Op: OpBlocked, Task: name, ContainerID: id,
+				Reason: "container id taken by an unmanaged container (" + reason + "); remove it to let the task run"}}
+		}
+		if w := await(name, id, t, f.peers); w != nil {
+			return w
+		}
+		var d []string
+		if good.Spec != nil {
+			d, _ = desired.DiffJSON(good.Spec, t.Spec)
+		}
+		return beginRollout(name, id, hash, t, good, others, d, now)
+	}
 	if d, moved := imageMoved(t, current, f.pulled); moved {
 		// The tag moved (auto-update): the container goes and comes again,
 		// under the same ID, from the new image.
@@ -183,7 +230,7 @@ func planTask(name string, t *desired.Task, have []observed.Container, want desi
 		}
 	}
 
-	if t.Spec.UpdateStrategy == desired.UpdateStartFirst {
+	if t.Spec.UpdateStrategy == desired.UpdateStartFirst && (current == nil || current.Proven.IsZero()) {
 		// The old containers stay until the new one runs; stopped ones go
 		// at once, they serve nothing.
 		if current != nil && current.Status == observed.Running {
@@ -244,6 +291,11 @@ func ensureRunning(name, id string, t *desired.Task, current *observed.Container
 		}
 		return nil
 	case observed.Stopped:
+		if current.HeldFor != "" {
+			// Stopped by a rollout that is no longer wanted (the manifest
+			// went back to this spec): not an exit, started at once.
+			return []Action{resume(*current, "the manifest went back to this spec", now)}
+		}
 		return restart(name, id, t, current, now)
 	default: // created but never started, no task, unknown
 		return []Action{{Op: OpStart, Task: name, ContainerID: id, Reason: "task " + string(current.Status),
@@ -344,13 +396,22 @@ func orUnknown(s string) string {
 	return s
 }
 
-// Changes reports whether actions change anything (waits, awaits and
-// blocks do not).
+// Changes reports whether actions change anything (waits, awaits, blocks,
+// rollouts under way and refused changes do not).
 func Changes(actions []Action) bool {
 	for _, a := range actions {
-		if a.Op != OpWait && a.Op != OpBlocked && a.Op != OpAwait {
+		if !a.Op.note() {
 			return true
 		}
+	}
+	return false
+}
+
+// note reports whether op changes nothing: it says what the task waits for.
+func (op Op) note() bool {
+	switch op {
+	case OpWait, OpBlocked, OpAwait, OpRollout, OpRefused:
+		return true
 	}
 	return false
 }

@@ -46,11 +46,14 @@ func (c *Controller) resync(ctx context.Context) result {
 	want := c.want
 	c.mu.Unlock()
 	now := c.cfg.Clock.Now()
-	have.Unhealthy, have.Peers = map[string]string{}, map[string]observed.Peer{}
+	have.Unhealthy, have.Healthy, have.Peers = map[string]string{}, map[string]bool{}, map[string]observed.Peer{}
 	// The board holds each task's health state; the monitor's verdict
 	// (with why) is read only for the unhealthy ones.
 	for _, st := range c.status.list() {
 		have.Peers[st.Name] = peerOf(st)
+		if st.Health.State == health.Healthy {
+			have.Healthy[st.ContainerID] = true
+		}
 		if st.Health.State != health.Unhealthy {
 			continue
 		}
@@ -79,13 +82,18 @@ func (c *Controller) resync(ctx context.Context) result {
 			continue
 		}
 		t, ok := want.Tasks[name]
-		if len(byTask[name]) > 0 || !ok {
+		if acts(byTask[name]) || !ok {
 			queue = append(queue, name)
 			continue
 		}
 		hash := want.Hash(name)
-		in := statusInput{name: name, task: &t, hash: hash, have: have.ForTask(name), broken: want.Broken,
-			actions: byTask[name], health: c.healthOf(name, observed.ContainerID(name, hash))}
+		mine := have.ForTask(name)
+		var health *health.Status
+		if s := Serving(name, hash, mine); s != nil {
+			health = c.healthOf(name, s.ID)
+		}
+		in := statusInput{name: name, task: &t, hash: hash, have: mine, broken: want.Broken,
+			actions: byTask[name], health: health}
 		if cur, known := c.status.get(name); !known || !cur.same(taskStatus(in, progress{})) {
 			queue = append(queue, name)
 		}
@@ -135,4 +143,16 @@ func (c *Controller) reportUnmanaged(list []observed.Unmanaged) {
 		}
 	}
 	c.unmanaged = seen
+}
+
+// acts reports whether a task's plan asks for its worker: anything but a
+// rollout under way (its worker has set a timer for it) and a refused
+// change (nothing to do until the manifest changes).
+func acts(actions []Action) bool {
+	for _, a := range actions {
+		if a.Op != OpRollout && a.Op != OpRefused {
+			return true
+		}
+	}
+	return false
 }

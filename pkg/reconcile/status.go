@@ -52,6 +52,28 @@ type TaskStatus struct {
 	// Health is what the health check of its running container found;
 	// zero when it has none or does not run.
 	Health HealthStatus `json:"health,omitzero"`
+	// Rollout is the rollout under way, zero when none is.
+	Rollout RolloutStatus `json:"rollout,omitzero"`
+	// RolledBack is the condition of a task whose desired spec failed to
+	// prove itself: the last good container runs (ContainerID), that spec
+	// (SpecHash) is not tried again until the manifest changes.
+	RolledBack RollbackStatus `json:"rolledBack,omitzero"`
+}
+
+// RolloutStatus is a rollout under way: the new container (the status's
+// ContainerID) proving itself while the last good one is kept.
+type RolloutStatus struct {
+	From     string    `json:"from"`     // the last good container, kept until the new one proves itself
+	Since    time.Time `json:"since"`    // when the new container was created
+	Deadline time.Time `json:"deadline"` // when it is rolled back if it has not proved itself
+	Waiting  string    `json:"waiting"`  // what it still has to show
+}
+
+// RollbackStatus is a change that was rolled back.
+type RollbackStatus struct {
+	RefusedHash string    `json:"refusedHash"` // the spec hash not tried again
+	Reason      string    `json:"reason"`      // why it failed, e.g. "exited with code 1, 3 times in 40s"
+	At          time.Time `json:"at"`
 }
 
 // same reports whether two statuses say the same, the time of the last
@@ -177,10 +199,10 @@ func taskStatus(in statusInput, p progress) TaskStatus {
 		st.Message = "waiting to be created"
 	}
 	var c *observed.Container
-	for i := range in.have {
-		if in.have[i].ID == id || (t == nil && c == nil) {
-			c = &in.have[i]
-		}
+	if t != nil {
+		c = Serving(in.name, in.hash, in.have)
+	} else if len(in.have) > 0 {
+		c = &in.have[0]
 	}
 	if c != nil {
 		st.ContainerID, st.Restarts, st.ImageDigest, st.StartedAt = c.ID, c.Restarts, c.ImageDigest, c.StartedAt
@@ -218,7 +240,17 @@ func taskStatus(in statusInput, p progress) TaskStatus {
 			st.Phase, st.Message = PhaseBlocked, a.Reason
 		case OpAwait:
 			st.Phase, st.Message = PhaseWaiting, a.Reason
+		case OpRollout:
+			st.Rollout = RolloutStatus{From: a.From, Since: a.Since, Waiting: a.Reason}
+			if t != nil {
+				st.Rollout.Deadline = a.Since.Add(t.Spec.Deadline())
+			}
 		}
+	}
+	if c != nil && c.RolledBack != nil && t != nil && c.RolledBack.Hash == in.hash {
+		rb := c.RolledBack
+		st.RolledBack = RollbackStatus{RefusedHash: rb.Hash, Reason: rb.Reason, At: rb.At}
+		st.Message += "; the change to spec " + rb.Hash + " was rolled back: " + rb.Reason
 	}
 	if t == nil {
 		st.Phase, st.Message = PhaseStopping, "no longer desired"

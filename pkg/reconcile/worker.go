@@ -67,7 +67,7 @@ func (c *Controller) sync(ctx context.Context, name string) result {
 	}
 	have.Pulled = c.pulled.snapshot()
 	verdict := c.watchHealth(name, t, hash, have.Containers)
-	have.Unhealthy, have.Peers = unhealthy(verdict), c.peers(t)
+	have.Unhealthy, have.Healthy, have.Peers = unhealthy(verdict), healthy(verdict), c.peers(t)
 	now := c.cfg.Clock.Now()
 	actions := Plan(want, have, now)
 	in := statusInput{name: name, task: t, hash: hash, have: have.Containers, actions: actions, broken: want.Broken, health: verdict}
@@ -101,6 +101,9 @@ func (c *Controller) sync(ctx context.Context, name string) result {
 		if a.Restart {
 			c.cfg.Metrics.restarted()
 		}
+		if a.Rollout != "" {
+			c.rolloutStep(a)
+		}
 	}
 	// Look again with fresh state: the status then says what is, and a
 	// task that died at once meets its restart policy.
@@ -115,8 +118,14 @@ func waiting(actions []Action, now time.Time) result {
 		switch a.Op {
 		case OpBlocked:
 			return result{err: errors.New(a.Reason)}
-		case OpWait:
-			res.after = max(a.NotBefore.Sub(now), time.Nanosecond)
+		case OpWait, OpRollout:
+			if a.NotBefore.IsZero() {
+				continue
+			}
+			after := max(a.NotBefore.Sub(now), time.Nanosecond)
+			if res.after == 0 || after < res.after {
+				res.after = after
+			}
 		}
 	}
 	return res
@@ -277,12 +286,30 @@ func (c *Controller) apply(ctx context.Context, a Action, in statusInput) error 
 	case OpDelete:
 		log.Info("deleting container")
 		return c.rt.Delete(ctx, a.ContainerID)
+	case OpMark:
+		log.V(1).Info("labelling container", "labels", a.Labels)
+		return c.rt.SetLabels(ctx, a.ContainerID, a.Labels)
 	case OpBlocked:
 		return errors.New(a.Reason)
-	case OpWait, OpAwait:
+	case OpWait, OpAwait, OpRollout, OpRefused:
 		return nil
 	}
 	return fmt.Errorf("unknown action %q", a.Op)
+}
+
+// rolloutStep logs and counts a rollout's step once it is applied.
+func (c *Controller) rolloutStep(a Action) {
+	took := c.cfg.Clock.Now().Sub(a.Since)
+	switch a.Rollout {
+	case rolloutStarted:
+		c.cfg.Log.Info("rollout started", "task", a.Task, "from", a.From, "to", a.ContainerID)
+	case rolloutSucceeded:
+		c.cfg.Log.Info("rollout succeeded", "task", a.Task, "from", a.From, "to", a.ContainerID, "took", took, "reason", a.Reason)
+		c.cfg.Metrics.rolledOut(a.Task, a.Rollout, took)
+	case rolloutRolledBack:
+		c.cfg.Log.Info("rollout rolled back", "task", a.Task, "to", a.From, "reason", a.Reason, "took", took)
+		c.cfg.Metrics.rolledOut(a.Task, a.Rollout, took)
+	}
 }
 
 // specHashOf is the spec hash in the ID of an action's container
