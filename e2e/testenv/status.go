@@ -22,6 +22,16 @@ type TaskStatus struct {
 		Check  string `json:"check"`
 		Output string `json:"lastOutput"`
 	} `json:"health"`
+	// Rollout is the rollout under way (From is "" when none is).
+	Rollout struct {
+		From    string `json:"from"`
+		Waiting string `json:"waiting"`
+	} `json:"rollout"`
+	// RolledBack is set after a change was rolled back.
+	RolledBack struct {
+		RefusedHash string `json:"refusedHash"`
+		Reason      string `json:"reason"`
+	} `json:"rolledBack"`
 }
 
 // NodeStatus is `reconciler status -o json`: the tasks and the manifests
