@@ -78,6 +78,11 @@ type Action struct {
 	Rollout string
 	From    string
 	Since   time.Time
+	// Proving marks the start of a rollout's new container: its start time
+	// is written again once the start returned, as minReady counts from
+	// when the process runs, not from when its start was asked for (a
+	// start can take seconds on a loaded node).
+	Proving bool
 }
 
 func (a Action) String() string {

@@ -150,6 +150,7 @@ func beginRollout(name, id, hash string, t *desired.Task, good *observed.Contain
 	create[0].Diff = diff
 	create[0].Labels[observed.LabelCreatedAt] = observed.TimeLabel(now)
 	create[0].Rollout, create[0].From, create[0].Since = rolloutStarted, good.ID, now
+	create[1].Proving = true
 	return append(actions, create...)
 }
 
@@ -193,6 +194,9 @@ func continueRollout(name, hash string, t *desired.Task, cur, good *observed.Con
 	noUnhealthy := f
 	noUnhealthy.unhealthy = nil // judged above: an unhealthy new container fails its rollout
 	ensure := ensureRunning(name, cur.ID, t, cur, noUnhealthy, now)
+	for i := range ensure {
+		ensure[i].Proving = ensure[i].Op == OpStart
+	}
 	actions = append(actions, ensure...)
 	return append(actions, Action{Op: OpRollout, Task: name, ContainerID: cur.ID, NotBefore: next,
 		Reason: why, From: good.ID, Since: since})

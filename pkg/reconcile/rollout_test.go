@@ -347,3 +347,33 @@ func TestControllerRollsBack(t *testing.T) {
 	},
 		"status after v3: %+v", &st)
 }
+
+// TestControllerRolloutCountsMinReadyFromTheStart: a start that takes long
+// (a loaded node) does not count towards minReady: the new container's
+// start time is written again once its start returned.
+func TestControllerRolloutCountsMinReadyFromTheStart(t *testing.T) {
+	rt := newFakeRuntime()
+	clk := newFakeClock()
+	rt.now = clk.Now
+	v1 := taskWith(t, "web", "  env: [{name: V, value: '1'}]\n  minReady: 2s\n")
+	v2 := taskWith(t, "web", "  env: [{name: V, value: '2'}]\n  minReady: 2s\n")
+	c, _ := startController(t, rt, Config{Workers: 2, Clock: clk}, stateOf(v1))
+	waitPhase(t, c, "web", PhaseRunning)
+	clk.Step(3 * time.Second)
+
+	release := rt.block(OpStart, idOf(v2))
+	c.SetDesired(stateOf(v2))
+	eventually(t, func() bool { return rt.count(0, OpStart, idOf(v2)) == 1 }, "v2's start never called")
+	clk.Step(5 * time.Second) // the start takes 5s, longer than minReady
+	release()
+	eventually(t, func() bool { return rt.running(idOf(v2)) }, "v2 never started")
+	eventually(t, func() bool { return rt.labels(idOf(v2))[observed.LabelStartedAt] == observed.TimeLabel(clk.Now()) },
+		"v2's start time not written after its start: %v", rt.labels(idOf(v2)))
+	st := waitPhase(t, c, "web", PhaseRunning)
+	if st.Rollout.From != idOf(v1) {
+		t.Fatalf("v2 proved itself by a slow start: %+v", st)
+	}
+	if _, ok := rt.container(idOf(v1)); !ok {
+		t.Fatal("v1 removed before v2 ran minReady")
+	}
+}

@@ -276,7 +276,10 @@ func (c *Controller) apply(ctx context.Context, a Action, in statusInput) error 
 		if err := c.rt.SetLabels(ctx, a.ContainerID, a.Labels); err != nil {
 			return err
 		}
-		return c.rt.Start(ctx, a.ContainerID)
+		if err := c.rt.Start(ctx, a.ContainerID); err != nil || !a.Proving {
+			return err
+		}
+		return c.rt.SetLabels(ctx, a.ContainerID, map[string]string{observed.LabelStartedAt: observed.TimeLabel(c.cfg.Clock.Now())})
 	case OpStop:
 		log.Info("stopping container", "signal", a.StopSignal, "grace", a.StopGrace)
 		if err := c.rt.SetLabels(ctx, a.ContainerID, a.Labels); err != nil {
