@@ -2,8 +2,11 @@ package observed
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,6 +41,11 @@ const (
 	// LabelRolledBack is on the last good container after a rollback: the
 	// JSON of a Rollback, naming the spec hash that is not tried again.
 	LabelRolledBack = "io.warren.rolled-back"
+	// LabelRevision is on the container that a moved image tag rolls out
+	// beside the task's container of the same spec (imagePullPolicy Always
+	// with --repull-interval): the first 12 hex digits of its image digest,
+	// also the last part of its ID (RevisionID).
+	LabelRevision = "io.warren.image-revision"
 
 	ManagedByValue = "reconciler"
 )
@@ -99,6 +107,9 @@ type Container struct {
 	HeldFor string
 	// RolledBack is the change rolled back to this container, nil when none.
 	RolledBack *Rollback
+	// Revision is its LabelRevision, "" for a container named by its spec
+	// alone.
+	Revision string
 }
 
 // Rollback is a change that failed to prove itself: its spec hash is not
@@ -211,6 +222,28 @@ func Classify(raws []Raw) State {
 	return s
 }
 
+// Revision is the revision of an image digest ("sha256:0123..."): its
+// first 12 hex digits (for a digest that has fewer, those of the SHA-256
+// of the digest).
+func Revision(digest string) string {
+	_, hexDigits, _ := strings.Cut(digest, ":")
+	if len(hexDigits) >= 12 && revisionRE.MatchString(hexDigits[:12]) {
+		return hexDigits[:12]
+	}
+	sum := sha256.Sum256([]byte(digest))
+	return hex.EncodeToString(sum[:])[:12]
+}
+
+// RevisionID is the ID of the container that runs task's spec specHash
+// from the image digest its tag moved to: ContainerID and the digest's
+// Revision, so that it can run beside the container of the old digest
+// while it proves itself.
+func RevisionID(task, specHash, digest string) string {
+	return ContainerID(task, specHash) + "-" + Revision(digest)
+}
+
+var revisionRE = regexp.MustCompile(`^[0-9a-f]{12}$`)
+
 // ContainerID is the identity of a task's container (DESIGN invariant 2): the
 // task name and the spec hash, so a changed spec is a new container and creating
 // the same spec twice names the same container.
@@ -233,7 +266,12 @@ func decode(r Raw) (Container, string) {
 	if c.Task == "" || c.SpecHash == "" {
 		return Container{}, "ownership label without task and spec-hash labels"
 	}
-	if r.ID != ContainerID(c.Task, c.SpecHash) {
+	c.Revision = r.Labels[LabelRevision]
+	if want := ContainerID(c.Task, c.SpecHash); c.Revision != "" {
+		if !revisionRE.MatchString(c.Revision) || r.ID != want+"-"+c.Revision {
+			return Container{}, fmt.Sprintf("id does not match labels %s=%s %s=%s %s=%s", LabelTask, c.Task, LabelSpecHash, c.SpecHash, LabelRevision, c.Revision)
+		}
+	} else if r.ID != want {
 		return Container{}, fmt.Sprintf("id does not match labels %s=%s %s=%s", LabelTask, c.Task, LabelSpecHash, c.SpecHash)
 	}
 	c.StopGrace = desired.DefaultStopGracePeriod

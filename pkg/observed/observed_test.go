@@ -28,6 +28,14 @@ func TestClassify(t *testing.T) {
 		{name: "task label tampered", mutate: func(r *Raw) { r.Labels[LabelTask] = "db" }, reason: "id does not match labels io.warren.task=db io.warren.spec-hash=0123456789ab"},
 		{name: "bad grace", mutate: func(r *Raw) { r.Labels[LabelStopGrace] = "soon" }, reason: `bad io.warren.stop-grace label "soon"`},
 		{name: "negative grace", mutate: func(r *Raw) { r.Labels[LabelStopGrace] = "-1s" }, reason: `bad io.warren.stop-grace label "-1s"`},
+		{name: "revision", mutate: func(r *Raw) {
+			r.ID = "web-0123456789ab-abcdefabcdef"
+			r.Labels[LabelRevision] = "abcdefabcdef"
+		}},
+		{name: "revision not in the id", mutate: func(r *Raw) { r.Labels[LabelRevision] = "abcdefabcdef" },
+			reason: "id does not match labels io.warren.task=web io.warren.spec-hash=0123456789ab io.warren.image-revision=abcdefabcdef"},
+		{name: "revision not hex", mutate: func(r *Raw) { r.ID += "-xyz"; r.Labels[LabelRevision] = "xyz" },
+			reason: "id does not match labels io.warren.task=web io.warren.spec-hash=0123456789ab io.warren.image-revision=xyz"},
 		{name: "bad created-at", mutate: func(r *Raw) { r.Labels[LabelCreatedAt] = "yesterday" }, reason: `bad io.warren.created-at label "yesterday"`},
 		{name: "bad proven", mutate: func(r *Raw) { r.Labels[LabelProven] = "1" }, reason: `bad io.warren.proven label "1"`},
 		{name: "rolled-back not JSON", mutate: func(r *Raw) { r.Labels[LabelRolledBack] = "abc" }, reason: `bad io.warren.rolled-back label "abc"`},
@@ -149,5 +157,19 @@ func TestRolloutLabelsRoundTrip(t *testing.T) {
 	if !c.Created.Equal(at) || !c.Proven.Equal(at.Add(time.Minute)) || c.HeldFor != "cccccccccccc" ||
 		c.RolledBack == nil || c.RolledBack.Hash != rb.Hash || c.RolledBack.Reason != rb.Reason || !c.RolledBack.At.Equal(at) {
 		t.Errorf("decoded %+v (rolled back %+v)", c, c.RolledBack)
+	}
+}
+
+func TestRevision(t *testing.T) {
+	for _, tc := range []struct{ digest, want string }{
+		{"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "0123456789ab"},
+		{"sha256:bbb", "86de2f190187"}, // too short: the start of its SHA-256
+	} {
+		if got := Revision(tc.digest); got != tc.want {
+			t.Errorf("Revision(%q) = %q, want %q", tc.digest, got, tc.want)
+		}
+	}
+	if got := RevisionID("web", "0123456789ab", "sha256:abcdefabcdef00"); got != "web-0123456789ab-abcdefabcdef" {
+		t.Errorf("RevisionID = %q", got)
 	}
 }

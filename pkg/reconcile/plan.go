@@ -162,21 +162,22 @@ func planTask(name string, t *desired.Task, have []observed.Container, want desi
 	}
 
 	hash := want.Hash(name)
-	id := observed.ContainerID(name, hash)
-	var current *observed.Container
+	id, key, current := desiredContainer(name, hash, t, have, f.pulled)
 	var old []observed.Container
-	for i, c := range have {
-		if c.ID == id {
-			current = &have[i]
-		} else {
+	for _, c := range have {
+		if current == nil || c.ID != current.ID {
 			old = append(old, c)
 		}
 	}
 	var removals []Action
 	var diff []string
 	for _, c := range old {
-		rm := remove(c, "spec changed (hash "+c.SpecHash+" -> "+hash+")")
-		if c.Spec != nil {
+		why := "spec changed (hash " + c.SpecHash + " -> " + hash + ")"
+		if _, d, moved := strings.Cut(key, "@"); moved && c.SpecHash == hash {
+			why = "image " + t.Spec.Image + " moved to " + d
+		}
+		rm := remove(c, why)
+		if c.Spec != nil && c.SpecHash != hash {
 			if d, err := desired.DiffJSON(c.Spec, t.Spec); err == nil {
 				diff = d
 				for i := range rm {
@@ -186,7 +187,7 @@ func planTask(name string, t *desired.Task, have []observed.Container, want desi
 		}
 		removals = append(removals, rm...)
 	}
-	if good := refusedBy(have, hash); good != nil {
+	if good := refusedBy(have, key); good != nil {
 		// The change was rolled back: the last good container stays.
 		return keepGood(name, t, good, have, f, now)
 	}
@@ -198,7 +199,7 @@ func planTask(name string, t *desired.Task, have []observed.Container, want desi
 			}
 		}
 		if current != nil {
-			return continueRollout(name, hash, t, current, good, others, f, now)
+			return continueRollout(name, key, t, current, good, others, f, now)
 		}
 		if reason, ok := f.foreign[id]; ok {
 			return []Action{{Op: OpBlocked, Task: name, ContainerID: id,
@@ -211,16 +212,17 @@ func planTask(name string, t *desired.Task, have []observed.Container, want desi
 		if good.Spec != nil {
 			d, _ = desired.DiffJSON(good.Spec, t.Spec)
 		}
-		return beginRollout(name, id, hash, t, good, others, d, now)
+		return beginRollout(name, id, key, t, good, others, d, f.pulled[t.Spec.Image], now)
 	}
-	if d, moved := imageMoved(t, current, f.pulled); moved {
-		// The tag moved (auto-update): the container goes and comes again,
-		// under the same ID, from the new image.
+	if _, d, moved := strings.Cut(key, "@"); moved && current == nil {
+		// The tag moved (auto-update) and the old container is no rollback
+		// target: replaced as for a changed spec, by a container named by
+		// the new digest's revision.
 		reason := "image " + t.Spec.Image + " moved to " + d
 		if w := await(name, id, t, f.peers); w != nil {
 			return w
 		}
-		return append(append(removals, remove(*current, reason)...), newContainer(name, id, t, now, reason)...)
+		return append(removals, newContainer(name, id, t, now, reason)...)
 	}
 	ensure := ensureRunning(name, id, t, current, f, now)
 	if len(ensure) > 0 && ensure[0].Op == OpCreate {
@@ -254,6 +256,53 @@ func planTask(name string, t *desired.Task, have []observed.Container, want desi
 		return ensure
 	}
 	return append(removals, ensure...)
+}
+
+// desiredContainer returns the ID of the container that runs t (named
+// name, spec hash) as it is desired now, the key a rollback of it refuses,
+// and that container among have (nil when it does not exist yet).
+//
+// That is the container of the spec hash (observed.ContainerID), unless
+// the task follows its tag (imagePullPolicy Always) and the tag moved to
+// digest d (pulled): then the task's containers of that spec run another
+// digest, and the desired one is observed.RevisionID(name, hash, d),
+// refused as "hash@d". Without a re-pull to go by (a restarted reconciler),
+// the newest container of the spec is taken.
+func desiredContainer(name, hash string, t *desired.Task, have []observed.Container, pulled map[string]string) (id, key string, current *observed.Container) {
+	id, key = observed.ContainerID(name, hash), hash
+	var mine []*observed.Container
+	for i := range have {
+		if have[i].SpecHash == hash {
+			mine = append(mine, &have[i])
+		}
+	}
+	d := ""
+	if t.Spec.ImagePullPolicy == desired.PullAlways {
+		d = pulled[t.Spec.Image]
+	}
+	if d == "" {
+		for _, c := range mine {
+			if current == nil || bornAt(*c).After(bornAt(*current)) {
+				current = c
+			}
+		}
+	} else {
+		for _, c := range mine {
+			if c.ImageDigest == d || c.ImageDigest == "" {
+				current = c
+			}
+		}
+		if current == nil && len(mine) > 0 {
+			return observed.RevisionID(name, hash, d), hash + "@" + d, nil
+		}
+	}
+	if current != nil {
+		id = current.ID
+		if current.Revision != "" {
+			key = hash + "@" + current.ImageDigest
+		}
+	}
+	return id, key, current
 }
 
 // await holds the creation of t's container id while a task it depends on
@@ -310,22 +359,15 @@ func ensureRunning(name, id string, t *desired.Task, current *observed.Container
 
 // newContainer creates and starts container id of t.
 func newContainer(name, id string, t *desired.Task, now time.Time, reason string) []Action {
+	labels := observed.StartLabels(now, 0, 0)
+	labels[observed.LabelCreatedAt] = observed.TimeLabel(now)
+	if plain := observed.ContainerID(name, t.Hash()); id != plain {
+		labels[observed.LabelRevision] = strings.TrimPrefix(id, plain+"-")
+	}
 	return []Action{
-		{Op: OpCreate, Task: name, ContainerID: id, Desired: t, Reason: reason, Labels: observed.StartLabels(now, 0, 0)},
+		{Op: OpCreate, Task: name, ContainerID: id, Desired: t, Reason: reason, Labels: labels},
 		{Op: OpStart, Task: name, ContainerID: id, Reason: "new container"},
 	}
-}
-
-// imageMoved reports whether the current container of t runs an image
-// digest other than the one its tag pointed at when last re-pulled
-// (pulled, by image reference), and that digest: only for
-// imagePullPolicy Always, whose tags are meant to be followed.
-func imageMoved(t *desired.Task, current *observed.Container, pulled map[string]string) (string, bool) {
-	if current == nil || t.Spec.ImagePullPolicy != desired.PullAlways {
-		return "", false
-	}
-	d := pulled[t.Spec.Image]
-	return d, d != "" && current.ImageDigest != "" && current.ImageDigest != d
 }
 
 // restart applies the restart policy and the crash backoff to an exited task.

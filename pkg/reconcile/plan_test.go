@@ -228,11 +228,13 @@ func TestPlanCreateCarriesTask(t *testing.T) {
 	if len(as) != 2 || as[0].Desired == nil || as[0].Desired.Hash() != web.Hash() {
 		t.Fatalf("create action = %+v, want the desired task", as)
 	}
-	// A new container is created with its start labels: its first start
-	// needs no label update.
+	// A new container is created with its start labels and its creation
+	// time: its first start needs no label update.
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	as = Plan(desired.State{Tasks: map[string]desired.Task{"web": web}}, observed.State{}, now)
-	if len(as) != 2 || !maps.Equal(as[0].Labels, observed.StartLabels(now, 0, 0)) || as[1].Op != OpStart || len(as[1].Labels) != 0 {
+	want := observed.StartLabels(now, 0, 0)
+	want[observed.LabelCreatedAt] = observed.TimeLabel(now)
+	if len(as) != 2 || !maps.Equal(as[0].Labels, want) || as[1].Op != OpStart || len(as[1].Labels) != 0 {
 		t.Fatalf("new container: %+v, want the start labels on the create and none on the start", as)
 	}
 }
@@ -317,14 +319,16 @@ func TestStatusSame(t *testing.T) {
 }
 
 // TestPlanImageMoved: a container of an imagePullPolicy Always task whose
-// tag moved since it was created (observed.State.Pulled) is replaced under
-// the same ID, with the move as the reason; other policies and unknown
-// digests are left alone.
+// tag moved since it was created (observed.State.Pulled) is replaced by one
+// named by the new digest's revision, with the move as the reason (one that
+// is a rollback target is kept while the new one proves itself:
+// TestPlanRollout); other policies and unknown digests are left alone.
 func TestPlanImageMoved(t *testing.T) {
 	always := task("web", "registry.example/web:stable")
 	always.Spec.ImagePullPolicy = desired.PullAlways
 	ifNotPresent := task("web", "registry.example/web:stable")
 	id := func(t desired.Task) string { return observed.ContainerID("web", t.Hash()) }
+	rev := func(t desired.Task) string { return observed.RevisionID("web", t.Hash(), "sha256:new") }
 	running := func(t desired.Task, digest string) observed.Container {
 		c := container(t, observed.Running)
 		c.ImageDigest = digest
@@ -339,7 +343,7 @@ func TestPlanImageMoved(t *testing.T) {
 		exp    []step
 	}{
 		{"tag moved", always, running(always, "sha256:old"), moved,
-			[]step{{OpStop, id(always)}, {OpDelete, id(always)}, {OpCreate, id(always)}, {OpStart, id(always)}}},
+			[]step{{OpStop, id(always)}, {OpDelete, id(always)}, {OpCreate, rev(always)}, {OpStart, rev(always)}}},
 		{"tag where it was", always, running(always, "sha256:new"), moved, nil},
 		{"nothing re-pulled", always, running(always, "sha256:old"), nil, nil},
 		{"digest of the container unknown", always, running(always, ""), moved, nil},

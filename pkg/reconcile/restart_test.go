@@ -291,15 +291,29 @@ func TestRepullReplacesWhenTheTagMoves(t *testing.T) {
 	eventually(t, func() bool { rt.mu.Lock(); defer rt.mu.Unlock(); return rt.pulls >= 1 }, "no re-pull after the interval")
 	mark := rt.mark()
 
+	// The tag moves: the container, which has run long enough to be a
+	// rollback target, is stopped and kept while a container of the new
+	// digest (named by its revision) proves itself; then it goes.
 	rt.setDigest(testImage, "sha256:bbb")
 	clk.Step(time.Minute)
-	eventually(t, func() bool { return rt.labels(id)[observed.LabelImageDigest] == "sha256:bbb" && rt.running(id) },
-		"container not recreated from the moved tag")
-	got := callStrings(rt.mutations(mark, id))
-	want := []string{"stop " + id, "delete " + id, "create " + id, "start " + id}
+	rev := observed.RevisionID("web", web.Hash(), "sha256:bbb")
+	eventually(t, func() bool { return rt.labels(rev)[observed.LabelImageDigest] == "sha256:bbb" && rt.running(rev) },
+		"no container of the moved tag")
+	got := callStrings(rt.mutations(mark, id, rev))
+	want := []string{"stop " + id, "create " + rev, "start " + rev}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("calls %v, want %v", got, want)
 	}
+	if l := rt.labels(rev); l[observed.LabelRevision] != observed.Revision("sha256:bbb") || l[observed.LabelSpecHash] != web.Hash() {
+		t.Errorf("labels of the new container: %v", l)
+	}
+	st := waitPhase(t, c, "web", PhaseRunning)
+	if st.ContainerID != rev || st.Rollout.From != id {
+		t.Errorf("status during the rollout of the moved tag: %+v", st)
+	}
+	waitTimer(t, clk, st.Rollout.Since.Add(desired.DefaultMinReady))
+	clk.Step(desired.DefaultMinReady)
+	eventually(t, func() bool { _, ok := rt.container(id); return !ok }, "the container of the old digest stayed after the new one proved itself")
 	if n := len(rt.mutations(mark, idOf(pinned))); n != 0 {
 		t.Errorf("an IfNotPresent task was touched by the re-pull: %d calls", n)
 	}

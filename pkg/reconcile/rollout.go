@@ -3,6 +3,7 @@ package reconcile
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/warren/reconciler/pkg/desired"
@@ -84,14 +85,27 @@ func refusedBy(have []observed.Container, hash string) *observed.Container {
 }
 
 // Serving returns the container of task name that serves it: the last good
-// one when the desired spec (hash) was rolled back, else the container of
-// that spec; nil when there is none. Its health is what is probed, its
-// state what the status shows.
+// one when the desired spec (hash), or an image its tag moved to, was
+// rolled back; else the newest container of that spec (the one a rollout
+// of a moved tag is proving); nil when there is none. Its health is what
+// is probed, its state what the status shows.
 func Serving(name, hash string, have []observed.Container) *observed.Container {
-	if c := refusedBy(have, hash); c != nil {
-		return c
+	var newest *observed.Container
+	for i, c := range have {
+		if c.RolledBack != nil && !c.Proven.IsZero() && refuses(c.RolledBack.Hash, hash) {
+			return &have[i]
+		}
+		if c.SpecHash == hash && (newest == nil || bornAt(c).After(bornAt(*newest))) {
+			newest = &have[i]
+		}
 	}
-	return current(have, observed.ContainerID(name, hash))
+	return newest
+}
+
+// refuses reports whether a rollback of key (a spec hash, or "hash@digest"
+// for a moved tag) refuses spec hash.
+func refuses(key, hash string) bool {
+	return key == hash || strings.HasPrefix(key, hash+"@")
 }
 
 // keepGood plans a task whose desired spec was rolled back to good: every
@@ -126,7 +140,7 @@ func resume(good observed.Container, reason string, now time.Time) Action {
 // container id: the other old containers go; stop-first stops good (kept,
 // held for the new spec); the new container is created and started. good
 // is marked proven first if it was not.
-func beginRollout(name, id, hash string, t *desired.Task, good *observed.Container, others []observed.Container, diff []string, now time.Time) []Action {
+func beginRollout(name, id, hash string, t *desired.Task, good *observed.Container, others []observed.Container, diff []string, digest string, now time.Time) []Action {
 	var actions []Action
 	for _, c := range others {
 		actions = append(actions, remove(c, "spec changed (hash "+c.SpecHash+" -> "+hash+")")...)
@@ -136,6 +150,9 @@ func beginRollout(name, id, hash string, t *desired.Task, good *observed.Contain
 		labels[observed.LabelProven] = observed.TimeLabel(now)
 	}
 	keep := fmt.Sprintf("spec changed (hash %s -> %s); kept until the new container proves itself", good.SpecHash, hash)
+	if spec, d, moved := strings.Cut(hash, "@"); moved && spec == good.SpecHash {
+		keep = fmt.Sprintf("image %s moved to %s; kept until the new container proves itself", t.Spec.Image, d)
+	}
 	if t.Spec.UpdateStrategy != desired.UpdateStartFirst && good.HeldFor != hash {
 		labels[observed.LabelHeldFor] = hash
 	}
@@ -148,7 +165,11 @@ func beginRollout(name, id, hash string, t *desired.Task, good *observed.Contain
 	}
 	create := newContainer(name, id, t, now, "rollout from "+good.ID)
 	create[0].Diff = diff
-	create[0].Labels[observed.LabelCreatedAt] = observed.TimeLabel(now)
+	if create[0].Labels[observed.LabelRevision] != "" {
+		// The tag moved: the new container runs beside the old one of the
+		// same spec, under the new digest's revision.
+		create[0].Reason = "image " + t.Spec.Image + " moved to " + digest + "; rollout from " + good.ID
+	}
 	create[0].Rollout, create[0].From, create[0].Since = rolloutStarted, good.ID, now
 	create[1].Proving = true
 	return append(actions, create...)

@@ -377,3 +377,65 @@ func TestControllerRolloutCountsMinReadyFromTheStart(t *testing.T) {
 		t.Fatal("v1 removed before v2 ran minReady")
 	}
 }
+
+// TestPlanRolloutMovedTag: a moved tag (imagePullPolicy Always, re-pulled)
+// rolls out like a changed spec: the new digest's container (named by its
+// revision) proves itself beside the kept one, a failure refuses that
+// digest ("hash@digest") until the tag moves again.
+func TestPlanRolloutMovedTag(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	web := task("web", "registry.example/web:stable")
+	web.Spec.ImagePullPolicy = desired.PullAlways
+	hash := web.Hash()
+	old, moved, again := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64), "sha256:"+strings.Repeat("c", 64)
+	plain, rev, rev2 := observed.ContainerID("web", hash), observed.RevisionID("web", hash, moved), observed.RevisionID("web", hash, again)
+	good := container(web, observed.Running)
+	good.ImageDigest, good.StartedAt = old, now.Add(-time.Hour)
+	heldGood := good
+	heldGood.Status, heldGood.Proven, heldGood.HeldFor, heldGood.ExitCode = observed.Stopped, now.Add(-time.Hour), hash+"@"+moved, 143
+	newer := container(web, observed.Stopped)
+	newer.Raw.ID, newer.Revision, newer.ImageDigest = rev, observed.Revision(moved), moved
+	newer.StartedAt, newer.Created, newer.ExitCode, newer.Restarts, newer.ExitedAt = now.Add(-2*time.Second), now.Add(-5*time.Second), 1, 2, now
+	refused := good
+	refused.Proven = now.Add(-time.Hour)
+	refused.RolledBack = &observed.Rollback{Hash: hash + "@" + moved, Reason: "exited with code 1, 3 times in 5s", At: now}
+
+	for _, tc := range []struct {
+		name   string
+		have   []observed.Container
+		pulled string
+		exp    []step
+		reason string
+	}{
+		{"the tag moves: the good container is kept, the new digest's created", []observed.Container{good}, moved,
+			[]step{{OpStop, plain}, {OpCreate, rev}, {OpStart, rev}}, "image registry.example/web:stable moved to " + moved},
+		{"the new digest crash-loops: rolled back", []observed.Container{heldGood, newer}, moved,
+			[]step{{OpMark, plain}, {OpDelete, rev}, {OpStart, plain}}, "exited with code 1, 3 times in 5s"},
+		{"the refused digest is not tried again", []observed.Container{refused}, moved,
+			[]step{{OpRefused, plain}}, "the change to spec " + hash + "@" + moved + " was rolled back"},
+		{"the tag moves again: tried", []observed.Container{refused}, again,
+			[]step{{OpStop, plain}, {OpCreate, rev2}, {OpStart, rev2}}, "moved to " + again},
+		{"no re-pull yet (a restarted reconciler): left alone", []observed.Container{refused}, "",
+			nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := desired.State{Tasks: map[string]desired.Task{"web": web}}
+			have := observed.State{Containers: tc.have}
+			if tc.pulled != "" {
+				have.Pulled = map[string]string{web.Spec.Image: tc.pulled}
+			}
+			actions := Plan(want, have, now)
+			if got := steps(actions); !equalSteps(got, tc.exp) {
+				t.Fatalf("plan:\n got %v\nwant %v\n%s", got, tc.exp, Describe(actions))
+			}
+			if tc.reason != "" && !strings.Contains(Describe(actions), tc.reason) {
+				t.Errorf("no action says %q:\n%s", tc.reason, Describe(actions))
+			}
+			for _, a := range actions {
+				if a.Op == OpCreate && a.Labels[observed.LabelRevision] != strings.TrimPrefix(a.ContainerID, plain+"-") {
+					t.Errorf("create %s with revision label %q", a.ContainerID, a.Labels[observed.LabelRevision])
+				}
+			}
+		})
+	}
+}

@@ -247,7 +247,7 @@ func taskStatus(in statusInput, p progress) TaskStatus {
 			}
 		}
 	}
-	if c != nil && c.RolledBack != nil && t != nil && c.RolledBack.Hash == in.hash {
+	if c != nil && c.RolledBack != nil && t != nil && refuses(c.RolledBack.Hash, in.hash) {
 		rb := c.RolledBack
 		st.RolledBack = RollbackStatus{RefusedHash: rb.Hash, Reason: rb.Reason, At: rb.At}
 		st.Message += "; the change to spec " + rb.Hash + " was rolled back: " + rb.Reason

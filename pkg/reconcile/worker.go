@@ -317,4 +317,10 @@ func (c *Controller) rolloutStep(a Action) {
 
 // specHashOf is the spec hash in the ID of an action's container
 // (observed.ContainerID).
-func specHashOf(a Action) string { return strings.TrimPrefix(a.ContainerID, a.Task+"-") }
+func specHashOf(a Action) string {
+	id := strings.TrimPrefix(a.ContainerID, a.Task+"-")
+	if rev := a.Labels[observed.LabelRevision]; rev != "" {
+		id = strings.TrimSuffix(id, "-"+rev)
+	}
+	return id
+}
