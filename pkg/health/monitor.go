@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -235,8 +236,7 @@ func (m *Monitor) fire(task string, p *prober) {
 		}
 	}
 	if st.State != Unhealthy {
-		next := t.Check.Interval - t.Check.Interval/10 + m.cfg.Jitter(t.Check.Interval/5)
-		p.timer = m.cfg.Clock.AfterFunc(next, func() { m.fire(task, p) })
+		p.timer = m.cfg.Clock.AfterFunc(nextProbe(task, t.Check.Interval, now), func() { m.fire(task, p) })
 	}
 	changed := st.State != before
 	m.mu.Unlock()
@@ -298,4 +298,35 @@ func lastLines(out []byte) string {
 		}
 	}
 	return s
+}
+
+// nextProbe returns how long after now task's next probe comes, for a check
+// every interval. The probes of every task with that interval share one
+// grid of ticks: interval split into slots of about a second (four at
+// least), anchored at the Unix epoch; each task has its own slot (by a hash
+// of its name), and its probe comes at the tick of its slot nearest to
+// now+interval, which is exactly one interval after the last one once it
+// is in its slot. So 100 tasks every 10 s wake the reconciler 10 times,
+// for about 10 probes each, rather than 100 times: waking an idle process
+// costs more CPU than a loopback probe (docs/benchmarks.md, "Health
+// probes"), and the probes stay spread over the interval.
+func nextProbe(task string, interval time.Duration, now time.Time) time.Duration {
+	slots := int64(max(4, interval/time.Second))
+	q := int64(interval) / slots
+	if q <= 0 {
+		return interval
+	}
+	h := fnv.New32a()
+	h.Write([]byte(task))
+	slot := int64(h.Sum32()) % slots
+	base := now.Add(interval).UnixNano() / q
+	k := base + (slot-base%slots+slots)%slots
+	if k-base > slots/2 {
+		k -= slots
+	}
+	at := time.Unix(0, k*q)
+	for !at.After(now) {
+		at = at.Add(time.Duration(slots * q))
+	}
+	return at.Sub(now)
 }

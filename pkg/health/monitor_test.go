@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -60,6 +61,7 @@ func TestMonitorStates(t *testing.T) {
 		wantStreak  int     // after the last
 		wantReason  string  // after the last
 		wantChanged int     // Changed calls
+		startProbes int     // when set, the start period ends between probe startProbes and the next
 	}{
 		{name: "healthy at the first success", check: execCheck(3, 10*time.Second, 0), results: []ExecResult{passed},
 			probes: 2, want: []State{Healthy, Healthy}, wantChanged: 1},
@@ -68,7 +70,7 @@ func TestMonitorStates(t *testing.T) {
 			wantStreak: 3, wantReason: `3 probes failed: exec exit 1: "dial: connection refused"`, wantChanged: 2},
 		{name: "a success resets the streak", check: execCheck(2, 10*time.Second, 0),
 			results: []ExecResult{failed, passed, failed, passed}, probes: 4, want: []State{Starting, Healthy, Healthy, Healthy}, wantChanged: 1},
-		{name: "failures within the start period do not count", check: execCheck(1, 10*time.Second, 25*time.Second),
+		{name: "failures within the start period do not count", check: execCheck(1, 10*time.Second, 0), startProbes: 3,
 			results: []ExecResult{failed}, probes: 4, want: []State{Starting, Starting, Starting, Unhealthy},
 			wantStreak: 1, wantReason: `1 probes failed: exec exit 1: "dial: connection refused"`, wantChanged: 1},
 		{name: "a success ends the start period early", check: execCheck(1, 10*time.Second, time.Hour),
@@ -85,6 +87,15 @@ func TestMonitorStates(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			clk := clock.NewFake(t0)
+			if c.startProbes > 0 {
+				// The probes come at 0, then on the task's slot: the start
+				// period ends half an interval after probe startProbes.
+				at := t0
+				for range c.startProbes - 1 {
+					at = at.Add(nextProbe("web", c.check.Interval, at))
+				}
+				c.check.StartPeriod = at.Sub(t0) + c.check.Interval/2
+			}
 			s := &script{clock: clk, results: c.results, errs: c.errs}
 			var changed int
 			m := NewMonitor(Config{Exec: s.exec, Clock: clk, Changed: func(string) { changed++ },
@@ -99,7 +110,7 @@ func TestMonitorStates(t *testing.T) {
 				if i == 0 {
 					clk.Step(0)
 				} else {
-					clk.Step(c.check.Interval * 9 / 10) // the jitter above is 0: -10 %
+					stepToNext(t, clk)
 				}
 				st, _ := m.Status("web")
 				got = append(got, st.State)
@@ -213,5 +224,53 @@ func TestFromSpec(t *testing.T) {
 				t.Errorf("FromSpec = %q, %v; want %q", got.String(), ok, c.want)
 			}
 		})
+	}
+}
+
+// stepToNext moves the fake clock to its next timer.
+func stepToNext(t *testing.T, clk *clock.Fake) {
+	t.Helper()
+	p := clk.Pending()
+	if len(p) == 0 {
+		t.Fatal("no timer pending")
+	}
+	next := slices.MinFunc(p, func(a, b time.Time) int { return a.Compare(b) })
+	clk.Step(next.Sub(clk.Now()))
+}
+
+// TestNextProbe: probes land on a shared grid of ticks, each task in its
+// slot; once in it, exactly one interval apart; never before now, never
+// further than half an interval from now+interval.
+func TestNextProbe(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 123456789, time.UTC)
+	for _, interval := range []time.Duration{300 * time.Millisecond, time.Second, 10 * time.Second, 15 * time.Second, 90 * time.Second} {
+		slots := max(4, interval/time.Second)
+		q := interval / slots
+		ticks := map[int64]int{}
+		for i := range 200 {
+			task := fmt.Sprintf("task-%d", i)
+			now := t0.Add(time.Duration(i) * 7919 * time.Microsecond)
+			var fires []time.Time
+			for range 5 {
+				d := nextProbe(task, interval, now)
+				if d <= 0 || d < interval/2-q || d > interval+interval/2+q {
+					t.Fatalf("%s every %s: next probe in %s after %s", task, interval, d, now)
+				}
+				now = now.Add(d)
+				fires = append(fires, now)
+			}
+			for j, at := range fires {
+				if at.UnixNano()%int64(q) != 0 {
+					t.Fatalf("%s every %s: probe at %s, off the grid of %s", task, interval, at, q)
+				}
+				if j > 0 && at.Sub(fires[j-1]) != interval {
+					t.Fatalf("%s every %s: probes %s apart once in its slot", task, interval, at.Sub(fires[j-1]))
+				}
+			}
+			ticks[fires[4].UnixNano()/int64(q)%int64(slots)]++
+		}
+		if len(ticks) < int(slots)*3/4 { // a hash: 200 tasks fill 90 slots but for a few
+			t.Errorf("every %s: 200 tasks in %d of %d slots", interval, len(ticks), slots)
+		}
 	}
 }
