@@ -2,6 +2,7 @@ package invariants
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,7 +53,8 @@ type Kind string
 // Kinds of violations.
 const (
 	Missing      Kind = "missing"       // a desired task has no container of its spec
-	Duplicate    Kind = "duplicate"     // a task has more than one container
+	Duplicate    Kind = "duplicate"     // a task has more than one container (a rollout's two aside)
+	Overlap      Kind = "overlap"       // a stop-first rollout has its old and its new container running at once
 	NotRunning   Kind = "not-running"   // a desired task's process is not as its restart policy says
 	Leaked       Kind = "leaked"        // a container, task, snapshot, lease or file of a task not desired
 	Touched      Kind = "touched"       // an unmanaged container or a stable task was changed
@@ -277,6 +279,20 @@ func Violations(n Node, b Baseline) []Violation {
 				mine = &cs[i]
 			}
 		}
+		if good := refusedBy(cs, t.Hash()); good != nil {
+			// The desired spec was rolled back: the last good container
+			// serves the task, alone, as its restart policy says.
+			mine = good
+		} else if from := rollingFrom(cs, mine); from != nil {
+			// Mid-rollout: the new container proves itself while the
+			// last good one is kept (stopped for stop-first). Its process
+			// is the rollout's to judge; never both running for
+			// stop-first.
+			if t.Spec.UpdateStrategy != desired.UpdateStartFirst && live(from.Status) && live(mine.Status) {
+				add(Overlap, name, "stop-first rollout with both containers %s: old %s (pid %d) and new %s (pid %d)", mine.Status, from.ID, from.Pid, mine.ID, mine.Pid)
+			}
+			continue
+		}
 		switch {
 		case mine == nil:
 			add(Missing, name, "no container %s (has %s)", id, ids(cs))
@@ -366,6 +382,99 @@ func Violations(n Node, b Baseline) []Violation {
 		return out[i].Subject < out[j].Subject
 	})
 	return out
+}
+
+// proven reports whether ct carries the label of a container that proved
+// itself (a rollout's last good container, or its new one once proved).
+func proven(ct Container) bool { return ct.Labels[observed.LabelProven] != "" }
+
+// refusedBy returns the container of cs that a rollback refused spec hash
+// for (it carries io.warren.rolled-back naming hash, and io.warren.proven):
+// while the manifest asks for hash, that container serves the task. nil
+// when there is none.
+func refusedBy(cs []Container, hash string) *Container {
+	for i, ct := range cs {
+		if v := ct.Labels[observed.LabelRolledBack]; v != "" && proven(ct) {
+			var rb observed.Rollback
+			if json.Unmarshal([]byte(v), &rb) == nil && rb.Hash == hash {
+				return &cs[i]
+			}
+		}
+	}
+	return nil
+}
+
+// rollingFrom returns, when the task of cs is mid-rollout, the last good
+// container the rollout keeps: mine (the container of the desired spec)
+// exists and has not proved itself, and the task's one other container
+// has. nil otherwise.
+func rollingFrom(cs []Container, mine *Container) *Container {
+	if mine == nil || proven(*mine) || len(cs) != 2 {
+		return nil
+	}
+	for i, ct := range cs {
+		if ct.ID != mine.ID && proven(ct) {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+// live reports whether a task's process is there (running or paused).
+func live(s containerd.ProcessStatus) bool {
+	return s == containerd.Running || s == containerd.Paused
+}
+
+// Rollout is a desired task mid-rollout: its new container From is proving
+// itself, the last good one To is kept.
+type Rollout struct {
+	Task string
+	From string // the last good container
+	To   string // the new container, of the desired spec
+}
+
+func (r Rollout) String() string { return fmt.Sprintf("%s: %s -> %s", r.Task, r.From, r.To) }
+
+// Rollouts returns the desired tasks of n that are mid-rollout (see
+// Violations), by task name. A node with no violation but a rollout under
+// way has not converged: the rollout still ends in its new container or in
+// a rollback.
+func Rollouts(n Node) []Rollout {
+	byTask := map[string][]Container{}
+	for _, ct := range n.Containers {
+		if ct.Owned && ct.Task != "" {
+			byTask[ct.Task] = append(byTask[ct.Task], ct)
+		}
+	}
+	var out []Rollout
+	for name, t := range n.Desired.Tasks {
+		cs := byTask[name]
+		id := observed.ContainerID(name, t.Hash())
+		var mine *Container
+		for i := range cs {
+			if cs[i].ID == id {
+				mine = &cs[i]
+			}
+		}
+		if refusedBy(cs, t.Hash()) != nil {
+			continue
+		}
+		if from := rollingFrom(cs, mine); from != nil {
+			out = append(out, Rollout{Task: name, From: from.ID, To: mine.ID})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Task < out[j].Task })
+	return out
+}
+
+// CheckRollouts is Check, and the rollouts under way, from one read of the
+// node.
+func (c *Checker) CheckRollouts(ctx context.Context, b Baseline) ([]Violation, []Rollout, error) {
+	n, err := c.Read(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return Violations(n, b), Rollouts(n), nil
 }
 
 // policyBroken says how the container's process contradicts the restart

@@ -1,0 +1,178 @@
+package chaos
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+
+	"github.com/warren/reconciler/e2e/invariants"
+	"github.com/warren/reconciler/pkg/desired"
+	"github.com/warren/reconciler/pkg/observed"
+)
+
+// The checker's rollout rules (invariants.Violations and Rollouts), on
+// nodes made by hand: no containerd. TestCheckerFindsEveryViolation checks
+// the rest against a real one.
+
+// ruleTask parses a one-task manifest of name at version v with extra spec lines.
+func ruleTask(t *testing.T, name string, v int, extra ...string) desired.Task {
+	t.Helper()
+	y := fmt.Sprintf("apiVersion: warren/v1\nkind: Task\nmetadata:\n  name: %s\nspec:\n  image: localhost/reconciler/testapp:v1\n  env: [{name: VERSION, value: %q}]\n", name, fmt.Sprint(v))
+	for _, l := range extra {
+		y += "  " + l + "\n"
+	}
+	ts, err := desired.Parse(name+".yaml", []byte(y))
+	if err != nil || len(ts) != 1 {
+		t.Fatalf("parse %s: %v", name, err)
+	}
+	return ts[0]
+}
+
+// fakeCtr is a container of task tk, with its status and extra labels.
+type fakeCtr struct {
+	tk     desired.Task
+	status containerd.ProcessStatus // "" for a container with no task
+	exit   uint32
+	labels map[string]string
+}
+
+func (c fakeCtr) container() invariants.Container {
+	name, hash := c.tk.Metadata.Name, c.tk.Hash()
+	labels := observed.Labels(name, hash, name+".yaml", "SIGTERM", 2*time.Second)
+	for k, v := range c.labels {
+		labels[k] = v
+	}
+	id := observed.ContainerID(name, hash)
+	ct := invariants.Container{ID: id, Labels: labels, Snapshot: id, Task: name, Owned: true}
+	if c.status != "" {
+		ct.HasTask, ct.Status, ct.Pid, ct.ExitCode = true, c.status, 100, c.exit
+	}
+	return ct
+}
+
+var (
+	ruleAt   = time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	provenAt = map[string]string{observed.LabelProven: observed.TimeLabel(ruleAt)}
+)
+
+func rolledBack(hash string, held bool) map[string]string {
+	l := map[string]string{
+		observed.LabelProven:     observed.TimeLabel(ruleAt),
+		observed.LabelRolledBack: observed.RollbackLabel(observed.Rollback{Hash: hash, Reason: "exited with code 1, 3 times in 4s", At: ruleAt.Add(time.Minute)}),
+	}
+	if held {
+		l[observed.LabelHeldFor] = hash
+	}
+	return l
+}
+
+func node(desiredTasks []desired.Task, cs ...fakeCtr) invariants.Node {
+	n := invariants.Node{Containers: map[string]invariants.Container{}, Desired: desired.State{Tasks: map[string]desired.Task{}}}
+	for _, t := range desiredTasks {
+		n.Desired.Tasks[t.Metadata.Name] = t
+	}
+	for _, c := range cs {
+		ct := c.container()
+		n.Containers[ct.ID] = ct
+	}
+	return n
+}
+
+func TestCheckerRolloutRules(t *testing.T) {
+	v1, v2 := ruleTask(t, "app", 1), ruleTask(t, "app", 2)
+	s1, s2 := ruleTask(t, "app", 1, "updateStrategy: start-first"), ruleTask(t, "app", 2, "updateStrategy: start-first")
+	n1, n2 := ruleTask(t, "app", 1, "restartPolicy: Never"), ruleTask(t, "app", 2, "restartPolicy: Never")
+	v3 := ruleTask(t, "app", 3)
+	for _, tc := range []struct {
+		name    string
+		node    invariants.Node
+		want    []string // "kind subject"
+		rolling []string // tasks mid-rollout
+	}{
+		{name: "converged, one container", node: node([]desired.Task{v2}, fakeCtr{tk: v2, status: containerd.Running})},
+		{name: "converged after a rollout: the new one proved",
+			node: node([]desired.Task{v2}, fakeCtr{tk: v2, status: containerd.Running, labels: provenAt})},
+
+		// Rolled back: the last good container serves the refused spec.
+		{name: "rolled back, the old container runs again",
+			node: node([]desired.Task{v2}, fakeCtr{tk: v1, status: containerd.Running, labels: rolledBack(v2.Hash(), false)})},
+		{name: "rolled back, but the old container is stopped (policy Always)",
+			node: node([]desired.Task{v2}, fakeCtr{tk: v1, status: containerd.Stopped, exit: 137, labels: rolledBack(v2.Hash(), true)}),
+			want: []string{"not-running app"}},
+		{name: "rolled back under policy Never, the old container exited",
+			node: node([]desired.Task{n2}, fakeCtr{tk: n1, status: containerd.Stopped, exit: 1, labels: rolledBack(n2.Hash(), false)})},
+		{name: "rolled back, the old container has no task",
+			node: node([]desired.Task{v2}, fakeCtr{tk: v1, labels: rolledBack(v2.Hash(), false)}),
+			want: []string{"not-running app"}},
+		{name: "rolled back, the new container still there",
+			node: node([]desired.Task{v2}, fakeCtr{tk: v1, status: containerd.Running, labels: rolledBack(v2.Hash(), false)}, fakeCtr{tk: v2, status: containerd.Stopped, exit: 1}),
+			want: []string{"duplicate app"}},
+		{name: "rolled-back label without proven does not count",
+			node: node([]desired.Task{v2}, fakeCtr{tk: v1, status: containerd.Running, labels: map[string]string{observed.LabelRolledBack: rolledBack(v2.Hash(), false)[observed.LabelRolledBack]}}),
+			want: []string{"missing app"}},
+		{name: "rolled back for another hash: the change asked now is missing",
+			node: node([]desired.Task{v3}, fakeCtr{tk: v1, status: containerd.Running, labels: rolledBack(v2.Hash(), false)}),
+			want: []string{"missing app"}},
+
+		// Mid-rollout.
+		{name: "stop-first mid-rollout: old held stopped, new running",
+			node:    node([]desired.Task{v2}, fakeCtr{tk: v1, status: containerd.Stopped, exit: 0, labels: map[string]string{observed.LabelProven: provenAt[observed.LabelProven], observed.LabelHeldFor: v2.Hash()}}, fakeCtr{tk: v2, status: containerd.Running}),
+			rolling: []string{"app"}},
+		{name: "stop-first mid-rollout: new crash-looping (its process is the rollout's)",
+			node:    node([]desired.Task{v2}, fakeCtr{tk: v1, status: containerd.Stopped, labels: provenAt}, fakeCtr{tk: v2, status: containerd.Stopped, exit: 1}),
+			rolling: []string{"app"}},
+		{name: "stop-first mid-rollout: both running",
+			node:    node([]desired.Task{v2}, fakeCtr{tk: v1, status: containerd.Running, labels: provenAt}, fakeCtr{tk: v2, status: containerd.Running}),
+			want:    []string{"overlap app"},
+			rolling: []string{"app"}},
+		{name: "stop-first mid-rollout: old paused, new running",
+			node:    node([]desired.Task{v2}, fakeCtr{tk: v1, status: containerd.Paused, labels: provenAt}, fakeCtr{tk: v2, status: containerd.Running}),
+			want:    []string{"overlap app"},
+			rolling: []string{"app"}},
+		{name: "start-first mid-rollout: both running",
+			node:    node([]desired.Task{s2}, fakeCtr{tk: s1, status: containerd.Running, labels: provenAt}, fakeCtr{tk: s2, status: containerd.Running}),
+			rolling: []string{"app"}},
+		{name: "mid-rollout with no container at all is missing",
+			node: node([]desired.Task{v2}),
+			want: []string{"missing app"}},
+		{name: "old held, new not created yet: missing",
+			node: node([]desired.Task{v2}, fakeCtr{tk: v1, status: containerd.Stopped, labels: provenAt}),
+			want: []string{"missing app"}},
+		{name: "two containers, neither proven: duplicate",
+			node: node([]desired.Task{v2}, fakeCtr{tk: v1, status: containerd.Running}, fakeCtr{tk: v2, status: containerd.Running}),
+			want: []string{"duplicate app"}},
+		{name: "both proven (the new one marked, the old not yet gone): duplicate",
+			node: node([]desired.Task{v2}, fakeCtr{tk: v1, status: containerd.Stopped, labels: provenAt}, fakeCtr{tk: v2, status: containerd.Running, labels: provenAt}),
+			want: []string{"duplicate app"}},
+		{name: "three containers: duplicate, not a rollout",
+			node: node([]desired.Task{v3}, fakeCtr{tk: v1, status: containerd.Stopped, labels: provenAt}, fakeCtr{tk: v2, status: containerd.Stopped}, fakeCtr{tk: v3, status: containerd.Running}),
+			want: []string{"duplicate app"}},
+		{name: "a rollout's containers of a task no longer desired leak",
+			node: node(nil, fakeCtr{tk: v1, status: containerd.Stopped, labels: provenAt}, fakeCtr{tk: v2, status: containerd.Running}),
+			want: []string{"leaked " + observed.ContainerID("app", v1.Hash()), "leaked " + observed.ContainerID("app", v2.Hash())}},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			vs := invariants.Violations(tc.node, invariants.Baseline{})
+			var got []string
+			for _, v := range vs {
+				got = append(got, string(v.Kind)+" "+v.Subject)
+			}
+			slices.Sort(got)
+			slices.Sort(tc.want)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("violations %q, want %q:\n%v", got, tc.want, vs)
+			}
+			var rolling []string
+			for _, r := range invariants.Rollouts(tc.node) {
+				rolling = append(rolling, r.Task)
+			}
+			if !slices.Equal(rolling, tc.rolling) {
+				t.Errorf("rollouts %q, want %q", rolling, tc.rolling)
+			}
+		})
+	}
+}
