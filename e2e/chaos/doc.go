@@ -17,11 +17,24 @@
 //  7. health: random tasks turn unhealthy (their health marker removed
 //     behind their back); each is stopped, restarted by its policy and
 //     healthy again, and no other task moves.
+//  8. update: random tasks get a changed spec that fails to prove itself
+//     (exits at once, fails its health check, never turns healthy before
+//     its progressDeadline) or, now and then, a good one; a third of the
+//     time the reconciler is killed during the rollout. A bad change is
+//     rolled back to the same container (same ID and snapshot), a good
+//     one leaves its new container alone, proven; the old container is
+//     kept until then, and a stop-first task never runs both.
+//
+// A changed spec of a running task is a rollout (the new container proves
+// itself for minReady, 1s in the suite's tasks): the checker does not
+// count a rollout under way as a violation, and the suite does not count
+// it as converged (invariants.Rollouts).
 //
 // Every task of every kind has an exec health check that passes, so that
 // each fault also meets probes in flight.
 //
 // `go test ./e2e/chaos/` runs one iteration of each (part of make test);
+// -chaos.kinds=update,kill runs only those kinds;
 // `make chaos` runs many (-chaos.iterations, -chaos.duration) and prints a
 // table of faults by kind, convergence times (p50, p99) and violations. The
 // random seed is printed and taken by -chaos.seed, so a failure replays.

@@ -47,6 +47,9 @@ type world struct {
 func newWorld(t *testing.T, kind, address, state string, flags ...string) *world {
 	t.Helper()
 	requireEnv(t)
+	if kind != "checker" && !slices.Contains(selectedKinds(), kind) {
+		t.Skipf("kind %s not in -chaos.kinds=%s", kind, *flagKinds)
+	}
 	if address == "" {
 		address = env.address
 	}
@@ -105,11 +108,20 @@ func (w *world) runcRoot() string {
 // Every task has an exec health check that passes: the faults meet probes
 // in flight (a probe a killed reconciler left, containerd away mid-probe,
 // no room for the FIFOs), and none may make a task unhealthy. An extra
-// "healthCheck:" line replaces it.
+// "healthCheck:" line replaces it. Every task has minReady 1s (an extra
+// "minReady:" line replaces it): a changed spec of a running task is a
+// rollout, which the suite waits out (see waitConverged), and the
+// default 10s would add that much to each.
 func taskYAML(name string, version int, extra ...string) string {
 	spec := []string{"stopGracePeriod: 2s", testenv.EnvSpec("VERSION", strconv.Itoa(version))}
-	if !slices.ContainsFunc(extra, func(l string) bool { return strings.HasPrefix(l, "healthCheck:") }) {
+	has := func(key string) bool {
+		return slices.ContainsFunc(extra, func(l string) bool { return strings.HasPrefix(l, key) })
+	}
+	if !has("healthCheck:") {
 		spec = append(spec, passingCheck)
+	}
+	if !has("minReady:") {
+		spec = append(spec, "minReady: 1s")
 	}
 	return testenv.Manifest(name, append(spec, extra...)...)
 }
@@ -238,8 +250,8 @@ func (w *world) baseline(tasks ...string) invariants.Baseline {
 // least one resync of the reconciler, so that a late action shows.
 const settle = 2500 * time.Millisecond
 
-// converge waits until every invariant holds (and still holds after the
-// settle time), and records the fault with the time from since to the
+// converge waits until every invariant holds and no rollout is under way
+// (and both still hold after the settle time), and records the fault with the time from since to the
 // first clean check. A fault that does not converge in -chaos.converge
 // records its violations and fails the test.
 func (w *world) converge(what string, since time.Time, b invariants.Baseline) time.Duration {
@@ -259,19 +271,22 @@ func (w *world) waitConverged(what string, since time.Time, b invariants.Baselin
 	w.t.Helper()
 	deadline := since.Add(*flagConverge)
 	var last []invariants.Violation
+	var rolling []invariants.Rollout
 	var took time.Duration
 	clean := time.Time{}
 	for {
 		w.noCrash()
-		vs, err := w.check.Check(w.t.Context(), b)
+		vs, ro, err := w.check.CheckRollouts(w.t.Context(), b)
 		if err != nil {
 			vs = []invariants.Violation{{Kind: invariants.CheckFailure, Subject: "containerd", Detail: err.Error()}}
 		}
 		now := time.Now()
 		switch {
-		case len(vs) > 0:
+		case len(vs) > 0 || len(ro) > 0:
+			// A rollout under way is no violation, but not the end either:
+			// it ends in its new container or in a rollback.
 			clean = time.Time{}
-			last = vs
+			last, rolling = vs, ro
 		case clean.IsZero():
 			clean, took = now, now.Sub(since)
 		case now.Sub(clean) >= settle:
@@ -291,7 +306,11 @@ func (w *world) waitConverged(what string, since time.Time, b invariants.Baselin
 			if record {
 				stats.record(w.kind, -1, max(n, 1))
 			}
-			w.t.Errorf("%s: no convergence after %s (seed %d); %d violations:\n%s", what, *flagConverge, env.seed, len(last), violationList(last))
+			var still string
+			for _, r := range rolling {
+				still += fmt.Sprintf("  still mid-rollout: %s\n", r)
+			}
+			w.t.Errorf("%s: no convergence after %s (seed %d); %d violations:\n%s%s", what, *flagConverge, env.seed, len(last), violationList(last), still)
 			w.dump()
 			return -1
 		}
@@ -370,7 +389,7 @@ func (w *world) jitter(d time.Duration) time.Duration {
 // iterations runs one fault iteration at a time: at least -chaos.iterations,
 // and while this kind's share of -chaos.duration lasts.
 func iterations(t *testing.T, each func(i int)) {
-	share := *flagDuration / time.Duration(len(kinds))
+	share := *flagDuration / time.Duration(len(selectedKinds()))
 	began := time.Now()
 	for i := 0; i < *flagIterations || time.Since(began) < share; i++ {
 		if t.Failed() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ var (
 	flagSeed       = flag.Int64("chaos.seed", 0, "random seed (0: from the clock); printed, so that a run can be replayed")
 	flagReport     = flag.String("chaos.report", "", "also write the table to this file (markdown)")
 	flagConverge   = flag.Duration("chaos.converge", 90*time.Second, "longest wait for convergence after a fault before the remaining violations count")
+	flagKinds      = flag.String("chaos.kinds", "", "comma-separated fault kinds to run (e.g. update,kill); empty: all. The checker's own tests always run")
 )
 
 // env is what TestMain prepared for every test.
@@ -33,7 +35,21 @@ var env struct {
 }
 
 // kinds are the fault kinds, in table order.
-var kinds = []string{"kill", "containerd", "ctr", "image", "flood", "disk", "health"}
+var kinds = []string{"kill", "containerd", "ctr", "image", "flood", "disk", "health", "update"}
+
+// selectedKinds are the kinds this run injects: -chaos.kinds, or all.
+func selectedKinds() []string {
+	if *flagKinds == "" {
+		return kinds
+	}
+	var out []string
+	for _, k := range strings.Split(*flagKinds, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -42,6 +58,12 @@ func TestMain(m *testing.M) {
 
 func testMain(m *testing.M) int {
 	env.seed = *flagSeed
+	for _, k := range selectedKinds() {
+		if !slices.Contains(kinds, k) {
+			fmt.Fprintf(os.Stderr, "chaos: unknown kind %q in -chaos.kinds (kinds: %s)\n", k, strings.Join(kinds, ", "))
+			return 2
+		}
+	}
 	if env.seed == 0 {
 		env.seed = time.Now().UnixNano() % 1_000_000_007
 	}

@@ -40,6 +40,19 @@ func (c *collector) record(kind string, took time.Duration, violations int) {
 	k.violations += violations
 }
 
+// violated adds n violations to kind's count without a fault: what a
+// fault's own checks saw while it converged (see the update kind).
+func (c *collector) violated(kind string, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := c.by[kind]
+	if k == nil {
+		k = &kindStats{}
+		c.by[kind] = k
+	}
+	k.violations += n
+}
+
 func (c *collector) note(format string, args ...any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
