@@ -223,14 +223,20 @@ func cmdWait(args []string, stdout, stderr io.Writer) int {
 	client := newAPIClient(cf.stateDir, cf.api)
 
 	last := map[string]string{}
+	for _, name := range pending {
+		last[name] = name + ": no answer from the daemon"
+	}
 	for {
 		var still []string
-		for _, name := range pending {
+		for i, name := range pending {
 			var st reconcile.TaskStatus
 			err := client.get(ctx, "/status/"+name, &st)
 			found := err == nil
 			if err != nil && !errors.Is(err, errNoTask) {
 				if ctx.Err() != nil {
+					// The timeout came during the request: this task and
+					// those after it are still pending.
+					still = append(still, pending[i:]...)
 					break
 				}
 				fmt.Fprintln(stderr, "reconciler wait:", err)

@@ -147,3 +147,22 @@ func TestWaitRolledBack(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitTimesOutDuringARequest: a timeout that comes while the daemon
+// has not answered is a timeout (exit 1), not success.
+func TestWaitTimesOutDuringARequest(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	var stdout, stderr strings.Builder
+	code := cmdWait([]string{"web", "--api", strings.TrimPrefix(srv.URL, "http://"), "--timeout", "200ms"}, &stdout, &stderr)
+	if want := "timed out waiting for web to be running; last status web: no answer from the daemon\n"; code != exitFailure || stderr.String() != want {
+		t.Errorf("exit %d, stderr %q; want %d, %q", code, stderr.String(), exitFailure, want)
+	}
+}
