@@ -38,6 +38,7 @@ const (
 	LabelCreatedAt = "io.warren.created-at" // RFC 3339 time of the create, by the reconciler's clock: a rollout's deadline counts from it
 	LabelProven    = "io.warren.proven"     // RFC 3339 time the container proved itself: it is the task's last good container
 	LabelHeldFor   = "io.warren.held-for"   // spec hash of the change a stop-first rollout stopped this (last good) container for
+	LabelHeldAt    = "io.warren.held-at"    // RFC 3339 time it was stopped for it: the deadline of a new container that cannot even be made
 	// LabelRolledBack is on the last good container after a rollback: the
 	// JSON of a Rollback, naming the spec hash that is not tried again.
 	LabelRolledBack = "io.warren.rolled-back"
@@ -105,6 +106,7 @@ type Container struct {
 	// HeldFor is the spec hash of the change a stop-first rollout stopped
 	// it for, while the new container proves itself.
 	HeldFor string
+	HeldAt  time.Time
 	// RolledBack is the change rolled back to this container, nil when none.
 	RolledBack *Rollback
 	// Revision is its LabelRevision, "" for a container named by its spec
@@ -305,7 +307,7 @@ func decode(r Raw) (Container, string) {
 	for _, f := range []struct {
 		key string
 		dst *time.Time
-	}{{LabelStartedAt, &c.StartedAt}, {LabelCreatedAt, &c.Created}, {LabelProven, &c.Proven}} {
+	}{{LabelStartedAt, &c.StartedAt}, {LabelCreatedAt, &c.Created}, {LabelProven, &c.Proven}, {LabelHeldAt, &c.HeldAt}} {
 		if v := r.Labels[f.key]; v != "" {
 			t, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {

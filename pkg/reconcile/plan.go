@@ -205,6 +205,9 @@ func planTask(name string, t *desired.Task, have []observed.Container, want desi
 			return []Action{{Op: OpBlocked, Task: name, ContainerID: id,
 				Reason: "container id taken by an unmanaged container (" + reason + "); remove it to let the task run"}}
 		}
+		if back := heldTooLong(name, key, t, good, others, now); back != nil {
+			return back
+		}
 		if w := await(name, id, t, f.peers); w != nil {
 			return w
 		}

@@ -132,7 +132,7 @@ func keepGood(name string, t *desired.Task, good *observed.Container, have []obs
 // resume starts the last good container again after a rollout stopped it.
 func resume(good observed.Container, reason string, now time.Time) Action {
 	labels := observed.StartLabels(now, good.Restarts, good.Streak)
-	labels[observed.LabelHeldFor] = "" // removed
+	labels[observed.LabelHeldFor], labels[observed.LabelHeldAt] = "", "" // removed
 	return Action{Op: OpStart, Task: good.Task, ContainerID: good.ID, Reason: reason, Labels: labels}
 }
 
@@ -154,7 +154,7 @@ func beginRollout(name, id, hash string, t *desired.Task, good *observed.Contain
 		keep = fmt.Sprintf("image %s moved to %s; kept until the new container proves itself", t.Spec.Image, d)
 	}
 	if t.Spec.UpdateStrategy != desired.UpdateStartFirst && good.HeldFor != hash {
-		labels[observed.LabelHeldFor] = hash
+		labels[observed.LabelHeldFor], labels[observed.LabelHeldAt] = hash, observed.TimeLabel(now)
 	}
 	switch {
 	case t.Spec.UpdateStrategy != desired.UpdateStartFirst && isLive(good.Status):
@@ -173,6 +173,29 @@ func beginRollout(name, id, hash string, t *desired.Task, good *observed.Contain
 	create[0].Rollout, create[0].From, create[0].Since = rolloutStarted, good.ID, now
 	create[1].Proving = true
 	return append(actions, create...)
+}
+
+// heldTooLong plans the rollback of a stop-first rollout whose new
+// container could not be created and started within the deadline (its
+// creates fail, its image cannot be had): the kept container runs again,
+// the change is refused. nil while there is time left.
+func heldTooLong(name, hash string, t *desired.Task, good *observed.Container, others []observed.Container, now time.Time) []Action {
+	if good.HeldFor != hash || good.HeldAt.IsZero() || now.Before(good.HeldAt.Add(t.Spec.Deadline())) {
+		return nil
+	}
+	why := fmt.Sprintf("no new container created and started within %s", t.Spec.Deadline())
+	var actions []Action
+	for _, c := range others {
+		actions = append(actions, remove(c, "rolled back: "+why)...)
+	}
+	rb := observed.Rollback{Hash: hash, Reason: why, At: now}
+	actions = append(actions, Action{Op: OpMark, Task: name, ContainerID: good.ID, Reason: "rolling back: " + why,
+		Labels: map[string]string{observed.LabelRolledBack: observed.RollbackLabel(rb)}, Rollout: rolloutRolledBack,
+		From: good.ID, Since: good.HeldAt})
+	if good.Status != observed.Running && good.Status != observed.Paused {
+		actions = append(actions, resume(*good, "rolled back: "+why, now))
+	}
+	return actions
 }
 
 // continueRollout plans a rollout under way: the new container cur has
@@ -208,6 +231,9 @@ func continueRollout(name, hash string, t *desired.Task, cur, good *observed.Con
 	if t.Spec.UpdateStrategy != desired.UpdateStartFirst && isLive(good.Status) {
 		// A stop cut short (the reconciler killed mid-stop): finish it.
 		labels := map[string]string{observed.LabelHeldFor: hash}
+		if good.HeldFor != hash {
+			labels[observed.LabelHeldAt] = observed.TimeLabel(now)
+		}
 		actions = append(actions, Action{Op: OpStop, Task: name, ContainerID: good.ID,
 			Reason:     fmt.Sprintf("spec changed (hash %s -> %s); kept until the new container proves itself", good.SpecHash, hash),
 			StopSignal: good.StopSig, StopGrace: good.StopGrace, Labels: labels})

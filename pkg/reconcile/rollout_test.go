@@ -44,13 +44,14 @@ func TestPlanRollout(t *testing.T) {
 		proven        bool
 		heldFor       string
 		rolledBack    string
+		heldAt        time.Time
 		restarts      int
 		exit          uint32
 		containerdAge time.Duration
 	}
 	c := func(tk desired.Task, l lbl) observed.Container {
 		ct := container(tk, l.status)
-		ct.StartedAt, ct.Created, ct.HeldFor, ct.Restarts, ct.ExitCode = l.started, l.created, l.heldFor, l.restarts, l.exit
+		ct.StartedAt, ct.Created, ct.HeldFor, ct.Restarts, ct.ExitCode, ct.HeldAt = l.started, l.created, l.heldFor, l.restarts, l.exit, l.heldAt
 		ct.CreatedAt = ago(l.containerdAge)
 		if l.status == observed.Stopped {
 			ct.ExitedAt = ago(time.Second)
@@ -101,6 +102,12 @@ func TestPlanRollout(t *testing.T) {
 		{name: "a stop cut short is resumed: the good one held, the new one not yet created",
 			want: v2, have: []observed.Container{c(v1, held(v2))},
 			exp: []step{{OpCreate, id(v2)}, {OpStart, id(v2)}}, changing: true},
+		{name: "a new container that cannot be made: tried again within the deadline",
+			want: v2, have: []observed.Container{c(v1, lbl{status: observed.Stopped, started: ago(time.Hour), proven: true, heldFor: v2.Hash(), heldAt: ago(4 * time.Minute), exit: 143})},
+			exp: []step{{OpCreate, id(v2)}, {OpStart, id(v2)}}, changing: true},
+		{name: "a new container that cannot be made: rolled back past the deadline",
+			want: v2, have: []observed.Container{c(v1, lbl{status: observed.Stopped, started: ago(time.Hour), proven: true, heldFor: v2.Hash(), heldAt: ago(6 * time.Minute), exit: 143})},
+			exp: []step{{OpMark, id(v1)}, {OpStart, id(v1)}}, reason: "no new container created and started within 5m0s", changing: true},
 		{name: "in progress: the new one runs, not yet minReady",
 			want: v2, have: []observed.Container{c(v1, held(v2)), c(v2, running(3*time.Second))},
 			exp: []step{{OpRollout, id(v2)}}, reason: "proving itself"},
@@ -192,7 +199,8 @@ func TestPlanRolloutLabels(t *testing.T) {
 
 	begin := Plan(want, observed.State{Containers: []observed.Container{good}}, now)
 	stop, create := begin[0], begin[1]
-	if stop.Labels[observed.LabelHeldFor] != v2.Hash() || stop.Labels[observed.LabelProven] != observed.TimeLabel(now) {
+	if stop.Labels[observed.LabelHeldFor] != v2.Hash() || stop.Labels[observed.LabelProven] != observed.TimeLabel(now) ||
+		stop.Labels[observed.LabelHeldAt] != observed.TimeLabel(now) {
 		t.Errorf("stop of the good container labels %v: want held-for %s and proven", stop.Labels, v2.Hash())
 	}
 	if create.Labels[observed.LabelCreatedAt] != observed.TimeLabel(now) || create.Rollout != rolloutStarted || create.From != good.ID {
