@@ -260,7 +260,11 @@ func Violations(n Node, b Baseline) []Violation {
 		if !ct.Owned {
 			continue
 		}
-		if ct.Task == "" || ct.Labels[observed.LabelSpecHash] == "" || ct.ID != observed.ContainerID(ct.Task, ct.Labels[observed.LabelSpecHash]) {
+		want := observed.ContainerID(ct.Task, ct.Labels[observed.LabelSpecHash])
+		if rev := ct.Labels[observed.LabelRevision]; rev != "" {
+			want += "-" + rev // the container of a moved tag (observed.RevisionID)
+		}
+		if ct.Task == "" || ct.Labels[observed.LabelSpecHash] == "" || ct.ID != want {
 			add(BadLabels, ct.ID, "ownership label with task %q and spec hash %q", ct.Task, ct.Labels[observed.LabelSpecHash])
 			continue
 		}
@@ -275,7 +279,9 @@ func Violations(n Node, b Baseline) []Violation {
 		cs := byTask[name]
 		var mine *Container
 		for i := range cs {
-			if cs[i].ID == id {
+			// The container of the spec, or the newest of a moved tag's
+			// (observed.RevisionID: the same spec hash, another digest).
+			if cs[i].ID == id || (mine == nil && strings.HasPrefix(cs[i].ID, id+"-") && cs[i].Labels[observed.LabelSpecHash] == t.Hash()) {
 				mine = &cs[i]
 			}
 		}
