@@ -38,6 +38,7 @@ type fakeCtr struct {
 	status containerd.ProcessStatus // "" for a container with no task
 	exit   uint32
 	labels map[string]string
+	rev    string // a moved tag's revision (ID NAME-HASH-REV), "" for none
 }
 
 func (c fakeCtr) container() invariants.Container {
@@ -47,6 +48,10 @@ func (c fakeCtr) container() invariants.Container {
 		labels[k] = v
 	}
 	id := observed.ContainerID(name, hash)
+	if c.rev != "" {
+		id += "-" + c.rev
+		labels[observed.LabelRevision] = c.rev
+	}
 	ct := invariants.Container{ID: id, Labels: labels, Snapshot: id, Task: name, Owned: true}
 	if c.status != "" {
 		ct.HasTask, ct.Status, ct.Pid, ct.ExitCode = true, c.status, 100, c.exit
@@ -136,6 +141,20 @@ func TestCheckerRolloutRules(t *testing.T) {
 		{name: "start-first mid-rollout: both running",
 			node:    node([]desired.Task{s2}, fakeCtr{tk: s1, status: containerd.Running, labels: provenAt}, fakeCtr{tk: s2, status: containerd.Running}),
 			rolling: []string{"app"}},
+		{name: "moved tag, stop-first: old held stopped, the new digest's container running",
+			node:    node([]desired.Task{v2}, fakeCtr{tk: v2, status: containerd.Stopped, labels: provenAt}, fakeCtr{tk: v2, rev: "0123456789ab", status: containerd.Running}),
+			rolling: []string{"app"}},
+		{name: "moved tag, stop-first: both running",
+			node:    node([]desired.Task{v2}, fakeCtr{tk: v2, status: containerd.Running, labels: provenAt}, fakeCtr{tk: v2, rev: "0123456789ab", status: containerd.Running}),
+			want:    []string{"overlap app"},
+			rolling: []string{"app"}},
+		{name: "moved tag, start-first: both running",
+			node:    node([]desired.Task{s2}, fakeCtr{tk: s2, status: containerd.Running, labels: provenAt}, fakeCtr{tk: s2, rev: "0123456789ab", status: containerd.Running}),
+			rolling: []string{"app"}},
+		{name: "moved tag rolled out: the new digest's container alone, proven",
+			node: node([]desired.Task{v2}, fakeCtr{tk: v2, rev: "0123456789ab", status: containerd.Running, labels: provenAt})},
+		{name: "moved tag rolled back (hash@digest refused): the old container alone",
+			node: node([]desired.Task{v2}, fakeCtr{tk: v2, status: containerd.Running, labels: rolledBack(v2.Hash()+"@sha256:0123456789abcdef", false)})},
 		{name: "mid-rollout with no container at all is missing",
 			node: node([]desired.Task{v2}),
 			want: []string{"missing app"}},

@@ -289,13 +289,13 @@ func Violations(n Node, b Baseline) []Violation {
 			// The desired spec was rolled back: the last good container
 			// serves the task, alone, as its restart policy says.
 			mine = good
-		} else if from := rollingFrom(cs, mine); from != nil {
+		} else if from, to := rollout(cs, id, t.Hash()); from != nil {
 			// Mid-rollout: the new container proves itself while the
 			// last good one is kept (stopped for stop-first). Its process
 			// is the rollout's to judge; never both running for
 			// stop-first.
-			if t.Spec.UpdateStrategy != desired.UpdateStartFirst && live(from.Status) && live(mine.Status) {
-				add(Overlap, name, "stop-first rollout with both containers %s: old %s (pid %d) and new %s (pid %d)", mine.Status, from.ID, from.Pid, mine.ID, mine.Pid)
+			if t.Spec.UpdateStrategy != desired.UpdateStartFirst && live(from.Status) && live(to.Status) {
+				add(Overlap, name, "stop-first rollout with both containers %s: old %s (pid %d) and new %s (pid %d)", to.Status, from.ID, from.Pid, to.ID, to.Pid)
 			}
 			continue
 		}
@@ -410,20 +410,23 @@ func refusedBy(cs []Container, hash string) *Container {
 	return nil
 }
 
-// rollingFrom returns, when the task of cs is mid-rollout, the last good
-// container the rollout keeps: mine (the container of the desired spec)
-// exists and has not proved itself, and the task's one other container
-// has. nil otherwise.
-func rollingFrom(cs []Container, mine *Container) *Container {
-	if mine == nil || proven(*mine) || len(cs) != 2 {
-		return nil
+// rollout returns, when the task of cs is mid-rollout, the last good
+// container the rollout keeps (from) and the new one (to): the task has two
+// containers, the new one of the desired spec (its ID id, or a moved tag's
+// revision of it, id-REVISION with spec hash hash) and not proven, the
+// other proven. nils otherwise.
+func rollout(cs []Container, id, hash string) (from, to *Container) {
+	if len(cs) != 2 {
+		return nil, nil
 	}
-	for i, ct := range cs {
-		if ct.ID != mine.ID && proven(ct) {
-			return &cs[i]
+	for i := range cs {
+		c, other := &cs[i], &cs[1-i]
+		ofSpec := c.ID == id || (strings.HasPrefix(c.ID, id+"-") && c.Labels[observed.LabelSpecHash] == hash)
+		if ofSpec && !proven(*c) && proven(*other) {
+			return other, c
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // live reports whether a task's process is there (running or paused).
@@ -431,8 +434,8 @@ func live(s containerd.ProcessStatus) bool {
 	return s == containerd.Running || s == containerd.Paused
 }
 
-// Rollout is a desired task mid-rollout: its new container From is proving
-// itself, the last good one To is kept.
+// Rollout is a desired task mid-rollout: its new container To is proving
+// itself, the last good one From is kept.
 type Rollout struct {
 	Task string
 	From string // the last good container
@@ -455,18 +458,11 @@ func Rollouts(n Node) []Rollout {
 	var out []Rollout
 	for name, t := range n.Desired.Tasks {
 		cs := byTask[name]
-		id := observed.ContainerID(name, t.Hash())
-		var mine *Container
-		for i := range cs {
-			if cs[i].ID == id {
-				mine = &cs[i]
-			}
-		}
 		if refusedBy(cs, t.Hash()) != nil {
 			continue
 		}
-		if from := rollingFrom(cs, mine); from != nil {
-			out = append(out, Rollout{Task: name, From: from.ID, To: mine.ID})
+		if from, to := rollout(cs, observed.ContainerID(name, t.Hash()), t.Hash()); from != nil {
+			out = append(out, Rollout{Task: name, From: from.ID, To: to.ID})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Task < out[j].Task })
