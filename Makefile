@@ -43,14 +43,15 @@ build: ## build the binary into build/reconciler, the log driver embedded
 image: ## build the example image archive (from e2e/testapp) into build/images
 	$(GO) run ./e2e/mkimage -o $(IMAGES)/testapp.tar
 
-deps: ## install containerd and runc when missing (as root, with apt-get)
-	@if command -v containerd >/dev/null && command -v runc >/dev/null && command -v containerd-shim-runc-v2 >/dev/null; then \
+deps: ## install containerd, runc, the CNI plugins and iptables when missing (as root, with apt-get)
+	@if command -v containerd >/dev/null && command -v runc >/dev/null && command -v containerd-shim-runc-v2 >/dev/null \
+		&& [ -x /usr/lib/cni/bridge -o -x /opt/cni/bin/bridge ] && command -v iptables >/dev/null; then \
 		exit 0; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing containerd and runc with apt-get"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd runc >/dev/null; \
+		echo "installing containerd, runc, containernetworking-plugins and iptables with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd runc containernetworking-plugins iptables >/dev/null; \
 	else \
-		echo "containerd and runc are needed: as root run 'apt-get install -y containerd runc' (Debian/Ubuntu)"; \
+		echo "containerd, runc, the CNI plugins and iptables are needed: as root run 'apt-get install -y containerd runc containernetworking-plugins iptables' (Debian/Ubuntu)"; \
 		[ "$$CI" != true ] || exit 1; \
 	fi
 

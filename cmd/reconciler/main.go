@@ -167,7 +167,7 @@ func (c *common) connect(ctx context.Context, log logr.Logger, start bool, extra
 	if start { // the daemon imports archives and runs tasks; plan only looks
 		opts = append(opts, runtime.WithImagesDir(c.images))
 	}
-	opts = append(opts, c.node.options(c.stateDir, start, log)...)
+	opts = append(opts, c.node.options(c.stateDir, c.namespace, start, log)...)
 	opts = append(opts, extra...)
 	if c.runcRoot != "" {
 		opts = append(opts, runtime.WithRuncRoot(c.runcRoot))

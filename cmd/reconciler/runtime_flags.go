@@ -29,8 +29,14 @@ type nodeFlags struct {
 	registryConfig  string
 	logMaxSize      string
 	logMaxFiles     int
+	hostPorts       string
+	bridge          string
+	bridgeSubnet    string
+	cniPluginDirs   listFlag
+	netRunDir       string
 
-	maxSize int64 // parsed logMaxSize
+	maxSize int64               // parsed logMaxSize
+	ports   []runtime.PortRange // parsed hostPorts
 }
 
 func (n *nodeFlags) register(fs *flag.FlagSet) {
@@ -42,6 +48,11 @@ func (n *nodeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&n.registryConfig, "registry-config", "", "Docker-style config.json with registry credentials (default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json; a missing file means anonymous pulls)")
 	fs.StringVar(&n.logMaxSize, "log-max-size", "10Mi", "task log files are rotated at this size (bytes, or a quantity such as 512Ki, 10Mi)")
 	fs.IntVar(&n.logMaxFiles, "log-max-files", logfile.DefaultMaxFiles, "task log files kept per container, the current one included")
+	fs.StringVar(&n.hostPorts, "allowed-host-ports", runtime.DefaultAllowedHostPorts, "node policy: host ports bridge tasks may publish (ports and ranges, comma-separated)")
+	fs.StringVar(&n.bridge, "bridge", runtime.DefaultBridge, "the Linux bridge of network: bridge tasks")
+	fs.StringVar(&n.bridgeSubnet, "bridge-subnet", runtime.DefaultBridgeSubnet, "IPv4 subnet of the bridge (the default is used by none of Docker, Podman and nerdctl)")
+	fs.Var(&n.cniPluginDirs, "cni-plugin-dirs", "where the CNI plugins are (comma-separated; default /usr/lib/cni,/opt/cni/bin)")
+	fs.StringVar(&n.netRunDir, "network-run-dir", "", "where network namespaces are pinned and addresses leased (default /run/reconciler/NAMESPACE; keep it on a tmpfs)")
 }
 
 func (n *nodeFlags) check() error {
@@ -68,6 +79,14 @@ func (n *nodeFlags) check() error {
 			return fmt.Errorf("--allowed-secret-sources: %q is not an absolute path", s)
 		}
 	}
+	ports, err := runtime.ParsePortRanges(n.hostPorts)
+	if err != nil {
+		return fmt.Errorf("--allowed-host-ports: %w", err)
+	}
+	n.ports = ports
+	if n.netRunDir != "" && !filepath.IsAbs(n.netRunDir) {
+		return fmt.Errorf("--network-run-dir: %q is not an absolute path", n.netRunDir)
+	}
 	if n.registryConfig == "" {
 		n.registryConfig = runtime.DefaultRegistryConfig(os.Getenv)
 	}
@@ -77,7 +96,11 @@ func (n *nodeFlags) check() error {
 // options are the runtime options these flags make. withLogDriver makes the
 // shim run a log driver (the daemon's; see logDriverBinary); without it
 // (plan) nothing is started or written.
-func (n *nodeFlags) options(stateDir string, withLogDriver bool, log logr.Logger) []runtime.Option {
+func (n *nodeFlags) options(stateDir, namespace string, withLogDriver bool, log logr.Logger) []runtime.Option {
+	runDir := n.netRunDir
+	if runDir == "" {
+		runDir = filepath.Join(runtime.DefaultNetworkRunDir, namespace)
+	}
 	opts := []runtime.Option{
 		runtime.WithStateDir(stateDir),
 		runtime.WithPolicy(runtime.Policy{
@@ -86,8 +109,11 @@ func (n *nodeFlags) options(stateDir string, withLogDriver bool, log logr.Logger
 			AllowedBindSources:   n.bindSources,
 			AllowedSecretSources: n.secretSources,
 			AllowCompatSyscalls:  n.allowCompat,
+			AllowedHostPorts:     n.ports,
 		}),
 		runtime.WithRegistryConfig(n.registryConfig),
+		runtime.WithNetwork(runtime.Network{Name: "reconciler-" + namespace, Bridge: n.bridge, Subnet: n.bridgeSubnet,
+			PluginDirs: n.cniPluginDirs, RunDir: runDir}),
 	}
 	if withLogDriver {
 		bin, err := logDriverBinary(stateDir, func(err error, msg string) { log.Error(err, msg) })

@@ -95,7 +95,7 @@ func TestValidate(t *testing.T) {
 func TestValidateJSON(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
-	if err := os.WriteFile(bad, []byte("apiVersion: warren/v1\nkind: Task\nmetadata: {name: ok}\nspec: {image: nginx}\n---\napiVersion: warren/v1\nkind: Task\nmetadata: {name: b}\nspec: {image: nginx, network: bridge}\n"), 0o644); err != nil {
+	if err := os.WriteFile(bad, []byte("apiVersion: warren/v1\nkind: Task\nmetadata: {name: ok}\nspec: {image: nginx}\n---\napiVersion: warren/v1\nkind: Task\nmetadata: {name: b}\nspec: {image: nginx, network: overlay}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cycle := filepath.Join(dir, "cycle")
@@ -122,7 +122,7 @@ func TestValidateJSON(t *testing.T) {
 	if err := dec.Decode(&r); err != nil {
 		t.Fatalf("output is not the report: %v\n%s", err, out.String())
 	}
-	want := []validateError{{File: bad, Line: 9, Doc: 1, Field: "spec.network", Message: `must be one of host, none, got "bridge"`}}
+	want := []validateError{{File: bad, Line: 9, Doc: 1, Field: "spec.network", Message: `must be one of host, none, bridge, got "overlay"`}}
 	if len(r.Errors) != 1 || r.Errors[0] != want[0] {
 		t.Errorf("errors = %+v, want %+v", r.Errors, want)
 	}

@@ -202,7 +202,24 @@ var specMutations = map[string]func(*Spec){
 	"spec.secrets[].name":    func(s *Spec) { s.Secrets[0].Name = "key" },
 	"spec.secrets[].file":    func(s *Spec) { s.Secrets[0].File = "/etc/key" },
 	"spec.network":           func(s *Spec) { s.Network = NetworkNone },
-	"spec.securityContext":   func(s *Spec) { s.SecurityContext = nil },
+	"spec.ports": func(s *Spec) {
+		s.Network, s.Ports = NetworkBridge, []Port{{ContainerPort: 8080, Protocol: ProtocolTCP}}
+	},
+	"spec.ports[].containerPort": func(s *Spec) {
+		s.Network, s.Ports = NetworkBridge, []Port{{ContainerPort: 8081, Protocol: ProtocolTCP}}
+	},
+	"spec.ports[].protocol": func(s *Spec) {
+		s.Network, s.Ports = NetworkBridge, []Port{{ContainerPort: 8080, Protocol: ProtocolUDP}}
+	},
+	"spec.ports[].hostPort": func(s *Spec) {
+		s.Network, s.UpdateStrategy = NetworkBridge, UpdateStopFirst
+		s.Ports = []Port{{ContainerPort: 8080, HostPort: 8080, Protocol: ProtocolTCP}}
+	},
+	"spec.ports[].hostIP": func(s *Spec) {
+		s.Network, s.UpdateStrategy = NetworkBridge, UpdateStopFirst
+		s.Ports = []Port{{ContainerPort: 8080, HostPort: 8080, Protocol: ProtocolTCP, HostIP: "127.0.0.1"}}
+	},
+	"spec.securityContext":                        func(s *Spec) { s.SecurityContext = nil },
 	"spec.securityContext.readOnlyRootFilesystem": func(s *Spec) { s.SecurityContext.ReadOnlyRootFilesystem = false },
 	"spec.securityContext.privileged":             func(s *Spec) { s.SecurityContext.Privileged = true },
 	"spec.securityContext.capabilities":           func(s *Spec) { s.SecurityContext.Capabilities = nil },
@@ -286,7 +303,7 @@ func TestHashOmitsZeroFields(t *testing.T) {
 	required := map[string]bool{
 		"Spec.image": true, "EnvVar.name": true, "EnvVar.value": true, "Mount.type": true, "Mount.target": true,
 		"Secret.name": true, "Secret.file": true, "ExecProbe.command": true, "HTTPProbe.port": true, "TCPProbe.port": true,
-		"Dependency.task": true,
+		"Dependency.task": true, "Port.containerPort": true,
 	}
 	seen := map[reflect.Type]bool{}
 	var walk func(reflect.Type)

@@ -157,7 +157,7 @@ func TestJSONSchemaRefusesMistakes(t *testing.T) {
 	for _, frag := range []string{
 		"  bogus: 1\n",
 		"  imagePullPolicy: always\n",
-		"  network: bridge\n",
+		"  network: overlay\n",
 		"  restartPolicy: Sometimes\n",
 		"  updateStrategy: rolling\n",
 		"  user: nginx\n",

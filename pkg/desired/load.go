@@ -213,6 +213,10 @@ func (l *Loader) Load() State {
 		st.Broken[name] = err
 		delete(parsed, name)
 	}
+	for name, err := range hostPortClashes(st.Files, parsed, st.Broken, l.lastGood) {
+		st.Broken[name] = err
+		delete(parsed, name)
+	}
 	for name, err := range cycles(st.Files, parsed, st.Broken, l.lastGood) {
 		st.Broken[name] = err
 		delete(parsed, name)
@@ -462,4 +466,74 @@ func Ignored(name string) bool {
 	}
 	ext := filepath.Ext(name)
 	return ext != ".yaml" && ext != ".yml"
+}
+
+// hostPortClashes finds the host ports that two tasks publish (the valid
+// files' tasks and the last known good ones of the broken files): each
+// valid file with such a task is broken, its error at the port and naming
+// the other task and its file. A file that becomes broken falls back to its
+// last good tasks, which may clash in turn: repeat until nothing changes.
+func hostPortClashes(files []string, parsed map[string][]parsedTask, broken map[string]error, lastGood map[string][]Task) map[string]error {
+	type portClaim struct {
+		task, file     string
+		line, doc, idx int
+		lastGood       bool
+	}
+	out := map[string]error{}
+	for {
+		claims := map[string][]portClaim{} // "8080/TCP" -> who publishes it
+		add := func(t Task, c portClaim, lines []int) {
+			for i, p := range t.Spec.Ports {
+				if p.HostPort == 0 {
+					continue
+				}
+				c.task, c.idx = t.Metadata.Name, i
+				if i < len(lines) {
+					c.line = lines[i]
+				}
+				key := fmt.Sprintf("%d/%s", p.HostPort, orDefault(string(p.Protocol), string(ProtocolTCP)))
+				claims[key] = append(claims[key], c)
+			}
+		}
+		for _, f := range files {
+			if pts, ok := parsed[f]; ok && out[f] == nil {
+				for _, pt := range pts {
+					add(pt.task, portClaim{file: f, doc: pt.doc}, pt.portLine)
+				}
+				continue
+			}
+			if broken[f] != nil || out[f] != nil {
+				for _, t := range lastGood[f] {
+					add(t, portClaim{file: f, lastGood: true}, nil)
+				}
+			}
+		}
+		errs := map[string][]*Error{}
+		for _, key := range slices.Sorted(maps.Keys(claims)) {
+			cs := claims[key]
+			for _, c := range cs {
+				if c.lastGood {
+					continue
+				}
+				for _, o := range cs {
+					if o.task == c.task {
+						continue
+					}
+					msg := fmt.Sprintf("host port %s is also published by task %s (%s)", key, o.task, o.file)
+					if o.lastGood {
+						msg += ", whose file is broken: its last good spec still runs"
+					}
+					errs[c.file] = append(errs[c.file], &Error{File: c.file, Line: c.line, Doc: c.doc,
+						Field: fmt.Sprintf("spec.ports[%d].hostPort", c.idx), Msg: msg})
+					break
+				}
+			}
+		}
+		if len(errs) == 0 {
+			return out
+		}
+		for f, es := range errs {
+			out[f] = joinErrors(es)
+		}
+	}
 }

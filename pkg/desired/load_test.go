@@ -615,3 +615,32 @@ func TestParseDependsOn(t *testing.T) {
 		t.Errorf("Parse = %+v, %v; want the condition running by default", ts, err)
 	}
 }
+
+// TestLoaderHostPortClash: a host port published by two tasks breaks both
+// files, each error at its port and naming the other task's file; once one
+// lets go, both are good.
+func TestLoaderHostPortClash(t *testing.T) {
+	dir := t.TempDir()
+	l := NewLoader(dir)
+	l.grace = 0
+	bridge := func(name string, port int) string {
+		return fmt.Sprintf("apiVersion: warren/v1\nkind: Task\nmetadata: {name: %s}\nspec:\n  image: nginx\n  network: bridge\n  ports:\n    - {containerPort: 80, hostPort: %d}\n", name, port)
+	}
+	writeFile(t, dir, "a.yaml", bridge("web", 8080))
+	writeFile(t, dir, "b.yaml", bridge("api", 8080))
+	st := l.Load()
+	checkState(t, st, map[string]string{}, "a.yaml", "b.yaml")
+	for file, want := range map[string]string{
+		"a.yaml": `a.yaml:8: spec.ports[0].hostPort: host port 8080/TCP is also published by task api (b.yaml)`,
+		"b.yaml": `b.yaml:8: spec.ports[0].hostPort: host port 8080/TCP is also published by task web (a.yaml)`,
+	} {
+		if got := st.Broken[file].Error(); got != want {
+			t.Errorf("Broken[%s] = %q, want %q", file, got, want)
+		}
+	}
+	writeFile(t, dir, "b.yaml", bridge("api", 8081))
+	checkState(t, l.Load(), map[string]string{"web": "nginx@a.yaml", "api": "nginx@b.yaml"})
+	// UDP and TCP on one port number do not clash.
+	writeFile(t, dir, "b.yaml", strings.Replace(bridge("api", 8080), "hostPort: 8080}", "hostPort: 8080, protocol: UDP}", 1))
+	checkState(t, l.Load(), map[string]string{"web": "nginx@a.yaml", "api": "nginx@b.yaml"})
+}

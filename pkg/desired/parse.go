@@ -52,6 +52,7 @@ type parsedTask struct {
 	doc      int
 	nameLine int
 	depLines []int  // of each spec.dependsOn[i].task
+	portLine []int  // of each spec.ports[i].hostPort
 	hash     string // task.Hash(), once per parse (the Loader sets it)
 }
 
@@ -336,6 +337,9 @@ func parseDocument(file string, idx int, d document) (*parsedTask, []*Error) {
 	pt := &parsedTask{task: t, doc: idx, nameLine: ds.lineOf("metadata.name")}
 	for i := range t.Spec.DependsOn {
 		pt.depLines = append(pt.depLines, ds.lineOf(fmt.Sprintf("spec.dependsOn[%d].task", i)))
+	}
+	for i := range t.Spec.Ports {
+		pt.portLine = append(pt.portLine, ds.lineOf(fmt.Sprintf("spec.ports[%d].hostPort", i)))
 	}
 	return pt, ds.errs
 }

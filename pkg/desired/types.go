@@ -57,6 +57,7 @@ type Spec struct {
 	Mounts          []Mount          `json:"mounts,omitempty"`
 	Secrets         []Secret         `json:"secrets,omitempty"`
 	Network         NetworkMode      `json:"network,omitempty"` // default host
+	Ports           []Port           `json:"ports,omitempty"`   // bridge only
 	SecurityContext *SecurityContext `json:"securityContext,omitempty"`
 	RestartPolicy   RestartPolicy    `json:"restartPolicy,omitempty"` // default Always
 	RestartBackoff  *RestartBackoff  `json:"restartBackoff,omitempty"`
@@ -111,6 +112,27 @@ type NetworkMode string
 const (
 	NetworkHost NetworkMode = "host" // the host's network namespace, /etc/hosts, /etc/resolv.conf
 	NetworkNone NetworkMode = "none" // a new network namespace with loopback only
+	// NetworkBridge is a network namespace of its own on the node's bridge
+	// (CNI), reaching the other bridge tasks by name, its Ports published.
+	NetworkBridge NetworkMode = "bridge"
+)
+
+// Port is a port of a bridge task, published on the host when HostPort is
+// set (Kubernetes' names).
+type Port struct {
+	ContainerPort int      `json:"containerPort"`
+	HostPort      int      `json:"hostPort,omitempty"` // 0: not published (reachable at the task's address)
+	Protocol      Protocol `json:"protocol,omitempty"` // default TCP
+	HostIP        string   `json:"hostIP,omitempty"`   // default every address of the host
+}
+
+// Protocol is a port's protocol.
+type Protocol string
+
+// Protocols.
+const (
+	ProtocolTCP Protocol = "TCP"
+	ProtocolUDP Protocol = "UDP"
 )
 
 // RestartPolicy says what happens when the task's process exits.
@@ -385,6 +407,11 @@ func (s Spec) withDefaults() Spec {
 	if s.Network == "" {
 		s.Network = DefaultNetwork
 	}
+	for i := range s.Ports {
+		if s.Ports[i].Protocol == "" {
+			s.Ports[i].Protocol = ProtocolTCP
+		}
+	}
 	if s.RestartPolicy == "" {
 		s.RestartPolicy = DefaultRestartPolicy
 	}
@@ -446,6 +473,7 @@ func (s Spec) clone() Spec {
 		s.Mounts[i].Size = cloneQuantity(s.Mounts[i].Size)
 	}
 	s.Secrets = slices.Clone(s.Secrets)
+	s.Ports = slices.Clone(s.Ports)
 	if c := s.SecurityContext; c != nil {
 		cc := *c
 		if c.Capabilities != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"net"
 	"path"
 	"reflect"
 	"regexp"
@@ -63,6 +64,7 @@ func validateBody(t *Task) []fieldError {
 	v.mounts("spec.mounts", s.Mounts)
 	v.secrets("spec.secrets", s.Secrets)
 	enum(&v, "spec.network", s.Network)
+	v.ports("spec.ports", *s)
 	v.securityContext("spec.securityContext", s.SecurityContext)
 	enum(&v, "spec.restartPolicy", s.RestartPolicy)
 	v.restartBackoff("spec.restartBackoff", s)
@@ -131,7 +133,8 @@ func (v *validator) image(field, image string) {
 // validator and the JSON Schema both read it.
 var enums = map[reflect.Type][]string{
 	reflect.TypeFor[PullPolicy]():      {string(PullAlways), string(PullIfNotPresent), string(PullNever)},
-	reflect.TypeFor[NetworkMode]():     {string(NetworkHost), string(NetworkNone)},
+	reflect.TypeFor[NetworkMode]():     {string(NetworkHost), string(NetworkNone), string(NetworkBridge)},
+	reflect.TypeFor[Protocol]():        {string(ProtocolTCP), string(ProtocolUDP)},
 	reflect.TypeFor[RestartPolicy]():   {string(RestartAlways), string(RestartOnFailure), string(RestartNever)},
 	reflect.TypeFor[UpdateStrategy]():  {string(UpdateStopFirst), string(UpdateStartFirst)},
 	reflect.TypeFor[MountType]():       {string(MountBind), string(MountVolume), string(MountTmpfs)},
@@ -467,6 +470,59 @@ func (v *validator) healthCheck(field string, h *HealthCheck) {
 	if h.Retries < 0 {
 		v.add(field+".retries", "must be positive, got %d", h.Retries)
 	}
+}
+
+// ports checks a bridge task's ports: each valid, a container port and
+// protocol once, a host port and protocol once on overlapping host
+// addresses, and none for another network or under start-first (the new
+// container could not take the host port the old one holds).
+func (v *validator) ports(field string, s Spec) {
+	if len(s.Ports) == 0 {
+		return
+	}
+	if s.Network != NetworkBridge {
+		v.add(field, "only for network: bridge (the task's network is %q)", orDefault(string(s.Network), string(DefaultNetwork)))
+		return
+	}
+	seen := map[string]int{}
+	for i, p := range s.Ports {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		v.port(f+".containerPort", p.ContainerPort)
+		enum(v, f+".protocol", p.Protocol)
+		proto := orDefault(string(p.Protocol), string(ProtocolTCP))
+		key := fmt.Sprintf("c/%d/%s", p.ContainerPort, proto)
+		if j, dup := seen[key]; dup {
+			v.add(f+".containerPort", "%d/%s is already at %s[%d]", p.ContainerPort, proto, field, j)
+		}
+		seen[key] = i
+		if p.HostIP != "" {
+			if ip := net.ParseIP(p.HostIP); ip == nil {
+				v.add(f+".hostIP", "must be an IP address, got %q", p.HostIP)
+			}
+			if p.HostPort == 0 {
+				v.add(f+".hostIP", "is only for a published port: set hostPort")
+			}
+		}
+		if p.HostPort == 0 {
+			continue
+		}
+		v.port(f+".hostPort", p.HostPort)
+		if s.UpdateStrategy == UpdateStartFirst {
+			v.add(f+".hostPort", "a published port needs updateStrategy: stop-first (under start-first the new container would need the host port the old one holds)")
+		}
+		hkey := fmt.Sprintf("h/%d/%s", p.HostPort, proto)
+		if j, dup := seen[hkey]; dup {
+			v.add(f+".hostPort", "%d/%s is already published at %s[%d]", p.HostPort, proto, field, j)
+		}
+		seen[hkey] = i
+	}
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func (v *validator) port(field string, port int) {

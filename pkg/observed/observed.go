@@ -47,6 +47,9 @@ const (
 	// with --repull-interval): the first 12 hex digits of its image digest,
 	// also the last part of its ID (RevisionID).
 	LabelRevision = "io.warren.image-revision"
+	// LabelIP is the address of a bridge task's container (network:
+	// bridge), set at create: what the other bridge tasks' /etc/hosts say.
+	LabelIP = "io.warren.ip"
 
 	ManagedByValue = "reconciler"
 )

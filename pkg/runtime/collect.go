@@ -197,6 +197,11 @@ func (r *Runtime) Collect(ctx context.Context) error {
 	due := r.collectDue || r.lastCollect.IsZero() || time.Since(r.lastCollect) >= collectEvery
 	r.collectDue = false
 	r.gcMu.Unlock()
+	if !due && r.netOrphans(ctx) {
+		// A namespace pin of no container (a crash mid-create or
+		// mid-delete): released at this resync, not in ten minutes.
+		due = true
+	}
 	if !due {
 		return nil
 	}
@@ -275,6 +280,9 @@ func (r *Runtime) collect(ctx context.Context) error {
 			continue
 		}
 		r.log.Info("removed staged secrets of no container", "container", id)
+	}
+	if err := r.sweepNetwork(ctx, func(id string) bool { return ids[id] }); err != nil {
+		errs = append(errs, fmt.Errorf("collect: %w", err))
 	}
 	for id := range logs {
 		if ids[id] || r.isBusy(id) {

@@ -168,7 +168,7 @@ func (r *Runtime) Create(ctx context.Context, id string, t desired.Task, labels 
 	return nil
 }
 
-func (r *Runtime) create(ctx context.Context, id string, t desired.Task, labels map[string]string) error {
+func (r *Runtime) create(ctx context.Context, id string, t desired.Task, labels map[string]string) (retErr error) {
 	if c, err := r.client.ContainerService().Get(ctx, id); err == nil {
 		// Created before: identity makes this a no-op, if it is this
 		// task's. Anything else on the ID is never taken over.
@@ -211,6 +211,28 @@ func (r *Runtime) create(ctx context.Context, id string, t desired.Task, labels 
 			labels[observed.LabelImageHealth] = string(b)
 		}
 	}
+	var bridge bridgeFiles
+	if t.Spec.Network == desired.NetworkBridge {
+		files, netLabels, err := r.setUpBridge(ctx, id, t)
+		if err != nil {
+			return fmt.Errorf("create container %s: %w", id, err)
+		}
+		bridge = files
+		maps.Copy(labels, netLabels)
+		created := false
+		defer func() {
+			if !created {
+				if err := r.tearDownBridge(context.WithoutCancel(ctx), id); err != nil {
+					r.log.Error(err, "release the network of a container not created", "container", id)
+				}
+				return
+			}
+			if err := r.refreshHosts(ctx); err != nil {
+				r.log.Error(err, "update the tasks' /etc/hosts", "container", id)
+			}
+		}()
+		defer func() { created = retErr == nil }()
+	}
 	userOf := userKey{image: img.Target().Digest.String(), user: t.Spec.User}
 	var user *specs.User
 	if u, ok := r.users.get(userOf); ok {
@@ -229,6 +251,7 @@ func (r *Runtime) create(ctx context.Context, id string, t desired.Task, labels 
 		imageConfig: imgSpec.Config,
 		user:        user,
 		remember:    r.users.rememberUser(userOf),
+		net:         bridge,
 	})
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", id, err)
@@ -325,6 +348,9 @@ func (r *Runtime) delete(ctx context.Context, id string) error {
 	c, err := r.client.LoadContainer(ctx, id)
 	if errdefs.IsNotFound(err) {
 		r.index.remove(id)
+		if err := r.tearDownBridge(ctx, id); err != nil {
+			return fmt.Errorf("delete container %s: %w", id, err)
+		}
 		return r.removeSnapshot(ctx, id)
 	} else if err != nil {
 		return fmt.Errorf("delete container %s: %w", id, err)
@@ -341,10 +367,22 @@ func (r *Runtime) delete(ctx context.Context, id string) error {
 		// container of the same ID (the same spec again) from starting.
 		return fmt.Errorf("delete container %s: %w", id, err)
 	}
+	_, statErr := os.Stat(r.bridgeDir(id))
+	bridged := statErr == nil
+	// The network goes before the container: a DEL needs the namespace
+	// pinned, and what is on /run is found again by its ID.
+	if err := r.tearDownBridge(ctx, id); err != nil {
+		return fmt.Errorf("delete container %s: %w", id, err)
+	}
 	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", id, err)
 	}
 	r.index.remove(id)
+	if bridged {
+		if err := r.refreshHosts(ctx); err != nil {
+			r.log.Error(err, "update the tasks' /etc/hosts", "container", id)
+		}
+	}
 	r.removeSecrets(id)
 	if r.logDir != "" {
 		if err := logfile.Remove(r.logDir, id); err != nil {

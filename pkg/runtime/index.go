@@ -119,3 +119,12 @@ func (x *index) of(task string) ([]string, bool) {
 	}
 	return ids, true
 }
+
+// has reports whether container id is known to exist (false also before a
+// full listing filled the index).
+func (x *index) has(id string) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	_, ok := x.task[id]
+	return ok
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/warren/reconciler/pkg/desired"
@@ -30,6 +31,40 @@ type Policy struct {
 	// arm64), as Docker's default does. Without it a task gets its image's
 	// ABI only (see withSeccomp).
 	AllowCompatSyscalls bool
+	// AllowedHostPorts are the host ports a bridge task may publish
+	// (spec.ports[].hostPort); none when empty.
+	AllowedHostPorts []PortRange
+}
+
+// PortRange is a range of ports, both ends included.
+type PortRange struct{ From, To int }
+
+// DefaultAllowedHostPorts is the daemon's default: the web ports and the
+// unprivileged ones. The others (22 above all) stay the host's unless the
+// operator says otherwise: a published port takes the host's traffic on it.
+const DefaultAllowedHostPorts = "80,443,1024-65535"
+
+// ParsePortRanges reads "80,443,1024-65535".
+func ParsePortRanges(s string) ([]PortRange, error) {
+	var out []PortRange
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		from, to, isRange := strings.Cut(part, "-")
+		a, err1 := strconv.Atoi(from)
+		b := a
+		var err2 error
+		if isRange {
+			b, err2 = strconv.Atoi(to)
+		}
+		if err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
+			return nil, fmt.Errorf("%q is not a port or a range of ports such as 1024-65535", part)
+		}
+		out = append(out, PortRange{a, b})
+	}
+	return out, nil
 }
 
 // PolicyError is a manifest field the node policy refuses. It is permanent:
@@ -72,6 +107,12 @@ func (p Policy) Check(s desired.Spec) error {
 				Flag:  "--allowed-secret-sources=" + filepath.Dir(filepath.Clean(sec.File)) + " (or a parent directory)",
 			}
 		}
+	}
+	for i, pt := range s.Ports {
+		if pt.HostPort == 0 || slices.ContainsFunc(p.AllowedHostPorts, func(r PortRange) bool { return pt.HostPort >= r.From && pt.HostPort <= r.To }) {
+			continue
+		}
+		return &PolicyError{Field: fmt.Sprintf("spec.ports[%d].hostPort", i), Flag: fmt.Sprintf("--allowed-host-ports including %d", pt.HostPort)}
 	}
 	for i, m := range s.Mounts {
 		if m.Type != desired.MountBind {

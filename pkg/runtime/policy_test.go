@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,5 +142,62 @@ func TestPolicySecretSources(t *testing.T) {
 	}
 	if err := (Policy{}).Check(desired.Spec{Secrets: []desired.Secret{{Name: "k", File: "/etc/reconciler/secrets/x"}}}); err == nil {
 		t.Error("the zero policy allowed a secret")
+	}
+}
+
+func TestPolicyHostPorts(t *testing.T) {
+	ranges, err := ParsePortRanges(DefaultAllowedHostPorts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Policy{AllowedHostPorts: ranges}
+	for _, c := range []struct {
+		port int
+		want string
+	}{
+		{0, ""}, {80, ""}, {443, ""}, {1024, ""}, {65535, ""},
+		{22, "spec.ports[0].hostPort: denied by node policy (start the reconciler with --allowed-host-ports including 22)"},
+		{1023, "spec.ports[0].hostPort: denied by node policy (start the reconciler with --allowed-host-ports including 1023)"},
+	} {
+		err := p.Check(desired.Spec{Network: desired.NetworkBridge, Ports: []desired.Port{{ContainerPort: 80, HostPort: c.port}}})
+		if got := fmt.Sprint(err); (c.want == "" && err != nil) || (c.want != "" && got != c.want) {
+			t.Errorf("host port %d: %v, want %q", c.port, err, c.want)
+		}
+	}
+	for _, bad := range []string{"0", "80-70", "x", "1-70000", "22-"} {
+		if _, err := ParsePortRanges(bad); err == nil {
+			t.Errorf("ParsePortRanges(%q) accepted", bad)
+		}
+	}
+}
+
+func TestFilterResolvConf(t *testing.T) {
+	in := "# comment\nsearch example.com\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nnameserver ::1\noptions edns0\n"
+	out, kept, dropped := filterResolvConf([]byte(in))
+	if want := "# comment\nsearch example.com\nnameserver 10.0.0.2\noptions edns0\n"; string(out) != want || kept != 1 || dropped != 2 {
+		t.Errorf("filterResolvConf = %q, %d kept, %d dropped", out, kept, dropped)
+	}
+}
+
+func TestHostsFile(t *testing.T) {
+	got := string(hostsFile("app", "10.47.0.3", map[string]string{"db": "10.47.0.2", "app": "10.47.0.3", "web": "10.47.0.4"}))
+	want := "# written by the reconciler: the tasks on its bridge, kept current\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.47.0.3\tapp\n10.47.0.2\tdb\n10.47.0.4\tweb\n"
+	if got != want {
+		t.Errorf("hostsFile:\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestConflist(t *testing.T) {
+	b, err := Network{Name: "n", Bridge: "br", Subnet: "10.47.0.0/22", RunDir: "/run/x"}.conflist()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"subnet":"10.47.0.0/22"`, `"gateway":"10.47.0.1"`, `"dataDir":"/run/x/ipam"`, `"type":"portmap"`, `"bridge":"br"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("conflist %s lacks %s", b, want)
+		}
+	}
+	if _, err := (Network{Subnet: "fd00::/64"}).conflist(); err == nil {
+		t.Error("an IPv6 subnet accepted")
 	}
 }

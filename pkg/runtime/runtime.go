@@ -44,6 +44,7 @@ type Runtime struct {
 	log            logr.Logger
 	metrics        *Metrics    // nil: none recorded
 	stats          *statsCache // per-task usage for the metrics, read at scrape time
+	net            *netState   // the bridge of network: bridge tasks; nil: none (network.go)
 
 	importMu sync.Mutex
 	imported map[string]time.Time // archive path -> mtime when last looked at

@@ -51,6 +51,15 @@ type specInput struct {
 	imageConfig ocispec.ImageConfig
 	user        *specs.User
 	remember    oci.SpecOpts
+
+	net bridgeFiles // network: bridge only
+}
+
+// bridgeFiles are what a bridge task's spec points at: its pinned network
+// namespace, its /etc/hosts and /etc/resolv.conf (host files, bind
+// mounted), and its host name.
+type bridgeFiles struct {
+	netns, hosts, resolv, hostname string
 }
 
 // specOpts builds the OCI spec from the image config and the manifest, one
@@ -66,7 +75,7 @@ func specOpts(in specInput) ([]oci.SpecOpts, error) {
 		image,
 		oci.WithProcessArgs(processArgs(in.entrypoint, in.cmd, s.Command, s.Args)...),
 	}
-	opts = append(opts, networkOpts(s.Network)...)
+	opts = append(opts, networkOpts(s.Network, in.net)...)
 	if len(s.Env) > 0 {
 		env := make([]string, 0, len(s.Env))
 		for _, e := range s.Env {
@@ -172,10 +181,23 @@ func seccompArches(nodeArch, imageArch string, all []specs.Arch) []specs.Arch {
 
 // networkOpts: host shares the host's network namespace, /etc/hosts and
 // /etc/resolv.conf; none keeps the new network namespace of the default
-// spec, in which runc brings up only the loopback interface.
-func networkOpts(n desired.NetworkMode) []oci.SpecOpts {
-	if n == desired.NetworkNone {
+// spec, in which runc brings up only the loopback interface; bridge joins
+// the namespace the network set up (pinned), with its own host name and
+// the /etc/hosts and /etc/resolv.conf the runtime keeps for it.
+func networkOpts(n desired.NetworkMode, b bridgeFiles) []oci.SpecOpts {
+	switch n {
+	case desired.NetworkNone:
 		return nil
+	case desired.NetworkBridge:
+		ro := []string{"rbind", "ro", "nosuid", "nodev", "noexec"}
+		return []oci.SpecOpts{
+			oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: b.netns}),
+			oci.WithHostname(b.hostname),
+			oci.WithMounts([]specs.Mount{
+				{Destination: "/etc/hosts", Type: "bind", Source: b.hosts, Options: ro},
+				{Destination: "/etc/resolv.conf", Type: "bind", Source: b.resolv, Options: ro},
+			}),
+		}
 	}
 	return []oci.SpecOpts{
 		oci.WithHostNamespace(specs.NetworkNamespace),

@@ -80,6 +80,9 @@ func (r *Runtime) startExisting(ctx context.Context, id string) error {
 // reconciler never sets one.)
 func (r *Runtime) startNew(ctx context.Context, rec containers.Container) error {
 	id := rec.ID
+	if err := r.restoreBridge(ctx, rec); err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
 	ioc := cio.NullIO
 	switch {
 	case r.logDir != "" && r.logDriver != "":
