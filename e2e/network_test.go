@@ -71,6 +71,11 @@ func TestBridgeNetwork(t *testing.T) {
 		out, _ := exec.Command(env.bin, "logs", "app", "--state-dir", stateDir(n.ns)).CombinedOutput()
 		return strings.Contains(string(out), "connect web:8080: ok")
 	})
+	// The status says where it is; its health check reaches it there.
+	testenv.WaitFor(t, converge, "web healthy", func() bool { return taskStatus(t, n.ns, "web").Health.State == "healthy" })
+	if st := taskStatus(t, n.ns, "web"); st.IP != ip || st.Ports != fmt.Sprintf("127.0.0.1:%d->8080/TCP", p1) {
+		t.Errorf("web's status: ip %q ports %q", st.IP, st.Ports)
+	}
 	hosts, err := os.ReadFile(filepath.Join(stateDir(n.ns), "network", w.ID, "hosts"))
 	if err != nil || !strings.Contains(string(hosts), ip+"\tweb\n") {
 		t.Errorf("web's /etc/hosts: %v\n%s", err, hosts)

@@ -36,18 +36,18 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("status", args, stdout, stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: reconciler status [TASK] [-o table|json|yaml] [--watch]\n\nShows each task's phase, restarts, age, image and last message, as the running daemon knows them.")
+		fmt.Fprintln(fs.Output(), "Usage: reconciler status [TASK] [-o table|wide|json|yaml] [--watch]\n\nShows each task's phase, restarts, age, image and last message, as the running daemon knows them.")
 		fs.PrintDefaults()
 	}
 	var cf clientFlags
 	cf.register(fs)
-	output := fs.String("o", "table", "output format: table, json or yaml")
+	output := fs.String("o", "table", "output format: table, wide (with the address, published ports and container), json or yaml")
 	watch := fs.Bool("watch", false, "print again at every change until interrupted")
 	names, err := parseArgs(fs, args)
 	if err != nil {
 		return parseFailed(err, exitUsage)
 	}
-	if len(names) > 1 || (*output != "table" && *output != "json" && *output != "yaml") {
+	if len(names) > 1 || (*output != "table" && *output != "wide" && *output != "json" && *output != "yaml") {
 		fs.Usage()
 		return exitUsage
 	}
@@ -118,11 +118,21 @@ func printStatus(w io.Writer, format string, v any, tasks []reconcile.TaskStatus
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPHASE\tHEALTH\tRESTARTS\tAGE\tIMAGE\tMESSAGE")
+	wide := format == "wide"
+	if wide {
+		fmt.Fprintln(tw, "NAME\tPHASE\tHEALTH\tRESTARTS\tAGE\tIP\tPORTS\tCONTAINER\tIMAGE\tMESSAGE")
+	} else {
+		fmt.Fprintln(tw, "NAME\tPHASE\tHEALTH\tRESTARTS\tAGE\tIMAGE\tMESSAGE")
+	}
 	for _, st := range tasks {
 		age := "-"
 		if !st.StartedAt.IsZero() {
 			age = humanAge(now.Sub(st.StartedAt))
+		}
+		if wide {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, st.Phase, healthColumn(st.Health), st.Restarts, age,
+				orDash(st.IP), orDash(st.Ports), st.ContainerID, st.Image, oneLine(st.Message))
+			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", st.Name, st.Phase, healthColumn(st.Health), st.Restarts, age, st.Image, oneLine(st.Message))
 	}
@@ -143,6 +153,13 @@ func printStatus(w io.Writer, format string, v any, tasks []reconcile.TaskStatus
 		}
 	}
 	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // healthColumn is the HEALTH of the table: the state, with the failing

@@ -74,6 +74,17 @@ db     Running            healthy (1 failing)   0          1h0m    postgres     
 	if b.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
 	}
+	tasks[0].IP, tasks[0].Ports, tasks[0].ContainerID = "10.47.0.2", "127.0.0.1:8080->80/TCP", "web-0123456789ab"
+	b.Reset()
+	if err := printStatus(&b, "wide", nil, tasks[:1], now); err != nil {
+		t.Fatal(err)
+	}
+	want = `NAME   PHASE     HEALTH   RESTARTS   AGE     IP          PORTS                    CONTAINER          IMAGE        MESSAGE
+web    Running   -        2          1m30s   10.47.0.2   127.0.0.1:8080->80/TCP   web-0123456789ab   nginx:1.27   running
+`
+	if b.String() != want {
+		t.Errorf("wide:\n%s\nwant:\n%s", b.String(), want)
+	}
 }
 
 func TestClientCommandsWithoutDaemon(t *testing.T) {

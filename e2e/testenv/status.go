@@ -15,6 +15,8 @@ type TaskStatus struct {
 	Message     string `json:"message"`
 	Restarts    int    `json:"restarts"`
 	ContainerID string `json:"containerID"`
+	IP          string `json:"ip"`    // a bridge task's address
+	Ports       string `json:"ports"` // its published ports
 	Source      string `json:"source"`
 	Health      struct {
 		State  string `json:"state"`

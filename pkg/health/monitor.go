@@ -33,11 +33,12 @@ type Target struct {
 	StartedAt   time.Time // of the container's task (its label): startPeriod counts from it
 	Pid         uint32    // of the task's process: its network namespace for http and tcp
 	Network     desired.NetworkMode
+	IP          string // a bridge task's address: http and tcp probes dial it from the host
 }
 
 func (t Target) same(o Target) bool {
 	return t.Task == o.Task && t.ContainerID == o.ContainerID && t.StartedAt.Equal(o.StartedAt) &&
-		t.Pid == o.Pid && t.Network == o.Network && t.Check.equal(o.Check)
+		t.Pid == o.Pid && t.Network == o.Network && t.IP == o.IP && t.Check.equal(o.Check)
 }
 
 // Status is what the probes of a task's container found.

@@ -30,8 +30,13 @@ func dial(ctx context.Context, t Target, port int) (net.Conn, error) {
 	// No TCP keep-alive: the connection lives for one probe, and turning
 	// it on costs four setsockopt calls per probe.
 	d := net.Dialer{KeepAlive: -1}
-	if t.Network == desired.NetworkHost {
+	switch {
+	case t.Network == desired.NetworkHost:
 		return d.DialContext(ctx, "tcp", addr)
+	case t.Network == desired.NetworkBridge && t.IP != "":
+		// A bridge task is reached at its address, from the host, as
+		// the other tasks reach it.
+		return d.DialContext(ctx, "tcp", net.JoinHostPort(t.IP, strconv.Itoa(port)))
 	}
 	if t.Pid == 0 {
 		return nil, errNoNamespace{errors.New("the task has no process")}

@@ -115,6 +115,8 @@ type Container struct {
 	// Revision is its LabelRevision, "" for a container named by its spec
 	// alone.
 	Revision string
+	// IP is a bridge container's address (LabelIP), "" for other networks.
+	IP string
 }
 
 // Rollback is a change that failed to prove itself: its spec hash is not
@@ -320,6 +322,7 @@ func decode(r Raw) (Container, string) {
 		}
 	}
 	c.HeldFor = r.Labels[LabelHeldFor]
+	c.IP = r.Labels[LabelIP]
 	if v := r.Labels[LabelRolledBack]; v != "" {
 		var rb Rollback
 		if err := json.Unmarshal([]byte(v), &rb); err != nil || rb.Hash == "" {

@@ -75,7 +75,7 @@ func (c *Controller) watchHealth(name string, t *desired.Task, hash string, have
 				started = cur.CreatedAt
 			}
 			target = &health.Target{Task: name, ContainerID: cur.ID, Check: check, StartedAt: started,
-				Pid: cur.Pid, Network: t.Spec.Network}
+				Pid: cur.Pid, Network: t.Spec.Network, IP: cur.IP}
 		}
 	}
 	c.health.Set(name, target)

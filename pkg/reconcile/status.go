@@ -1,6 +1,8 @@
 package reconcile
 
 import (
+	"fmt"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,18 +37,22 @@ const (
 // TaskStatus is what the controller knows of one task. It is rebuilt from
 // containerd (labels, task state) after a restart of the reconciler.
 type TaskStatus struct {
-	Name           string    `json:"name"`
-	Phase          Phase     `json:"phase"`
-	Message        string    `json:"message,omitempty"`
-	Restarts       int       `json:"restarts"`
-	ContainerID    string    `json:"containerID,omitempty"`
-	Image          string    `json:"image,omitempty"`
-	ImageDigest    string    `json:"imageDigest,omitempty"`
-	StartedAt      time.Time `json:"startedAt,omitzero"`
-	FinishedAt     time.Time `json:"finishedAt,omitzero"`
-	ExitCode       *int      `json:"exitCode,omitempty"`
-	Source         string    `json:"source,omitempty"`
-	SpecHash       string    `json:"specHash,omitempty"`
+	Name        string    `json:"name"`
+	Phase       Phase     `json:"phase"`
+	Message     string    `json:"message,omitempty"`
+	Restarts    int       `json:"restarts"`
+	ContainerID string    `json:"containerID,omitempty"`
+	Image       string    `json:"image,omitempty"`
+	ImageDigest string    `json:"imageDigest,omitempty"`
+	StartedAt   time.Time `json:"startedAt,omitzero"`
+	FinishedAt  time.Time `json:"finishedAt,omitzero"`
+	ExitCode    *int      `json:"exitCode,omitempty"`
+	Source      string    `json:"source,omitempty"`
+	SpecHash    string    `json:"specHash,omitempty"`
+	// IP and Ports are a bridge task's address and published ports
+	// ("127.0.0.1:8080->80/TCP").
+	IP             string    `json:"ip,omitempty"`
+	Ports          string    `json:"ports,omitempty"`
 	NextRetry      time.Time `json:"nextRetry,omitzero"`
 	LastTransition time.Time `json:"lastTransition,omitzero"`
 	// Health is what the health check of its running container found;
@@ -197,6 +203,7 @@ func taskStatus(in statusInput, p progress) TaskStatus {
 		id = observed.ContainerID(in.name, in.hash)
 		st.Image, st.Source, st.SpecHash, st.ContainerID = t.Spec.Image, t.Source, in.hash, id
 		st.Message = "waiting to be created"
+		st.Ports = publishedPorts(t.Spec.Ports)
 	}
 	var c *observed.Container
 	if t != nil {
@@ -205,7 +212,7 @@ func taskStatus(in statusInput, p progress) TaskStatus {
 		c = &in.have[0]
 	}
 	if c != nil {
-		st.ContainerID, st.Restarts, st.ImageDigest, st.StartedAt = c.ID, c.Restarts, c.ImageDigest, c.StartedAt
+		st.ContainerID, st.Restarts, st.ImageDigest, st.StartedAt, st.IP = c.ID, c.Restarts, c.ImageDigest, c.StartedAt, c.IP
 		if st.Source == "" {
 			st.Source, st.SpecHash = c.Source, c.SpecHash
 		}
@@ -318,4 +325,25 @@ func (c *Controller) Manifests() ManifestStatus {
 		m.Broken[file] = err.Error()
 	}
 	return m
+}
+
+// publishedPorts says where a bridge task's ports are published:
+// "127.0.0.1:8080->80/TCP", "8443->443/TCP" (every address).
+func publishedPorts(ports []desired.Port) string {
+	var out []string
+	for _, p := range ports {
+		if p.HostPort == 0 {
+			continue
+		}
+		host := strconv.Itoa(p.HostPort)
+		if p.HostIP != "" {
+			host = net.JoinHostPort(p.HostIP, host)
+		}
+		proto := p.Protocol
+		if proto == "" {
+			proto = desired.ProtocolTCP
+		}
+		out = append(out, fmt.Sprintf("%s->%d/%s", host, p.ContainerPort, proto))
+	}
+	return strings.Join(out, ", ")
 }
