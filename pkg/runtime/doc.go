@@ -10,8 +10,11 @@
 // exits, runs health probes in containers (Exec: one probe process per
 // container, its output in a file of the runtime's, nothing left behind;
 // exec.go), reads an image's HEALTHCHECK, collects what interrupted
-// operations left behind, and can run a private containerd of its own
-// (managed.go). It implements the small
+// operations left behind, sets up the network of bridge tasks through the
+// CNI plugins (network.go, bridge.go: a namespace pinned per container
+// under /run, released with its CNI DEL before the container goes, or by
+// the sweep when a crash came between), and can run a private containerd
+// of its own (managed.go). It implements the small
 // interfaces that pkg/observed and pkg/reconcile declare; the controller is
 // tested against a fake of them, this package against a real containerd in
 // e2e/.
@@ -24,5 +27,8 @@
 // own it removes are what an interrupted task left that blocks its own
 // container's ID (bundle.go): a bundle directory in containerd's state that
 // nothing uses (what containerd itself removes when it restarts), and
-// runc's state of a container of which containerd has no task.
+// runc's state of a container of which containerd has no task. It never
+// runs a CNI DEL without the container's namespace and port mappings (that
+// leaves NAT rules behind), and never releases the network of a container
+// that exists or that it is creating.
 package runtime
