@@ -110,6 +110,37 @@ func TestBridgeNetwork(t *testing.T) {
 	if get(fmt.Sprintf("http://127.0.0.1:%d/", p2)) != "" {
 		t.Errorf("web2's port %d still answers after its delete", p2)
 	}
+	// A reboot, emulated: the reconciler gone, every task killed, /run
+	// cleared (pins, leases) and the network's iptables rules gone. A new
+	// reconciler brings the tasks back with their ports.
+	d.Stop()
+	for _, c := range n.containers("") {
+		_ = exec.Command("ctr", "--address", env.address, "-n", n.ns, "tasks", "kill", "-s", "SIGKILL", c.ID).Run()
+	}
+	testenv.WaitFor(t, converge, "every task killed", func() bool {
+		for _, c := range n.containers("") {
+			if c.Status == "running" {
+				return false
+			}
+		}
+		return true
+	})
+	unpinAll(runDir)
+	if err := os.RemoveAll(filepath.Join(runDir, "netns")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(runDir, "ipam")); err != nil {
+		t.Fatal(err)
+	}
+	dropRules(t, "reconciler-"+n.ns)
+	d = startReconciler(t, n.ns, dir, "--bridge", bridge, "--bridge-subnet", subnet, "--network-run-dir", runDir)
+	testenv.WaitFor(t, converge, "web answers again after the reboot", func() bool {
+		return strings.Contains(get(fmt.Sprintf("http://127.0.0.1:%d/", p1)), "web")
+	})
+	if pins, leases, rules := networkOf(t, n.ns, runDir, "web"); pins == 0 || leases == 0 || rules == 0 {
+		t.Errorf("web after the reboot: %d pins, %d leases, %d rules", pins, leases, rules)
+	}
+
 	for _, f := range []string{"web.yaml", "app.yaml"} {
 		if err := os.Remove(filepath.Join(dir, f)); err != nil {
 			t.Fatal(err)
@@ -169,4 +200,51 @@ func networkOf(t *testing.T, ns, runDir, task string) (pins, leases, rules int) 
 		}
 	}
 	return pins, leases, rules
+}
+
+// dropRules deletes the nat rules whose comment names network, as a reboot
+// would.
+func dropRules(t *testing.T, network string) {
+	t.Helper()
+	out, err := exec.Command("iptables-save", "-t", "nat").CombinedOutput()
+	if err != nil {
+		t.Fatalf("iptables-save: %v %s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "-A ") || !strings.Contains(line, `name: \"`+network+`\"`) {
+			continue
+		}
+		args := append([]string{"-t", "nat", "-D"}, splitRule(strings.TrimPrefix(line, "-A "))...)
+		if out, err := exec.Command("iptables", args...).CombinedOutput(); err != nil {
+			t.Fatalf("iptables %q: %v %s", args, err, out)
+		}
+	}
+}
+
+// splitRule splits an iptables-save rule into arguments, quotes kept
+// together.
+func splitRule(s string) []string {
+	var out []string
+	var cur strings.Builder
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+		case c == '"':
+			quoted = !quoted
+		case c == ' ' && !quoted:
+			if cur.Len() > 0 {
+				out = append(out, cur.String())
+				cur.Reset()
+			}
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	if cur.Len() > 0 {
+		out = append(out, cur.String())
+	}
+	return out
 }
