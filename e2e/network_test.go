@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"time"
 
 	"strings"
 	"testing"
@@ -172,11 +173,15 @@ func noNetworkLeft(t *testing.T, ns, runDir, task string) {
 }
 
 // networkOf counts what the network holds for the containers of task (IDs
-// that start with task-): namespace pins and port files, leases, and
-// iptables rules whose comment names the container.
+// that start with task-; a container ID instead of a task name: that
+// container alone): namespace pins and port files, leases, and iptables
+// rules whose comment names the container.
 func networkOf(t *testing.T, ns, runDir, task string) (pins, leases, rules int) {
 	t.Helper()
 	prefix := task + "-"
+	if strings.Count(task, "-") > 0 && len(task) > 13 && task[len(task)-13] == '-' {
+		prefix = task // a container ID: that container alone
+	}
 	entries, _ := os.ReadDir(filepath.Join(runDir, "netns"))
 	for _, p := range entries {
 		if strings.HasPrefix(p.Name(), prefix) {
@@ -247,4 +252,57 @@ func splitRule(s string) []string {
 		out = append(out, cur.String())
 	}
 	return out
+}
+
+// TestBridgeRollout: a stop-first rollout of a bridge task with a
+// published port: the kept container lets go of its network, so the new
+// one takes the port while it proves itself; a bad change rolls back and
+// the old container, set up again, answers on the port.
+func TestBridgeRollout(t *testing.T) {
+	n := newNode(t, "e2e-bridge-ro")
+	dir := t.TempDir()
+	runDir := t.TempDir()
+	bridge, subnet := bridgeOf(t.Name())
+	startReconciler(t, n.ns, dir, "--bridge", bridge, "--bridge-subnet", subnet, "--network-run-dir", runDir)
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "delete", bridge).Run() })
+	t.Cleanup(func() { unpinAll(runDir) })
+	port := freePort(t)
+	web := func(message string, extra ...string) string {
+		return testenv.Manifest("web", append([]string{"network: bridge", "stopGracePeriod: 1s", "minReady: 3s",
+			"restartBackoff: {initial: 200ms, max: 1s}",
+			"args: [-listen, ':8080', -message, " + message + "]",
+			fmt.Sprintf("ports: [{containerPort: 8080, hostPort: %d, hostIP: 127.0.0.1}]", port)}, extra...)...)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	testenv.WriteFile(t, dir, "web.yaml", web("one"))
+	var first ctr
+	testenv.WaitFor(t, converge, "one answers", func() (ok bool) {
+		first, ok = n.running("web")
+		return ok && strings.Contains(get(url), "one")
+	})
+	time.Sleep(3500 * time.Millisecond) // minReady: a rollback target
+
+	// A good change: the new container answers on the port while it
+	// proves itself, the old one kept (stopped, no namespace).
+	testenv.WriteFile(t, dir, "web.yaml", web("two"))
+	testenv.WaitFor(t, converge, "two answers during its rollout", func() bool { return strings.Contains(get(url), "two") })
+	if cs := n.containers("web"); len(cs) == 2 {
+		if pins, _, _ := networkOf(t, n.ns, runDir, first.ID); pins != 0 {
+			t.Errorf("the kept container still holds its network during the rollout")
+		}
+	}
+	var second ctr
+	testenv.WaitFor(t, converge, "two proved, one gone", func() (ok bool) {
+		second, ok = n.running("web")
+		return ok && second.ID != first.ID && second.Labels[observed.LabelProven] != ""
+	})
+	noNetworkLeft(t, n.ns, runDir, first.ID)
+
+	// A bad change: rolled back to two, which answers again.
+	time.Sleep(500 * time.Millisecond)
+	testenv.WriteFile(t, dir, "web.yaml", web("three", "command: [/testapp, -exit-after, 100ms, -exit-code, '1']"))
+	testenv.WaitFor(t, 90*time.Second, "rolled back to two, answering", func() bool {
+		x, ok := n.running("web")
+		return ok && x.ID == second.ID && x.Labels[observed.LabelRolledBack] != "" && strings.Contains(get(url), "two")
+	})
 }

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"golang.org/x/sys/unix"
 
+	"github.com/warren/reconciler/pkg/observed"
 	"github.com/warren/reconciler/pkg/runtime/logfile"
 )
 
@@ -162,7 +164,31 @@ func (r *Runtime) startNew(ctx context.Context, rec containers.Container) error 
 // it to exit, then SIGKILL to every process of the container. The exit wait is
 // registered before the first signal, so an exit in between is not missed.
 // A missing container or task, or one already stopped, is success.
+//
+// A bridge container a stop-first rollout keeps (labelled held-for) lets
+// go of its network once stopped: its published ports are the new
+// container's to take. Started again (a rollback), it is set up again.
 func (r *Runtime) Stop(ctx context.Context, id, signal string, grace time.Duration) error {
+	if err := r.stop(ctx, id, signal, grace); err != nil {
+		return err
+	}
+	if _, err := os.Stat(r.bridgeDir(id)); err != nil || r.net == nil {
+		return nil
+	}
+	c, err := r.client.ContainerService().Get(ctx, id)
+	if err != nil || c.Labels[observed.LabelHeldFor] == "" {
+		return nil
+	}
+	if err := r.net.tearDown(ctx, id); err != nil {
+		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	if err := r.refreshHosts(ctx); err != nil {
+		r.log.Error(err, "update the tasks' /etc/hosts", "container", id)
+	}
+	return nil
+}
+
+func (r *Runtime) stop(ctx context.Context, id, signal string, grace time.Duration) error {
 	sig, err := parseSignal(signal)
 	if err != nil {
 		return fmt.Errorf("stop container %s: %w", id, err)
