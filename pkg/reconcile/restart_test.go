@@ -286,7 +286,9 @@ func TestRepullReplacesWhenTheTagMoves(t *testing.T) {
 	waitPhase(t, c, "pinned", PhaseRunning)
 	id := idOf(web)
 
-	// Same digest at the re-pull: nothing happens.
+	// Same digest at the re-pull: nothing happens. (The re-pull loop sets
+	// its timer when it starts: a step before would pass it by.)
+	waitTimer(t, clk, clk.Now().Add(time.Minute))
 	clk.Step(time.Minute)
 	eventually(t, func() bool { rt.mu.Lock(); defer rt.mu.Unlock(); return rt.pulls >= 1 }, "no re-pull after the interval")
 	mark := rt.mark()
@@ -295,6 +297,7 @@ func TestRepullReplacesWhenTheTagMoves(t *testing.T) {
 	// rollback target, is stopped and kept while a container of the new
 	// digest (named by its revision) proves itself; then it goes.
 	rt.setDigest(testImage, "sha256:bbb")
+	waitTimer(t, clk, clk.Now().Add(time.Minute))
 	clk.Step(time.Minute)
 	rev := observed.RevisionID("web", web.Hash(), "sha256:bbb")
 	eventually(t, func() bool { return rt.labels(rev)[observed.LabelImageDigest] == "sha256:bbb" && rt.running(rev) },
@@ -307,10 +310,11 @@ func TestRepullReplacesWhenTheTagMoves(t *testing.T) {
 	if l := rt.labels(rev); l[observed.LabelRevision] != observed.Revision("sha256:bbb") || l[observed.LabelSpecHash] != web.Hash() {
 		t.Errorf("labels of the new container: %v", l)
 	}
-	st := waitPhase(t, c, "web", PhaseRunning)
-	if st.ContainerID != rev || st.Rollout.From != id {
-		t.Errorf("status during the rollout of the moved tag: %+v", st)
-	}
+	var st TaskStatus
+	eventually(t, func() bool {
+		st, _ = c.TaskStatus("web")
+		return st.Phase == PhaseRunning && st.ContainerID == rev && st.Rollout.From == id
+	}, "status during the rollout of the moved tag: %+v", &st)
 	waitTimer(t, clk, st.Rollout.Since.Add(desired.DefaultMinReady))
 	clk.Step(desired.DefaultMinReady)
 	eventually(t, func() bool { _, ok := rt.container(id); return !ok }, "the container of the old digest stayed after the new one proved itself")
