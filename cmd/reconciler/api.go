@@ -17,6 +17,7 @@ import (
 
 	"github.com/warren/reconciler/pkg/observed"
 	"github.com/warren/reconciler/pkg/reconcile"
+	"github.com/warren/reconciler/pkg/source"
 )
 
 // apiSocket is the local API's unix socket under the state directory.
@@ -27,6 +28,8 @@ type statusResponse struct {
 	Tasks     []reconcile.TaskStatus   `json:"tasks"`
 	Unmanaged []observed.Unmanaged     `json:"unmanaged"`
 	Manifests reconcile.ManifestStatus `json:"manifests"`
+	// Source is the git source's status; absent without --git.
+	Source *source.Status `json:"source,omitempty"`
 }
 
 // apiServer serves the local API: health, readiness, status and metrics.
@@ -35,6 +38,8 @@ type apiServer struct {
 	ping func(context.Context) error
 	reg  *prometheus.Registry
 	log  logr.Logger
+	// source is the git source, nil without --git.
+	source *source.Source
 }
 
 func (a *apiServer) handler() http.Handler {
@@ -55,8 +60,14 @@ func (a *apiServer) handler() http.Handler {
 		}
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, statusResponse{Tasks: a.ctrl.Status(), Unmanaged: a.ctrl.Unmanaged(), Manifests: a.ctrl.Manifests()})
+		resp := statusResponse{Tasks: a.ctrl.Status(), Unmanaged: a.ctrl.Unmanaged(), Manifests: a.ctrl.Manifests()}
+		if a.source != nil {
+			st := a.source.Status()
+			resp.Source = &st
+		}
+		writeJSON(w, http.StatusOK, resp)
 	})
+	mux.HandleFunc("POST /sync", a.handleSync)
 	mux.HandleFunc("GET /status/{task}", func(w http.ResponseWriter, r *http.Request) {
 		st, ok := a.ctrl.TaskStatus(r.PathValue("task"))
 		if !ok {
@@ -158,4 +169,22 @@ func (c *apiClient) get(ctx context.Context, path string, v any) error {
 		return fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// post sends POST path and decodes the JSON answer into v, whatever its
+// status code, which it returns.
+func (c *apiClient) post(ctx context.Context, path string, v any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("reach the reconciler daemon (is `reconciler run` running with this --state-dir?): %w", err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return resp.StatusCode, fmt.Errorf("POST %s: %s", path, resp.Status)
+	}
+	return resp.StatusCode, nil
 }

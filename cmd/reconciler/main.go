@@ -38,6 +38,7 @@ Usage:
                                        show the tasks as the running daemon knows them
   reconciler wait     TASK... --for=running|healthy|completed|deleted [--timeout 60s]
                                        wait until the daemon reports the tasks so
+  reconciler sync     [--timeout 3m]   make the daemon sync its git source now
   reconciler logs     TASK [-f] [--tail N] [--state-dir DIR]
                                        print a task's stdout and stderr
   reconciler version                   print the version
@@ -70,6 +71,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return cmdSchema(args[1:], stdout, stderr)
 	case "plan":
 		return cmdPlan(args[1:], stdout, stderr)
+	case "sync":
+		return cmdSync(args[1:], stdout, stderr)
 	case "logs":
 		return cmdLogs(args[1:], stdout, stderr)
 	case "log-driver": // hidden: what the shim runs (see logs.go)

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"os/signal"
+	"path/filepath"
 	goruntime "runtime"
 	"runtime/debug"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/warren/reconciler/pkg/health"
 	"github.com/warren/reconciler/pkg/reconcile"
 	"github.com/warren/reconciler/pkg/runtime"
+	"github.com/warren/reconciler/pkg/source"
 )
 
 // runFlags are the flags of `run` beyond the common ones.
@@ -33,6 +35,8 @@ type runFlags struct {
 	listen    string
 	statusDir string
 	repull    time.Duration
+	git       gitFlags
+	source    *source.Config // set by cmdRun when --git is given
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
@@ -50,8 +54,27 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&rf.listen, "listen", "", "also serve the local API on this TCP address (e.g. 127.0.0.1:9090); off by default")
 	fs.StringVar(&rf.statusDir, "status-dir", "", "write each task's status as DIR/TASK.json (atomically); off by default")
 	fs.DurationVar(&rf.repull, "repull-interval", 0, "re-pull the images of imagePullPolicy: Always tasks this often and replace a container whose tag moved (auto-update); 0: off")
+	rf.git.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return parseFailed(err, exitUsage)
+	}
+	cfg, git, err := rf.git.config(c.stateDir, os.Hostname)
+	if err != nil {
+		fmt.Fprintln(stderr, "reconciler run:", err)
+		return exitUsage
+	}
+	if git {
+		// The loader reads the link the source swaps; a directory of
+		// one's own beside it would be a second desired state.
+		if explicitly(fs, "manifests") {
+			fmt.Fprintln(stderr, "reconciler run: --git and --manifests exclude each other: with --git the manifests come from the repository (see docs/gitops.md)")
+			return exitUsage
+		}
+		c.manifests = cfg.Link()
+		if c.images == "" {
+			c.images = filepath.Join(cfg.Dir, "..", "images")
+		}
+		rf.source = &cfg
 	}
 	if err := c.check(); err != nil {
 		fmt.Fprintln(stderr, "reconciler run:", err)
@@ -181,6 +204,13 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 		ctrl.SetDesired(s)
 	}
 
+	var src *source.Source
+	if rf.source != nil {
+		src = source.New(*rf.source, log.WithName("source"), source.NewMetrics(reg), func() { load() })
+		if err := src.Open(); err != nil {
+			return err
+		}
+	}
 	load() // before the first pass, so that readiness means "desired state applied"
 	go func() {
 		select {
@@ -192,8 +222,8 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 		case <-ctx.Done():
 		}
 	}()
-	api := &apiServer{ctrl: ctrl, ping: rt.Ping, reg: reg, log: log.WithName("api")}
-	const background = 3
+	api := &apiServer{ctrl: ctrl, ping: rt.Ping, reg: reg, log: log.WithName("api"), source: src}
+	const background = 4
 	errc := make(chan error, background)
 	go func() { errc <- api.serve(ctx, apiSocket(c.stateDir), rf.listen) }()
 	go func() {
@@ -204,6 +234,14 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 		errc <- writeStatusFiles(ctx, rf.statusDir, ctrl, log.WithName("status-files"))
 	}()
 	go func() { errc <- watcher.Run(ctx, load) }()
+	go func() {
+		if src == nil {
+			errc <- nil
+			return
+		}
+		go sighupSyncs(ctx, src, log.WithName("source"))
+		errc <- src.Run(ctx)
+	}()
 	err = ctrl.Run(ctx, rt)
 	_ = sdNotify("STOPPING=1")
 	for range background {

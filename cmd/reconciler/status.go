@@ -20,6 +20,7 @@ import (
 
 	"github.com/warren/reconciler/pkg/health"
 	"github.com/warren/reconciler/pkg/reconcile"
+	"github.com/warren/reconciler/pkg/source"
 )
 
 // clientFlags are the flags of the commands that talk to a running daemon.
@@ -140,6 +141,9 @@ func printStatus(w io.Writer, format string, v any, tasks []reconcile.TaskStatus
 		return err
 	}
 	if resp, ok := v.(statusResponse); ok {
+		if src := resp.Source; src != nil {
+			printSource(w, src, now)
+		}
 		// What keeps the directory from being applied, under the table.
 		if m := resp.Manifests.Error; m != "" {
 			fmt.Fprintf(w, "\nmanifests: %s\n", m)
@@ -153,6 +157,28 @@ func printStatus(w io.Writer, format string, v any, tasks []reconcile.TaskStatus
 		}
 	}
 	return nil
+}
+
+// printSource writes the git source's lines under the table.
+func printSource(w io.Writer, src *source.Status, now time.Time) {
+	ref := src.Ref
+	if ref == "" {
+		ref = "HEAD"
+	}
+	fmt.Fprintf(w, "\ngit: %s %s, paths %s\n", src.URL, ref, strings.Join(src.Paths, ","))
+	if src.Commit == "" {
+		fmt.Fprintln(w, "  applied: nothing yet")
+	} else {
+		fmt.Fprintf(w, "  applied: %s (%s), %s ago\n", src.Commit, src.RefName, humanAge(now.Sub(src.AppliedAt)))
+	}
+	switch {
+	case src.LastFetch.IsZero():
+		fmt.Fprintln(w, "  last fetch: not yet")
+	case src.LastError != "":
+		fmt.Fprintf(w, "  last fetch: %s ago, failed (%d in a row; the applied tree stays): %s\n", humanAge(now.Sub(src.LastFetch)), src.Failures, strings.ReplaceAll(src.LastError, "\n", "; "))
+	default:
+		fmt.Fprintf(w, "  last fetch: %s ago, ok\n", humanAge(now.Sub(src.LastFetch)))
+	}
 }
 
 func orDash(s string) string {

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/warren/reconciler/pkg/source"
+)
+
+// gitFlags are the flags of the built-in git source (docs/gitops.md).
+type gitFlags struct {
+	url         string
+	ref         string
+	paths       listFlag
+	interval    time.Duration
+	timeout     time.Duration
+	maxSize     string
+	credentials string
+}
+
+func (g *gitFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.url, "git", "", "sync the manifests from this git repository (https://, http://, git:// or file://) instead of --manifests; see docs/gitops.md")
+	fs.StringVar(&g.ref, "git-ref", "", "branch, tag or full commit hash to apply (default: the remote's HEAD, its default branch)")
+	fs.Var(&g.paths, "git-path", "directories inside the repository whose top-level manifests are applied, flattened into one (comma-separated or repeated; {{hostname}} is this node's host name; default: the root)")
+	fs.DurationVar(&g.interval, "git-interval", source.DefaultInterval, "time between two checks of the remote (±10% jitter)")
+	fs.DurationVar(&g.timeout, "git-timeout", source.DefaultTimeout, "longest time one sync (ls-remote and fetch) may take")
+	fs.StringVar(&g.maxSize, "git-max-size", "100Mi", "largest fetch, in bytes written to disk (and largest sum of the selected manifests)")
+	fs.StringVar(&g.credentials, "git-credentials", "", "file read at each sync with HTTP basic auth credentials: USER:PASSWORD, or a token alone, on its first line")
+}
+
+// config turns the flags into the source's Config under stateDir; ok is
+// false when --git is not set.
+func (g *gitFlags) config(stateDir string, hostname func() (string, error)) (cfg source.Config, ok bool, err error) {
+	if g.url == "" {
+		if g.ref != "" || len(g.paths) > 0 || g.credentials != "" {
+			return cfg, false, errors.New("--git-ref, --git-path and --git-credentials need --git")
+		}
+		return cfg, false, nil
+	}
+	q, err := resource.ParseQuantity(g.maxSize)
+	if err != nil || q.Value() <= 0 {
+		return cfg, false, fmt.Errorf("--git-max-size: %q is not a size such as 100Mi", g.maxSize)
+	}
+	host := ""
+	if h, err := hostname(); err == nil {
+		host = h
+	}
+	paths, err := source.ExpandPaths(g.paths, host)
+	if err != nil {
+		return cfg, false, err
+	}
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return cfg, false, err
+	}
+	cfg = source.Config{
+		URL: g.url, Ref: g.ref, Paths: paths, Interval: g.interval, Timeout: g.timeout,
+		MaxSize: q.Value(), Credentials: g.credentials, Dir: filepath.Join(abs, "git"),
+	}
+	if g.interval <= 0 {
+		return cfg, false, fmt.Errorf("--git-interval must be positive, got %s", g.interval)
+	}
+	if err := cfg.Check(); err != nil {
+		return cfg, false, err
+	}
+	return cfg, true, nil
+}
+
+// explicitly reports whether the flag name was given on the command line.
+func explicitly(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// sighupSyncs makes SIGHUP ask src to sync now, until ctx is done.
+func sighupSyncs(ctx context.Context, src *source.Source, log logr.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Info("SIGHUP: syncing the git source now")
+			_ = src.SyncNow(ctx) // its error is logged and on the status
+		}
+	}
+}
+
+// handleSync is POST /sync: sync the git source now and answer with its
+// status once done.
+func (a *apiServer) handleSync(w http.ResponseWriter, r *http.Request) {
+	if a.source == nil {
+		writeJSON(w, http.StatusConflict, map[string]string{"error": "the daemon has no git source (run it with --git)"})
+		return
+	}
+	err := a.source.SyncNow(r.Context())
+	st := a.source.Status()
+	if err != nil {
+		writeJSON(w, http.StatusBadGateway, map[string]any{"error": err.Error(), "source": st})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"source": st})
+}
+
+func cmdSync(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("sync", args, stdout, stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: reconciler sync [--timeout 2m]\n\nAsks the running daemon to sync its git source now (as SIGHUP does) and prints the applied commit, or the error (exit 1).")
+		fs.PrintDefaults()
+	}
+	var cf clientFlags
+	cf.register(fs)
+	timeout := fs.Duration("timeout", 3*time.Minute, "how long to wait for the sync")
+	if err := fs.Parse(args); err != nil {
+		return parseFailed(err, exitUsage)
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	client := newAPIClient(cf.stateDir, cf.api)
+	client.http.Timeout = *timeout
+	var resp struct {
+		Error  string        `json:"error"`
+		Source source.Status `json:"source"`
+	}
+	code, err := client.post(ctx, "/sync", &resp)
+	switch {
+	case err != nil:
+		fmt.Fprintln(stderr, "reconciler sync:", err)
+		return exitFailure
+	case code != http.StatusOK:
+		fmt.Fprintln(stderr, "reconciler sync:", resp.Error)
+		if resp.Source.Commit != "" {
+			fmt.Fprintf(stderr, "still applied: %s (%s)\n", resp.Source.Commit, resp.Source.RefName)
+		}
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "applied %s (%s) since %s\n", resp.Source.Commit, resp.Source.RefName, resp.Source.AppliedAt.Local().Format(time.RFC3339))
+	return exitOK
+}

@@ -1,0 +1,25 @@
+// Package source is the built-in git source of the reconciler: it keeps a
+// directory of manifests equal to selected paths of a git repository, for
+// the loader of pkg/desired to read as it reads any directory.
+//
+// Each sync asks the remote for the tip of the ref (ls-remote) and, only
+// when that tip is not the applied one, fetches that one commit (depth 1)
+// into a fresh directory under the state directory, flattens the
+// manifests at the top level of each selected path into a new generated
+// directory, and swaps a symlink to it atomically (the swap the watcher of
+// pkg/desired already handles). The fetched repository is removed after
+// each sync: there is no long-lived shallow clone updated in place.
+//
+// What it must never do:
+//
+//   - apply anything on a failure of any kind (remote unreachable, auth, a
+//     missing path, two manifests with one name, a fetch over the size
+//     limit): the last good tree stays in place, also across a restart,
+//     and the error is reported on [Status].
+//   - delete the applied tree before its successor is in place, or leave a
+//     half-written tree where the symlink points.
+//   - import containerd or pkg/runtime, or know anything of tasks: it
+//     produces files, the loader decides what they mean.
+//   - log or report a password or token: credentials are read from a file
+//     at each sync and never kept beyond it.
+package source
