@@ -195,3 +195,88 @@ func TestCheckerRolloutRules(t *testing.T) {
 		})
 	}
 }
+
+// natSample is iptables-save -t nat output as the bridge, portmap and
+// firewall plugins leave it for container web-ed94f85bbca0 of network
+// reconciler-ns, beside a container of another network.
+const natSample = `*nat
+:CNI-48a13c4bca827851435648a4 - [0:0]
+:CNI-DN-48a13c4bca82785143564 - [0:0]
+-A POSTROUTING -s 10.229.197.5/32 -m comment --comment "name: \"reconciler-ns\" id: \"web-ed94f85bbca0\"" -j CNI-48a13c4bca827851435648a4
+-A POSTROUTING -s 10.232.105.5/32 -m comment --comment "name: \"reconciler-ns2\" id: \"web-13c0873a3588\"" -j CNI-dc1c74aae68b45a17d6e076b
+-A CNI-48a13c4bca827851435648a4 -d 10.229.197.0/24 -m comment --comment "name: \"reconciler-ns\" id: \"web-ed94f85bbca0\"" -j ACCEPT
+-A CNI-48a13c4bca827851435648a4 ! -d 224.0.0.0/4 -m comment --comment "name: \"reconciler-ns\" id: \"web-ed94f85bbca0\"" -j MASQUERADE
+-A CNI-DN-48a13c4bca82785143564 -d 127.0.0.1/32 -p tcp -m tcp --dport 36453 -j DNAT --to-destination 10.229.197.5:8080
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"reconciler-ns\" id: \"web-ed94f85bbca0\"" -m multiport --dports 36453 -j CNI-DN-48a13c4bca82785143564
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+COMMIT
+`
+
+// The checker's network rule (no namespace pin, port file, address lease
+// or iptables rule of a container that does not exist), on nodes made by
+// hand.
+func TestCheckerNetworkRules(t *testing.T) {
+	rules := invariants.NATRules(natSample, "reconciler-ns")
+	if len(rules) != 1 || len(rules["web-ed94f85bbca0"]) != 4 {
+		t.Errorf("NATRules: %d containers, %d rules of web-ed94f85bbca0, want 1 and 4: %q", len(rules), len(rules["web-ed94f85bbca0"]), rules)
+	}
+	if r := invariants.NATRules(natSample, "reconciler-n"); len(r) != 0 {
+		t.Errorf("NATRules of network reconciler-n: %q, want none (a prefix of another network's name)", r)
+	}
+
+	web := ruleTask(t, "web", 1, "network: bridge")
+	webID := observed.ContainerID("web", web.Hash())
+	gone := "web-0123456789ab" // a container that does not exist
+	with := func(n invariants.Node, pins, leases, rules map[string][]string) invariants.Node {
+		n.NetPins, n.NetLeases, n.NetRules = pins, leases, rules
+		return n
+	}
+	running := func() invariants.Node { return node([]desired.Task{web}, fakeCtr{tk: web, status: containerd.Running}) }
+	for _, tc := range []struct {
+		name string
+		node invariants.Node
+		want []string
+	}{
+		{name: "a bridge task with its pin, port file, lease and rules",
+			node: with(running(), map[string][]string{webID: {webID, webID + ".json"}}, map[string][]string{webID: {"10.1.2.3"}}, map[string][]string{webID: {"-A ..."}})},
+		{name: "nothing of the network",
+			node: with(running(), nil, nil, nil)},
+		{name: "a stopped container keeps its network",
+			node: with(node([]desired.Task{web}, fakeCtr{tk: web, status: containerd.Stopped, exit: 0}), map[string][]string{webID: {webID}}, map[string][]string{webID: {"10.1.2.3"}}, nil),
+			want: []string{"not-running web"}},
+		{name: "a leaked pin and its port file",
+			node: with(running(), map[string][]string{webID: {webID}, gone: {gone, gone + ".json"}}, nil, nil),
+			want: []string{"leaked netns " + gone}},
+		{name: "a port file being written, of no container",
+			node: with(running(), map[string][]string{gone: {gone + ".json.tmp"}}, nil, nil),
+			want: []string{"leaked netns " + gone}},
+		{name: "a leaked lease",
+			node: with(running(), nil, map[string][]string{webID: {"10.1.2.3"}, gone: {"10.1.2.4"}}, nil),
+			want: []string{"leaked ipam 10.1.2.4"}},
+		{name: "two leases of one container that is gone",
+			node: with(running(), nil, map[string][]string{gone: {"10.1.2.4", "10.1.2.5"}}, nil),
+			want: []string{"leaked ipam 10.1.2.4", "leaked ipam 10.1.2.5"}},
+		{name: "leaked iptables rules",
+			node: with(running(), nil, nil, map[string][]string{webID: {"-A ..."}, gone: {"-A a", "-A b"}}),
+			want: []string{"leaked iptables " + gone}},
+		{name: "a task deleted: its container gone, everything of its network left",
+			node: with(node(nil), map[string][]string{webID: {webID, webID + ".json"}}, map[string][]string{webID: {"10.1.2.3"}}, map[string][]string{webID: {"-A ..."}}),
+			want: []string{"leaked netns " + webID, "leaked ipam 10.1.2.3", "leaked iptables " + webID}},
+		{name: "the container of a task no longer desired: the container leaks, not its network",
+			node: with(node(nil, fakeCtr{tk: web, status: containerd.Running}), map[string][]string{webID: {webID}}, map[string][]string{webID: {"10.1.2.3"}}, map[string][]string{webID: {"-A ..."}}),
+			want: []string{"leaked " + webID}},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			vs := invariants.Violations(tc.node, invariants.Baseline{})
+			var got []string
+			for _, v := range vs {
+				got = append(got, string(v.Kind)+" "+v.Subject)
+			}
+			slices.Sort(got)
+			slices.Sort(tc.want)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("violations %q, want %q:\n%v", got, tc.want, vs)
+			}
+		})
+	}
+}

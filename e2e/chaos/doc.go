@@ -24,6 +24,16 @@
 //     rolled back to the same container (same ID and snapshot), a good
 //     one leaves its new container alone, proven; the old container is
 //     kept until then, and a stop-first task never runs both.
+//  9. netkill: SIGKILL of the reconciler within 300 ms of a new, changed
+//     or removed manifest of a bridge task (or of the first action it
+//     logs after it), while it sets up or tears down the task's network;
+//     it is started again. Convergence includes the network rule (no
+//     namespace pin, port file, address lease or iptables rule of a
+//     container that does not exist) and every bridge task answering on
+//     its published port with its version.
+//
+// The kill and netkill worlds have bridge tasks with ports published on
+// 127.0.0.1, on a bridge, subnet and run directory of the world's own.
 //
 // A changed spec of a running task is a rollout (the new container proves
 // itself for minReady, 1s in the suite's tasks): the checker does not

@@ -39,6 +39,8 @@ type world struct {
 	d         *testenv.TestDaemon
 	versions  map[string]int // task name -> version in its file (absent: no file)
 	stable    []string       // tasks no fault touches
+	net       *bridgeNet     // the world's bridge (see useBridge), nil for none
+	ports     map[string]int // bridge tasks: task name -> its host port on 127.0.0.1
 }
 
 // newWorld prepares a world for fault kind on the containerd at address
@@ -75,7 +77,7 @@ func newWorld(t *testing.T, kind, address, state string, flags ...string) *world
 	w := &world{
 		t: t, kind: kind, rng: rand.New(rand.NewPCG(uint64(env.seed), h.Sum64())),
 		ns: ns, address: address, manifests: manifests, state: state, client: c,
-		flags: flags, versions: map[string]int{},
+		flags: flags, versions: map[string]int{}, ports: map[string]int{},
 	}
 	w.check = &invariants.Checker{Client: c, Namespace: ns, Manifests: manifests, StateDir: state}
 	t.Cleanup(func() {
@@ -135,8 +137,13 @@ func (w *world) write(name, content string) {
 	testenv.WriteFile(w.t, w.manifests, name, content)
 }
 
-// setTask writes task name at version v (its own file, NAME.yaml).
+// setTask writes task name at version v (its own file, NAME.yaml). A task
+// with a host port in w.ports is a bridge task serving its port (see
+// bridgeSpec).
 func (w *world) setTask(name string, v int, extra ...string) {
+	if port, ok := w.ports[name]; ok {
+		extra = append(bridgeSpec(name, v, port), extra...)
+	}
 	w.write(name+".yaml", taskYAML(name, v, extra...))
 	w.versions[name] = v
 }
@@ -280,6 +287,11 @@ func (w *world) waitConverged(what string, since time.Time, b invariants.Baselin
 		if err != nil {
 			vs = []invariants.Violation{{Kind: invariants.CheckFailure, Subject: "containerd", Detail: err.Error()}}
 		}
+		if len(vs) == 0 && len(ro) == 0 {
+			// Every desired bridge task answers on its port, with its
+			// version.
+			vs = w.unanswered()
+		}
 		now := time.Now()
 		switch {
 		case len(vs) > 0 || len(ro) > 0:
@@ -293,7 +305,12 @@ func (w *world) waitConverged(what string, since time.Time, b invariants.Baselin
 			if record {
 				stats.record(w.kind, took, 0)
 			}
-			w.t.Logf("%s: converged in %s", what, took.Round(time.Millisecond))
+			if len(last) > 0 || len(rolling) > 0 {
+				// What it waited for last: where the time went.
+				w.t.Logf("%s: converged in %s; last seen:\n%s%s", what, took.Round(time.Millisecond), violationList(last), rolloutList(rolling))
+			} else {
+				w.t.Logf("%s: converged in %s", what, took.Round(time.Millisecond))
+			}
 			return took
 		}
 		if now.After(deadline) {
@@ -306,16 +323,20 @@ func (w *world) waitConverged(what string, since time.Time, b invariants.Baselin
 			if record {
 				stats.record(w.kind, -1, max(n, 1))
 			}
-			var still string
-			for _, r := range rolling {
-				still += fmt.Sprintf("  still mid-rollout: %s\n", r)
-			}
-			w.t.Errorf("%s: no convergence after %s (seed %d); %d violations:\n%s%s", what, *flagConverge, env.seed, len(last), violationList(last), still)
+			w.t.Errorf("%s: no convergence after %s (seed %d); %d violations:\n%s%s", what, *flagConverge, env.seed, len(last), violationList(last), rolloutList(rolling))
 			w.dump()
 			return -1
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func rolloutList(rs []invariants.Rollout) string {
+	var b strings.Builder
+	for _, r := range rs {
+		fmt.Fprintf(&b, "  still mid-rollout: %s\n", r)
+	}
+	return b.String()
 }
 
 func violationList(vs []invariants.Violation) string {

@@ -31,9 +31,14 @@ func acted(out string) bool {
 
 // TestChaosKillReconciler (fault 1): SIGKILL the reconciler at a random
 // moment while it converges a burst of creates, replacements and deletions,
-// start it again, let it converge, check every invariant.
+// start it again, let it converge, check every invariant. Half the pool
+// are bridge tasks whose published ports must answer.
 func TestChaosKillReconciler(t *testing.T) {
 	w := newWorld(t, "kill", "", "")
+	// Half the pool are bridge tasks with a published port: the bursts
+	// set their networks up and tear them down under the kills.
+	w.useBridge()
+	w.addBridged("k-0", "k-1", "k-2", "k-3")
 	w.addStable("stable-a", "stable-b")
 	w.addBystander("bystander")
 	w.burst("k", 8, 6, nil)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -36,6 +38,13 @@ type Checker struct {
 	StateDir string
 	// Snapshotter is the snapshotter the reconciler uses; default overlayfs.
 	Snapshotter string
+	// NetworkRunDir is the reconciler's --network-run-dir (namespace pins
+	// and port files under netns/, host-local leases under ipam/) and
+	// NetworkName its CNI network ("reconciler-NAMESPACE"), which the
+	// plugins' iptables nat rules name in their comments. "" skips the
+	// network checks (both must be set).
+	NetworkRunDir string
+	NetworkName   string
 }
 
 // Violation is one broken invariant.
@@ -86,7 +95,11 @@ type Node struct {
 	Leases     []LeaseInfo
 	LogFiles   map[string][]string // container ID -> its log files
 	Secrets    []string            // container IDs with a staged secrets directory
-	Desired    desired.State
+	// The bridge network's state (Checker.NetworkRunDir): by container ID.
+	NetPins   map[string][]string // namespace pins and port files (names under netns/)
+	NetLeases map[string][]string // host-local leases (addresses under ipam/NETWORK/)
+	NetRules  map[string][]string // iptables nat rules whose comment names the network and the ID
+	Desired   desired.State
 }
 
 // LeaseInfo is a lease with its resources.
@@ -119,8 +132,15 @@ func (c *Checker) snapshotter() string {
 func (c *Checker) Read(ctx context.Context) (Node, error) {
 	ctx = c.ctx(ctx)
 	n := Node{Containers: map[string]Container{}, Snapshots: map[string]snapshots.Info{}, LogFiles: map[string][]string{}}
-	// Files and snapshots first, containers last: something created in
-	// between then has its container seen, not reported as a leak.
+	// Files, the network and snapshots first, containers last: something
+	// created in between then has its container seen, not reported as a
+	// leak.
+	if c.NetworkRunDir != "" && c.NetworkName != "" {
+		var err error
+		if n.NetPins, n.NetLeases, n.NetRules, err = readNetwork(c.NetworkRunDir, c.NetworkName); err != nil {
+			return n, err
+		}
+	}
 	if c.StateDir != "" {
 		files, err := os.ReadDir(filepath.Join(c.StateDir, "logs"))
 		if err != nil && !os.IsNotExist(err) {
@@ -187,6 +207,67 @@ func (c *Checker) Read(ctx context.Context) (Node, error) {
 	}
 	n.Desired = desired.NewLoader(c.Manifests, c.LoaderOptions...).Load()
 	return n, nil
+}
+
+// readNetwork reads what the bridge network holds, by container ID: the
+// entries of runDir/netns (a pin ID, its port file ID.json, a port file
+// being written ID.json.tmp), the host-local leases of runDir/ipam/name (a
+// file named by the address, holding "ID\nIFNAME"), and the iptables nat
+// rules whose comment reads name: "NAME" id: "ID" (iptables-save -t nat).
+func readNetwork(runDir, name string) (pins, leases, rules map[string][]string, err error) {
+	pins, leases = map[string][]string{}, map[string][]string{}
+	es, err := os.ReadDir(filepath.Join(runDir, "netns"))
+	if err != nil && !os.IsNotExist(err) {
+		return nil, nil, nil, fmt.Errorf("read network pins: %w", err)
+	}
+	for _, e := range es {
+		id := strings.TrimSuffix(strings.TrimSuffix(e.Name(), ".tmp"), ".json")
+		pins[id] = append(pins[id], e.Name())
+	}
+	dir := filepath.Join(runDir, "ipam", name)
+	es, err = os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		return nil, nil, nil, fmt.Errorf("read network leases: %w", err)
+	}
+	for _, e := range es {
+		if net.ParseIP(e.Name()) == nil {
+			continue // last_reserved_ip.0, lock
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if os.IsNotExist(err) {
+			continue // released meanwhile
+		}
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("read network lease: %w", err)
+		}
+		id, _, _ := strings.Cut(string(b), "\n")
+		id = strings.TrimSpace(id)
+		leases[id] = append(leases[id], e.Name())
+	}
+	out, err := exec.Command("iptables-save", "-t", "nat").CombinedOutput()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("iptables-save -t nat: %w: %s", err, out)
+	}
+	return pins, leases, NATRules(string(out), name), nil
+}
+
+// NATRules returns the rules of an iptables-save output that belong to a
+// container of network name, by container ID: those whose comment the
+// CNI plugins wrote as name: "NAME" id: "ID" (iptables-save prints
+// --comment "name: \"NAME\" id: \"ID\""; the portmap plugin's reads
+// "dnat name: ...").
+func NATRules(iptablesSave, name string) map[string][]string {
+	re := regexp.MustCompile(`name: \\"` + regexp.QuoteMeta(name) + `\\" id: \\"([^"\\]+)\\"`)
+	rules := map[string][]string{}
+	for _, line := range strings.Split(iptablesSave, "\n") {
+		if !strings.HasPrefix(line, "-A ") {
+			continue
+		}
+		if m := re.FindStringSubmatch(line); m != nil {
+			rules[m[1]] = append(rules[m[1]], line)
+		}
+	}
+	return rules
 }
 
 var logFileRE = regexp.MustCompile(`^(.+)\.log(\.[0-9]+)?$`)
@@ -352,6 +433,25 @@ func Violations(n Node, b Baseline) []Violation {
 	for _, id := range n.Secrets {
 		if _, ok := n.Containers[id]; !ok {
 			add(Leaked, id, "staged secrets directory of no container")
+		}
+	}
+	// The bridge network: no pin, port file, lease or rule of a
+	// container that does not exist.
+	for id, names := range n.NetPins {
+		if _, ok := n.Containers[id]; !ok {
+			add(Leaked, "netns "+id, "network namespace pin or port file %v of no container", names)
+		}
+	}
+	for id, ips := range n.NetLeases {
+		if _, ok := n.Containers[id]; !ok {
+			for _, ip := range ips {
+				add(Leaked, "ipam "+ip, "address lease of no container %s", id)
+			}
+		}
+	}
+	for id, rules := range n.NetRules {
+		if _, ok := n.Containers[id]; !ok {
+			add(Leaked, "iptables "+id, "%d iptables nat rules of no container: %s", len(rules), strings.Join(rules, "; "))
 		}
 	}
 
