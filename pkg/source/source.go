@@ -278,7 +278,7 @@ func (s *Source) lsRemote(ctx context.Context, auth transport.AuthMethod) (plumb
 	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{s.cfg.URL}})
 	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth})
 	if err != nil {
-		return plumbing.ZeroHash, "", fmt.Errorf("ls-remote %s: %w", Redact(s.cfg.URL), explain(err))
+		return plumbing.ZeroHash, "", fmt.Errorf("ls-remote %s: %w", Redact(s.cfg.URL), s.explain(err, auth))
 	}
 	byName := map[plumbing.ReferenceName]*plumbing.Reference{}
 	for _, r := range refs {
@@ -319,12 +319,16 @@ func (s *Source) lsRemote(ctx context.Context, auth transport.AuthMethod) (plumb
 }
 
 // explain turns go-git's auth errors into ones that say what to check.
-func explain(err error) error {
+// go-git reports an HTTP 401 as "authentication required" whether
+// credentials were sent or not.
+func (s *Source) explain(err error, auth transport.AuthMethod) error {
 	switch {
+	case errors.Is(err, transport.ErrAuthenticationRequired) && auth == nil:
+		return fmt.Errorf("authentication required: the server wants credentials (give --git-credentials FILE)")
 	case errors.Is(err, transport.ErrAuthenticationRequired):
-		return fmt.Errorf("%w (give --git-credentials FILE)", err)
+		return fmt.Errorf("authentication failed: the server refused the credentials of %s", s.cfg.Credentials)
 	case errors.Is(err, transport.ErrAuthorizationFailed):
-		return fmt.Errorf("%w (check the user and password or token in --git-credentials)", err)
+		return fmt.Errorf("authorization failed: the user of %s may not read this repository", s.cfg.Credentials)
 	}
 	return err
 }
@@ -356,7 +360,7 @@ func (s *Source) fetchAndSwap(ctx context.Context, auth transport.AuthMethod, ti
 		Depth:    1, Auth: auth, Tags: git.NoTags,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return meta{}, fmt.Errorf("fetch %s %s: %w", refName, tip.String()[:12], explain(err))
+		return meta{}, fmt.Errorf("fetch %s %s: %w", refName, tip.String()[:12], s.explain(err, auth))
 	}
 	if got, err := repo.Reference(local, false); err == nil && want != tip.String() {
 		tip = got.Hash() // the ref moved since ls-remote: what was fetched is applied

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -187,5 +188,46 @@ func TestConfigCheck(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), ":p@") {
 			t.Errorf("%s: the password shows: %v", url, err)
 		}
+	}
+}
+
+// TestSyncTimeoutEndsAStuckServer: a server that accepts and never answers
+// (git:// and HTTP) fails the sync at --git-timeout.
+func TestSyncTimeoutEndsAStuckServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c) // held open, never answered
+		}
+	}()
+	for _, url := range []string{"git://" + l.Addr().String() + "/r.git", "http://" + l.Addr().String() + "/r.git"} {
+		cfg := Config{URL: url, Dir: filepath.Join(t.TempDir(), "git"), Timeout: time.Second}
+		if err := cfg.Check(); err != nil {
+			t.Fatal(err)
+		}
+		s := New(cfg, logr.Discard(), nil, nil)
+		if err := s.Open(); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		err := s.Sync(t.Context())
+		if err == nil || time.Since(start) > 10*time.Second {
+			t.Fatalf("%s: %v after %s", url, err, time.Since(start))
+		}
+		t.Logf("%s: %v after %s", url, err, time.Since(start).Round(time.Millisecond))
 	}
 }
