@@ -34,8 +34,8 @@ func isContainerd(path string) bool { return strings.HasPrefix(path, "github.com
 //     depend on containerd, even through another package;
 //   - pkg/clock depends on no other package of the module, and every
 //     package may use it; besides it, pkg/desired depends on no other
-//     package of the module, pkg/observed and pkg/health only on
-//     pkg/desired, and pkg/reconcile on neither pkg/runtime nor cmd;
+//     package of the module, pkg/observed, pkg/health and pkg/source only
+//     on pkg/desired, and pkg/reconcile on neither pkg/runtime nor cmd;
 //   - nothing under pkg/ depends on cmd/.
 func layeringViolations(pkgs []pkgInfo) []string {
 	var out []string
@@ -48,7 +48,7 @@ func layeringViolations(pkgs []pkgInfo) []string {
 		for _, dep := range p.deps {
 			local, ok := strings.CutPrefix(dep, module)
 			switch {
-			case isContainerd(dep) && (under(p.path, "pkg/desired") || under(p.path, "pkg/observed") || under(p.path, "pkg/health") || under(p.path, "pkg/reconcile")):
+			case isContainerd(dep) && (under(p.path, "pkg/desired") || under(p.path, "pkg/observed") || under(p.path, "pkg/health") || under(p.path, "pkg/reconcile") || under(p.path, "pkg/source")):
 				out = append(out, fmt.Sprintf("%s depends on %s: it must know nothing of containerd", p.path, dep))
 			case !ok:
 			case under(local, "pkg/clock") && !under(p.path, "pkg/clock"):
@@ -56,6 +56,8 @@ func layeringViolations(pkgs []pkgInfo) []string {
 				out = append(out, fmt.Sprintf("%s depends on %s: pkg/clock depends on no other package of the module", p.path, local))
 			case under(p.path, "pkg/desired") && !under(local, "pkg/desired"):
 				out = append(out, fmt.Sprintf("%s depends on %s: pkg/desired depends on no other package of the module", p.path, local))
+			case under(p.path, "pkg/source") && !under(local, "pkg/desired") && !under(local, "pkg/source"):
+				out = append(out, fmt.Sprintf("%s depends on %s: pkg/source depends only on pkg/desired", p.path, local))
 			case under(p.path, "pkg/observed") && !under(local, "pkg/desired") && !under(local, "pkg/observed"):
 				out = append(out, fmt.Sprintf("%s depends on %s: pkg/observed depends only on pkg/desired", p.path, local))
 			case under(p.path, "pkg/health") && !under(local, "pkg/desired") && !under(local, "pkg/health"):
