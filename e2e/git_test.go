@@ -349,3 +349,22 @@ func TestGitHTTPCredentials(t *testing.T) {
 	}
 	n.waitRunning("api")
 }
+
+// TestGitSIGHUPSyncsNow: with an interval of an hour, SIGHUP makes the
+// daemon fetch a pushed commit at once.
+func TestGitSIGHUPSyncsNow(t *testing.T) {
+	n := newNode(t, "e2e-githup")
+	repo := newGitRepo(t)
+	repo.push(map[string]string{"web.yaml": testenv.Manifest("web")})
+	srv := startGitDaemon(t, repo.base)
+	d := startGitReconciler(t, n.ns, srv.url(), "--git-interval", "1h") // the later flag wins
+	n.waitRunning("web")
+	second := repo.push(map[string]string{"api.yaml": testenv.Manifest("api")})
+	if err := syscall.Kill(d.Pid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	n.waitRunning("api")
+	if st, _ := sourceStatus(t, n.ns); st.Commit != second {
+		t.Fatalf("source status %+v, want commit %s", st, second)
+	}
+}
