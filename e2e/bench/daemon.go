@@ -41,14 +41,15 @@ type logLine struct {
 }
 
 // startDaemon runs `reconciler run` on manifests against the containerd at
-// address with JSON logs, and waits until it has done its first sync.
-func startDaemon(ctx context.Context, bin, address, runcRoot, ns, manifests, images, state string, workers int, resync time.Duration, pprof bool, env []string) (*daemon, error) {
+// address with JSON logs, and more flags if any, and waits until it has
+// done its first sync.
+func startDaemon(ctx context.Context, bin, address, runcRoot, ns, manifests, images, state string, workers int, resync time.Duration, pprof bool, env []string, flags ...string) (*daemon, error) {
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return nil, err
 	}
 	run := testenv.Run{Address: address, RuncRoot: runcRoot, Namespace: ns,
 		Manifests: manifests, Images: images, StateDir: state, Resync: resync,
-		Flags: []string{"--workers", strconv.Itoa(workers), "--log-format", "json"}}
+		Flags: append([]string{"--workers", strconv.Itoa(workers), "--log-format", "json"}, flags...)}
 	logf, err := os.Create(filepath.Join(state, "reconciler.log"))
 	if err != nil {
 		return nil, err

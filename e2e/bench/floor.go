@@ -68,9 +68,14 @@ func newRawClient(ctx context.Context, client *containerd.Client, ns, runcRoot, 
 func (f *rawClient) namespace() string { return f.ns }
 
 func (f *rawClient) createStart(ctx context.Context, id string) error {
+	return f.createStartIn(ctx, id, oci.WithHostNamespace(specs.NetworkNamespace))
+}
+
+// createStartIn is createStart with the network namespace option given
+// (the host's, or a namespace's path).
+func (f *rawClient) createStartIn(ctx context.Context, id string, netns oci.SpecOpts) error {
 	ctx = withNS(ctx, f.ns)
-	sopts := []oci.SpecOpts{oci.WithImageConfig(f.img),
-		oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf}
+	sopts := []oci.SpecOpts{oci.WithImageConfig(f.img), netns, oci.WithHostHostsFile, oci.WithHostResolvconf}
 	if f.seccomp {
 		sopts = append(sopts, runtime.WithSeccompProfile(goruntime.GOARCH))
 	}

@@ -50,6 +50,7 @@ type config struct {
 	env           []string // added to the reconciler's environment
 	keep, strict  bool
 	probesOnly    bool // only the health probes' measure
+	networkOnly   bool // only the bridge networking measure
 }
 
 // gap is the quiet time that separates two resync passes in the call log.
@@ -86,6 +87,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		return nil
 	})
 	fs.BoolVar(&cfg.probesOnly, "probes-only", false, "run the health probes' measure alone (no floor, burst, idle or teardown)")
+	fs.BoolVar(&cfg.networkOnly, "network-only", false, "run the bridge networking measure alone: -k drops of a bridge task with one published port against the floor with the same CNI calls made by hand, and the plain floor")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (containerd and reconciler logs)")
 	fs.BoolVar(&cfg.strict, "strict", false, "exit 1 when a target is missed")
 	if err := fs.Parse(args); err != nil {
@@ -101,6 +103,10 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.n < 1 || cfg.c < 1 || cfg.k < 1 || cfg.rounds < 1 || cfg.stops < 1 || cfg.resync <= 0 || cfg.probeN < 1 || cfg.probeInterval <= 0 || cfg.execK < 1 {
 		fmt.Fprintln(stderr, "bench: -n, -c, -k, -rounds, -stops, -resync, -probe-n, -probe-interval and -exec-k must be positive")
+		return 2
+	}
+	if cfg.probesOnly && cfg.networkOnly {
+		fmt.Fprintln(stderr, "bench: -probes-only and -network-only: one or the other")
 		return 2
 	}
 	if cfg.stops > cfg.c {
@@ -264,6 +270,13 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if b.cfg.probesOnly {
 		return b.probesAlone(ctx, bin, mc.Address(), images)
 	}
+	if b.cfg.networkOnly {
+		err := b.network(ctx, bin, mc.Address(), images)
+		b.res.Machine.LoadAfter = loadavg()
+		b.res.Finished = time.Now().UTC()
+		b.logf("load after: %s", b.res.Machine.LoadAfter)
+		return err
+	}
 	// A reconciler for the latency, burst and teardown measures, on
 	// containerd directly.
 	man1 := filepath.Join(dir, "m1")
@@ -281,6 +294,11 @@ func (b *bench) run(ctx context.Context) (err error) {
 		phase{"teardown", b.teardown})
 	d1.stop()
 	if err != nil {
+		return err
+	}
+	// A bridge task's start, on a reconciler of its own with a bridge of
+	// the bench's own.
+	if err := b.network(ctx, bin, mc.Address(), images); err != nil {
 		return err
 	}
 

@@ -59,7 +59,7 @@ func (b *bench) latency(ctx context.Context, d *daemon, dir string) error {
 			return singleOf(ctx, b.runtime, b.rec, fmt.Sprintf("rt-s%03d", i))
 		}, &b.res.Runtime.SingleSeconds},
 		{"reconciler", func(ctx context.Context, i int) (time.Duration, error) {
-			at, dur, err := b.dropSingle(ctx, dir, fmt.Sprintf("drop-%03d", i))
+			at, dur, err := b.dropSingle(ctx, dir, fmt.Sprintf("drop-%03d", i), plainManifest)
 			dropped = append(dropped, at)
 			return dur, err
 		}, &b.res.Reconciler.SingleSeconds},
@@ -75,11 +75,15 @@ func (b *bench) latency(ctx context.Context, d *daemon, dir string) error {
 	return nil
 }
 
-// dropSingle drops one manifest, waits for its task's start event, removes
-// the manifest and waits for the container's delete event.
-func (b *bench) dropSingle(ctx context.Context, dir, name string) (time.Time, time.Duration, error) {
+// plainManifest is the task of the floor's container: the test image and
+// its command, host network.
+func plainManifest(name string) string { return testenv.Manifest(name) }
+
+// dropSingle drops one manifest (content), waits for its task's start
+// event, removes the manifest and waits for the container's delete event.
+func (b *bench) dropSingle(ctx context.Context, dir, name string, content func(string) string) (time.Time, time.Duration, error) {
 	from := b.rec.mark()
-	began, err := drop(dir, []string{name}, func(n string) string { return testenv.Manifest(n) })
+	began, err := drop(dir, []string{name}, content)
 	if err != nil {
 		return began, 0, err
 	}
@@ -382,7 +386,7 @@ func (b *bench) busy(ctx context.Context, d *daemon, dir string) error {
 				return singleOf(ctx, b.floor, b.rec, fmt.Sprintf("fl-n%03d", i))
 			}, &b.res.Floor.SingleAtNSeconds},
 			{"reconciler", func(ctx context.Context, i int) (time.Duration, error) {
-				_, dur, err := b.dropSingle(ctx, dir, fmt.Sprintf("busy-%03d", i))
+				_, dur, err := b.dropSingle(ctx, dir, fmt.Sprintf("busy-%03d", i), plainManifest)
 				return dur, err
 			}, &b.res.Reconciler.SingleAtNSeconds},
 		})

@@ -32,6 +32,7 @@ type results struct {
 	Runtime    series      `json:"runtime"`    // pkg/runtime called directly: the reconciler without its loop
 	Reconciler series      `json:"reconciler"` // manifests dropped into a running reconciler
 	Probes     probeResult `json:"probes"`     // what health probes cost
+	Network    netResult   `json:"network"`    // a bridge task's start against the same CNI calls by hand
 	Idle       struct {
 		Levels        []levelResult `json:"levels"`
 		N             int           `json:"n"`
@@ -157,6 +158,9 @@ func (r *results) rows(cfg config) []row {
 	if cfg.probesOnly {
 		return r.probeRows()
 	}
+	if cfg.networkOnly {
+		return r.networkRows()
+	}
 	var out []row
 	fb, rb := median(r.Floor.BurstSeconds), median(r.Reconciler.BurstSeconds)
 	out = append(out, row{
@@ -238,6 +242,7 @@ func (r *results) rows(cfg config) []row {
 		x, f := median(ref.s.SingleSeconds), median(r.Floor.SingleSeconds)
 		out = append(out, row{Measure: ref.what, Figure: ms(x), Floor: ms(f), VsFloor: signedMS(x - f), Target: "-"})
 	}
+	out = append(out, r.networkRows()...)
 	if r.Idle.WindowSeconds > 0 {
 		share := 100 * r.Idle.CPUSeconds / r.Idle.WindowSeconds
 		out = append(out, row{
