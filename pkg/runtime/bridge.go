@@ -51,7 +51,7 @@ func (r *Runtime) setUpBridge(ctx context.Context, id string, t desired.Task) (b
 		return bridgeFiles{}, nil, fmt.Errorf("network: %w", err)
 	}
 	ports := portMappings(t.Spec.Ports)
-	ip, err := r.net.setUp(ctx, id, ports)
+	ip, err := r.net.setUp(ctx, id, ports, false)
 	if err != nil {
 		os.RemoveAll(dir)
 		return bridgeFiles{}, nil, err
@@ -89,7 +89,7 @@ func (r *Runtime) restoreBridge(ctx context.Context, rec containersapi.Container
 	}
 	var ports []gocni.PortMapping
 	_ = json.Unmarshal([]byte(rec.Labels[labelPorts]), &ports)
-	ip, err := r.net.setUp(ctx, rec.ID, ports)
+	ip, err := r.net.setUp(ctx, rec.ID, ports, true)
 	if err != nil {
 		return err
 	}
@@ -209,8 +209,12 @@ func filterResolvConf(b []byte) (out []byte, kept, dropped int) {
 
 // sweepNetwork releases what the bridge holds for containers that no
 // longer exist (a crash between two steps of a create or a delete): their
-// namespace pins with their CNI DEL, and leases of no pin. Containers this
-// process is creating are left alone.
+// namespace pins with their CNI DEL, and leases of no pin. exists is what a
+// listing said, which may be older than a create that finished since: each
+// candidate is asked about again, under the network's lock, right before
+// it is released (a create marks its container busy before its setup,
+// which needs that lock, so one that began later cannot be half done).
+// Containers this process is creating are left alone.
 func (r *Runtime) sweepNetwork(ctx context.Context, exists func(id string) bool) error {
 	if r.net == nil {
 		return nil
@@ -226,18 +230,21 @@ func (r *Runtime) sweepNetwork(ctx context.Context, exists func(id string) bool)
 		if exists(id) || r.isBusy(id) {
 			continue
 		}
-		if err := r.tearDownBridge(ctx, id); err != nil {
+		released, err := r.releaseOrphan(ctx, id)
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		r.log.Info("released the network of no container", "container", id)
+		if released {
+			r.log.Info("released the network of no container", "container", id)
+		}
 	}
 	leases, err := r.net.leases()
 	if err != nil {
 		return errors.Join(append(errs, fmt.Errorf("sweep the network: %w", err))...)
 	}
 	for ip, id := range leases {
-		if held[id] || exists(id) || r.isBusy(id) {
+		if held[id] || exists(id) || r.isBusy(id) || r.containerExists(ctx, id) {
 			continue
 		}
 		// No namespace to DEL with: the lease alone is left of it.
@@ -256,9 +263,29 @@ func (r *Runtime) sweepNetwork(ctx context.Context, exists func(id string) bool)
 	return errors.Join(errs...)
 }
 
+// releaseOrphan releases the network of container id if, asked again under
+// the network's lock, it is neither being created nor exists.
+func (r *Runtime) releaseOrphan(ctx context.Context, id string) (bool, error) {
+	r.net.mu.Lock()
+	defer r.net.mu.Unlock()
+	if r.isBusy(id) || r.containerExists(ctx, id) {
+		return false, nil
+	}
+	if err := r.net.tearDownLocked(ctx, id); err != nil {
+		return false, err
+	}
+	if err := os.RemoveAll(r.bridgeDir(id)); err != nil {
+		return false, fmt.Errorf("network of %s: %w", id, err)
+	}
+	return true, nil
+}
+
 // containerExists asks containerd whether container id exists (an error
 // other than not found counts as existing: nothing is released on doubt).
 func (r *Runtime) containerExists(ctx context.Context, id string) bool {
+	if r.client == nil { // a runtime of the unit tests, with no containerd
+		return r.net != nil && r.net.testExists != nil && r.net.testExists(id)
+	}
 	_, err := r.client.ContainerService().Get(ctx, id)
 	return !errdefs.IsNotFound(err)
 }

@@ -54,6 +54,8 @@ type netState struct {
 	cfg Network
 	mu  sync.Mutex // one CNI operation at a time (the plugins are not safe to run concurrently)
 	cni gocni.CNI
+
+	testExists func(id string) bool // the unit tests' containerd, which has no client
 }
 
 // WithNetwork gives the runtime a bridge network for network: bridge
@@ -153,9 +155,11 @@ func portMappings(ports []desired.Port) []gocni.PortMapping {
 }
 
 // setUp makes container id's network: its namespace pinned, the port
-// mappings written beside it, a DEL of anything a crash left, then the
-// ADD. It returns the container's address. Nothing is left when it fails.
-func (s *netState) setUp(ctx context.Context, id string, ports []gocni.PortMapping) (string, error) {
+// mappings written beside it, a DEL of anything a crash left (or, with
+// again, of what a container set up before may have left: rules that
+// outlived its namespace), then the ADD. It returns the container's
+// address. Nothing is left when it fails.
+func (s *netState) setUp(ctx context.Context, id string, ports []gocni.PortMapping, again bool) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, err := s.cniOf()
@@ -163,6 +167,11 @@ func (s *netState) setUp(ctx context.Context, id string, ports []gocni.PortMappi
 		return "", err
 	}
 	path := s.nsPath(id)
+	// What an interrupted setup left (a pin, its port file) is cleared
+	// with a DEL before the ADD; a fresh pin needs none (a DEL costs about
+	// as much as half an ADD).
+	_, portsErr := os.Stat(s.portsPath(id))
+	leftover := again || isMountpoint(path) || portsErr == nil
 	if err := pinNetNS(path); err != nil {
 		return "", fmt.Errorf("network namespace: %w", err)
 	}
@@ -172,7 +181,9 @@ func (s *netState) setUp(ctx context.Context, id string, ports []gocni.PortMappi
 		return "", fmt.Errorf("network: %w", err)
 	}
 	opts := []gocni.NamespaceOpts{gocni.WithCapabilityPortMap(ports)}
-	_ = c.Remove(ctx, id, path, opts...) // what an interrupted setup left
+	if leftover {
+		_ = c.Remove(ctx, id, path, opts...)
+	}
 	res, err := c.Setup(ctx, id, path, opts...)
 	if err != nil {
 		s.tearDownLocked(ctx, id)

@@ -80,12 +80,12 @@ func TestSweepNetwork(t *testing.T) {
 			}
 		}},
 		{"set up (ADD done), no container", func(id string) {
-			if _, err := r.net.setUp(ctx, id, ports); err != nil {
+			if _, err := r.net.setUp(ctx, id, ports, false); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"DEL done, pin left", func(id string) {
-			if _, err := r.net.setUp(ctx, id, ports); err != nil {
+			if _, err := r.net.setUp(ctx, id, ports, false); err != nil {
 				t.Fatal(err)
 			}
 			c, _ := r.net.cniOf()
@@ -125,9 +125,27 @@ func TestSweepNetwork(t *testing.T) {
 		})
 	}
 
+	// A listing older than a create that finished since: the container is
+	// asked about again before its network is released, and kept.
+	id0 := "sweep-late-0123456789ab"
+	if _, err := r.net.setUp(ctx, id0, ports, false); err != nil {
+		t.Fatal(err)
+	}
+	r.net.testExists = func(id string) bool { return id == id0 }
+	if err := r.sweepNetwork(ctx, none); err != nil {
+		t.Fatal(err)
+	}
+	if p, l, _ := leftOf(t, r, id0); p == 0 || l == 0 {
+		t.Errorf("the sweep released the network of a container created after its listing")
+	}
+	r.net.testExists = nil
+	if err := r.sweepNetwork(ctx, none); err != nil {
+		t.Fatal(err)
+	}
+
 	// A lease of no pin (its namespace gone some other way) is removed.
 	id := "sweep-lease-0123456789ab"
-	if _, err := r.net.setUp(ctx, id, ports); err != nil {
+	if _, err := r.net.setUp(ctx, id, ports, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.net.tearDown(ctx, id); err != nil {
