@@ -43,7 +43,7 @@ func TestBridgeNetwork(t *testing.T) {
 	bridge, subnet := bridgeOf(t.Name())
 	d := startReconciler(t, n.ns, dir, "--bridge", bridge, "--bridge-subnet", subnet, "--network-run-dir", runDir)
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "delete", bridge).Run() })
-	t.Cleanup(func() { unpinAll(runDir) }) // before the directory goes, whatever failed
+	t.Cleanup(func() { testenv.UnpinAll(runDir) }) // before the directory goes, whatever failed
 	p1, p2 := freePort(t), freePort(t)
 	web := func(name string, port int) string {
 		return testenv.Manifest(name, "network: bridge", "stopGracePeriod: 1s",
@@ -126,14 +126,16 @@ func TestBridgeNetwork(t *testing.T) {
 		}
 		return true
 	})
-	unpinAll(runDir)
+	testenv.UnpinAll(runDir)
 	if err := os.RemoveAll(filepath.Join(runDir, "netns")); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.RemoveAll(filepath.Join(runDir, "ipam")); err != nil {
 		t.Fatal(err)
 	}
-	dropRules(t, "reconciler-"+n.ns)
+	if err := testenv.DropNATRules("reconciler-" + n.ns); err != nil {
+		t.Fatal(err)
+	}
 	d = startReconciler(t, n.ns, dir, "--bridge", bridge, "--bridge-subnet", subnet, "--network-run-dir", runDir)
 	testenv.WaitFor(t, converge, "web answers again after the reboot", func() bool {
 		return strings.Contains(get(fmt.Sprintf("http://127.0.0.1:%d/", p1)), "web")
@@ -152,14 +154,6 @@ func TestBridgeNetwork(t *testing.T) {
 		noNetworkLeft(t, n.ns, runDir, task)
 	}
 	d.Stop()
-}
-
-// unpinAll unmounts the namespace pins under runDir/netns.
-func unpinAll(runDir string) {
-	pins, _ := filepath.Glob(filepath.Join(runDir, "netns", "*"))
-	for _, p := range pins {
-		_ = exec.Command("umount", "-l", p).Run()
-	}
 }
 
 // noNetworkLeft checks that nothing of the network of the containers of
@@ -207,53 +201,6 @@ func networkOf(t *testing.T, ns, runDir, task string) (pins, leases, rules int) 
 	return pins, leases, rules
 }
 
-// dropRules deletes the nat rules whose comment names network, as a reboot
-// would.
-func dropRules(t *testing.T, network string) {
-	t.Helper()
-	out, err := exec.Command("iptables-save", "-t", "nat").CombinedOutput()
-	if err != nil {
-		t.Fatalf("iptables-save: %v %s", err, out)
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		if !strings.HasPrefix(line, "-A ") || !strings.Contains(line, `name: \"`+network+`\"`) {
-			continue
-		}
-		args := append([]string{"-t", "nat", "-D"}, splitRule(strings.TrimPrefix(line, "-A "))...)
-		if out, err := exec.Command("iptables", args...).CombinedOutput(); err != nil {
-			t.Fatalf("iptables %q: %v %s", args, err, out)
-		}
-	}
-}
-
-// splitRule splits an iptables-save rule into arguments, quotes kept
-// together.
-func splitRule(s string) []string {
-	var out []string
-	var cur strings.Builder
-	quoted := false
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '\\' && i+1 < len(s):
-			i++
-			cur.WriteByte(s[i])
-		case c == '"':
-			quoted = !quoted
-		case c == ' ' && !quoted:
-			if cur.Len() > 0 {
-				out = append(out, cur.String())
-				cur.Reset()
-			}
-		default:
-			cur.WriteByte(c)
-		}
-	}
-	if cur.Len() > 0 {
-		out = append(out, cur.String())
-	}
-	return out
-}
-
 // TestBridgeRollout: a stop-first rollout of a bridge task with a
 // published port: the kept container lets go of its network, so the new
 // one takes the port while it proves itself; a bad change rolls back and
@@ -265,7 +212,7 @@ func TestBridgeRollout(t *testing.T) {
 	bridge, subnet := bridgeOf(t.Name())
 	startReconciler(t, n.ns, dir, "--bridge", bridge, "--bridge-subnet", subnet, "--network-run-dir", runDir)
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "delete", bridge).Run() })
-	t.Cleanup(func() { unpinAll(runDir) })
+	t.Cleanup(func() { testenv.UnpinAll(runDir) })
 	port := freePort(t)
 	web := func(message string, extra ...string) string {
 		return testenv.Manifest("web", append([]string{"network: bridge", "stopGracePeriod: 1s", "minReady: 3s",

@@ -272,43 +272,12 @@ func dropBridgeRules(bridge string) error {
 		if !ok || !(strings.Contains(rule, " -i "+bridge+" ") || strings.Contains(rule, " -o "+bridge+" ")) {
 			continue
 		}
-		args := append([]string{"-t", "filter", "-D"}, splitRule(rule)...)
+		args := append([]string{"-t", "filter", "-D"}, testenv.SplitRule(rule)...)
 		if out, err := exec.Command("iptables", args...).CombinedOutput(); err != nil {
 			errs = append(errs, fmt.Errorf("iptables %q: %v %s", args, err, out))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// splitRule splits a rule of iptables-save into arguments: quoted ones
-// (comments) kept whole, without their quotes.
-func splitRule(s string) []string {
-	var out []string
-	var cur strings.Builder
-	quoted, has := false, false
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '\\' && i+1 < len(s):
-			i++
-			cur.WriteByte(s[i])
-			has = true
-		case c == '"':
-			quoted, has = !quoted, true
-		case c == ' ' && !quoted:
-			if has {
-				out = append(out, cur.String())
-			}
-			cur.Reset()
-			has = false
-		default:
-			cur.WriteByte(c)
-			has = true
-		}
-	}
-	if has {
-		out = append(out, cur.String())
-	}
-	return out
 }
 
 // bridgeManifest is a bridge task publishing containerPort 8080 on

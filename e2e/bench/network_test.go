@@ -1,19 +1,9 @@
 package main
 
 import (
-	"reflect"
 	"strings"
 	"testing"
 )
-
-func TestSplitRule(t *testing.T) {
-	got := splitRule(`CNI-ISOLATION-STAGE-1 -i rcbr1 ! -o rcbr1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge)" -j CNI-ISOLATION-STAGE-2`)
-	want := []string{"CNI-ISOLATION-STAGE-1", "-i", "rcbr1", "!", "-o", "rcbr1", "-m", "comment", "--comment",
-		"CNI firewall plugin rules (ingressPolicy: same-bridge)", "-j", "CNI-ISOLATION-STAGE-2"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("splitRule:\n got %q\nwant %q", got, want)
-	}
-}
 
 func TestNetworkRows(t *testing.T) {
 	var r results

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/warren/reconciler/e2e/invariants"
+	"github.com/warren/reconciler/e2e/testenv"
 )
 
 // bridgeNet is a world's bridge network: its own Linux bridge, subnet and
@@ -51,8 +52,10 @@ func (w *world) useBridge() {
 	w.check.NetworkRunDir, w.check.NetworkName = bn.runDir, bn.name
 	// Runs after the daemon stops (registered before start).
 	w.t.Cleanup(func() {
-		unpinAll(bn.runDir)
-		dropRules(w.t, bn.name)
+		testenv.UnpinAll(bn.runDir)
+		if err := testenv.DropNATRules(bn.name); err != nil {
+			w.t.Log(err)
+		}
 		_ = exec.Command("ip", "link", "delete", bn.bridge).Run()
 		_ = os.RemoveAll(bn.runDir)
 	})
@@ -217,68 +220,4 @@ func TestChaosNetKill(t *testing.T) {
 			t.Logf("netkill %d: the sweep released %d pins, %d addresses", i, p, a)
 		}
 	})
-}
-
-// unpinAll unmounts the namespace pins under runDir/netns.
-func unpinAll(runDir string) {
-	pins, _ := filepath.Glob(filepath.Join(runDir, "netns", "*"))
-	for _, p := range pins {
-		_ = exec.Command("umount", "-l", p).Run()
-	}
-}
-
-// dropRules deletes the nat rules whose comment names network, and the
-// containers' own chains they jump to (the namespace wipe at the end of a
-// test deletes containers behind the reconciler's back: no CNI DEL).
-func dropRules(t *testing.T, network string) {
-	out, err := exec.Command("iptables-save", "-t", "nat").CombinedOutput()
-	if err != nil {
-		t.Logf("iptables-save: %v %s", err, out)
-		return
-	}
-	chains := map[string]bool{}
-	for _, rules := range invariants.NATRules(string(out), network) {
-		for _, line := range rules {
-			rule := splitRule(strings.TrimPrefix(line, "-A "))
-			if i := slices.Index(rule, "-j"); i >= 0 && i+1 < len(rule) && strings.HasPrefix(rule[i+1], "CNI-") && !strings.HasPrefix(rule[i+1], "CNI-HOSTPORT-") {
-				chains[rule[i+1]] = true // the container's own chain
-			}
-			args := append([]string{"-t", "nat", "-D"}, rule...)
-			if out, err := exec.Command("iptables", args...).CombinedOutput(); err != nil {
-				t.Logf("iptables %q: %v %s", args, err, out)
-			}
-		}
-	}
-	for c := range chains {
-		_ = exec.Command("iptables", "-t", "nat", "-F", c).Run()
-		_ = exec.Command("iptables", "-t", "nat", "-X", c).Run()
-	}
-}
-
-// splitRule splits an iptables-save rule into arguments, quotes kept
-// together.
-func splitRule(s string) []string {
-	var out []string
-	var cur strings.Builder
-	quoted := false
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '\\' && i+1 < len(s):
-			i++
-			cur.WriteByte(s[i])
-		case c == '"':
-			quoted = !quoted
-		case c == ' ' && !quoted:
-			if cur.Len() > 0 {
-				out = append(out, cur.String())
-				cur.Reset()
-			}
-		default:
-			cur.WriteByte(c)
-		}
-	}
-	if cur.Len() > 0 {
-		out = append(out, cur.String())
-	}
-	return out
 }

@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -66,5 +67,14 @@ func TestDaemonOutput(t *testing.T) {
 	}
 	if err := d.AwaitLog(ctx, "four", time.Second); !errors.Is(err, ErrExited) {
 		t.Errorf("AwaitLog after the exit: %v, want ErrExited", err)
+	}
+}
+
+func TestSplitRule(t *testing.T) {
+	got := SplitRule(`CNI-ISOLATION-STAGE-1 -i rcbr1 ! -o rcbr1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge)" -j CNI-ISOLATION-STAGE-2`)
+	want := []string{"CNI-ISOLATION-STAGE-1", "-i", "rcbr1", "!", "-o", "rcbr1", "-m", "comment", "--comment",
+		"CNI firewall plugin rules (ingressPolicy: same-bridge)", "-j", "CNI-ISOLATION-STAGE-2"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("splitRule:\n got %q\nwant %q", got, want)
 	}
 }
