@@ -68,6 +68,9 @@ func (g *gitFlags) config(stateDir string, hostname func() (string, error)) (cfg
 	cfg = source.Config{
 		URL: g.url, Ref: g.ref, Paths: paths, Interval: g.interval, Timeout: g.timeout,
 		MaxSize: q.Value(), Credentials: g.credentials, Dir: filepath.Join(abs, "git"),
+		// /proc/self/exe is this binary even when an upgrade has replaced
+		// the file since the daemon started.
+		Helper: []string{"/proc/self/exe", source.HelperArg},
 	}
 	if g.interval <= 0 {
 		return cfg, false, fmt.Errorf("--git-interval must be positive, got %s", g.interval)

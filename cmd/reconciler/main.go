@@ -14,6 +14,7 @@ import (
 
 	"github.com/warren/reconciler/pkg/desired"
 	"github.com/warren/reconciler/pkg/runtime"
+	"github.com/warren/reconciler/pkg/source"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -59,6 +60,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return cmdLogDriver(args, stderr)
 	}
 	switch args[0] {
+	case source.HelperArg: // started by the daemon for one git fetch
+		return source.HelperMain(os.Stdin, stdout, stderr)
 	case "run":
 		return cmdRun(args[1:], stdout, stderr)
 	case "status":

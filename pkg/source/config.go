@@ -52,6 +52,11 @@ type Config struct {
 	// Dir is where the source keeps its trees: STATE_DIR/git. The loader
 	// reads [Config.Link] = Dir/current.
 	Dir string
+	// Helper, when set, is the command of the helper process that runs
+	// each fetch ([HelperMain]); the daemon sets it to itself with
+	// [HelperArg]. Without it the fetch runs in this process, and a
+	// connection stuck in a dial may outlive Timeout.
+	Helper []string `json:"-"`
 }
 
 // Link is the symlink the loader reads: it points at the applied tree.

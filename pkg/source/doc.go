@@ -10,6 +10,13 @@
 // pkg/desired already handles). The fetched repository is removed after
 // each sync: there is no long-lived shallow clone updated in place.
 //
+// The network and git part of a sync (ls-remote, fetch, the generated
+// tree) runs in a helper process, the daemon's own binary started with
+// [HelperArg]: --git-timeout kills it wherever go-git waits (it dials
+// git:// and SSH without the context), and what go-git allocates goes
+// back to the system with the process, so the daemon's memory does not
+// grow with the number of syncs. The daemon only swaps the link.
+//
 // What it must never do:
 //
 //   - apply anything on a failure of any kind (remote unreachable, auth, a

@@ -14,6 +14,21 @@ import (
 	"github.com/go-logr/logr"
 )
 
+// TestMain makes the test binary its own fetch helper, as the daemon's
+// binary is: a child started with helperEnv set runs [HelperMain].
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "1" {
+		os.Exit(HelperMain(os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Setenv(helperEnv, "1") // for the children only
+	os.Exit(m.Run())
+}
+
+const helperEnv = "SOURCE_TEST_FETCH_HELPER"
+
+// helper is the command that runs a fetch in a helper process.
+var helper = []string{os.Args[0]}
+
 func writeFileString(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
 
 // repo is a repository made by the test, served as file://.
@@ -66,7 +81,7 @@ func (r *repo) commit(files map[string]string) string {
 
 func newSource(t *testing.T, url, stateDir string, paths ...string) *Source {
 	t.Helper()
-	cfg := Config{URL: url, Paths: paths, Dir: filepath.Join(stateDir, "git")}
+	cfg := Config{URL: url, Paths: paths, Dir: filepath.Join(stateDir, "git"), Helper: helper}
 	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +230,7 @@ func TestSyncTimeoutEndsAStuckServer(t *testing.T) {
 		}
 	}()
 	for _, url := range []string{"git://" + l.Addr().String() + "/r.git", "http://" + l.Addr().String() + "/r.git"} {
-		cfg := Config{URL: url, Dir: filepath.Join(t.TempDir(), "git"), Timeout: time.Second}
+		cfg := Config{URL: url, Dir: filepath.Join(t.TempDir(), "git"), Timeout: time.Second, Helper: helper}
 		if err := cfg.Check(); err != nil {
 			t.Fatal(err)
 		}
@@ -229,5 +244,57 @@ func TestSyncTimeoutEndsAStuckServer(t *testing.T) {
 			t.Fatalf("%s: %v after %s", url, err, time.Since(start))
 		}
 		t.Logf("%s: %v after %s", url, err, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// TestSyncTimeoutKillsTheHelper: whatever the fetch waits on, the helper
+// process ends at --git-timeout, and what it left is removed.
+func TestSyncTimeoutKillsTheHelper(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "git")
+	cfg := Config{URL: "git://127.0.0.1:1/r.git", Dir: dir, Timeout: 500 * time.Millisecond,
+		Helper: []string{"sh", "-c", "mkdir -p " + dir + "/fetch/repo-x " + dir + "/trees/half; exec sleep 60"}}
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	s := New(cfg, logr.Discard(), nil, nil)
+	if err := s.Open(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := s.Sync(t.Context())
+	if took := time.Since(start); err == nil || !strings.Contains(err.Error(), "timed out after 500ms") || took > 5*time.Second {
+		t.Fatalf("got %v after %s, want a timeout after 500ms", err, took)
+	}
+	for _, left := range []string{"fetch", "trees/half"} {
+		if _, err := os.Stat(filepath.Join(dir, left)); !os.IsNotExist(err) {
+			t.Errorf("%s left behind after the helper was killed (%v)", left, err)
+		}
+	}
+}
+
+// TestHelperErrors: a helper that fails, or answers garbage, fails the
+// sync with what it said; nothing is applied.
+func TestHelperErrors(t *testing.T) {
+	for _, tc := range []struct{ script, want string }{
+		{"echo boom >&2; exit 3", "git fetch helper: boom"},
+		{"exit 3", "git fetch helper: exit status 3"},
+		{"echo not-json", "git fetch helper: bad answer"},
+		{`echo '{"error":"ls-remote x: refused"}'`, "ls-remote x: refused"},
+	} {
+		cfg := Config{URL: "git://127.0.0.1:1/r.git", Dir: filepath.Join(t.TempDir(), "git"), Helper: []string{"sh", "-c", "cat >/dev/null; " + tc.script}}
+		if err := cfg.Check(); err != nil {
+			t.Fatal(err)
+		}
+		s := New(cfg, logr.Discard(), nil, nil)
+		if err := s.Open(); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Sync(t.Context())
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %q", tc.script, err, tc.want)
+		}
+		if st := s.Status(); st.Commit != "" || st.Failures != 1 {
+			t.Errorf("%s: status %+v", tc.script, st)
+		}
 	}
 }
