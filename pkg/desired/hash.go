@@ -35,6 +35,13 @@ const HashLen = 12
 // canonical here: fields in declaration order, empty optional fields omitted
 // (every optional field is omitempty, which a test checks), durations as Go
 // duration strings.
+//
+// A secret takes part by its name and its file as written: an absolute
+// host path, or a file name of the manifests directory ("db.age"), never
+// the directory that name is resolved in (the git source writes each
+// commit into a new one) and never the file's content. A secret file
+// changed in place, or in a new commit with the same manifests, replaces
+// no container: the new content reaches the task with its next container.
 func (t Task) Hash() string {
 	b, err := json.Marshal(t.Spec.canonical())
 	if err != nil {

@@ -352,3 +352,40 @@ func TestHashIgnoresDependsOn(t *testing.T) {
 		}
 	}
 }
+
+// TestHashSecretInManifestsDir: a secret file of the manifests directory
+// is hashed by its name as written. The git source writes each commit into
+// a new directory: the same manifest read from two of them, beside two
+// different ciphertexts, hashes the same (the content of a secret file is
+// not hashed, as for a host path), and differently from an absolute path.
+func TestHashSecretInManifestsDir(t *testing.T) {
+	doc := specDoc("  secrets: [{name: db, file: db.age}]\n")
+	var hashes []string
+	for i, content := range []string{"ciphertext one", "ciphertext two"} {
+		dir := filepath.Join(t.TempDir(), "trees", "c0ffee-"+string(rune('1'+i)))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, data := range map[string]string{"t.yaml": doc, "db.age": content} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st := NewLoader(dir).Load()
+		task, ok := st.Tasks["t"]
+		if !ok || st.Err != nil || len(st.Broken) != 0 {
+			t.Fatalf("load %s: %+v", dir, st)
+		}
+		if f := task.Spec.Secrets[0].File; f != "db.age" {
+			t.Fatalf("secret file %q: the loader must keep the name as written", f)
+		}
+		hashes = append(hashes, task.Hash())
+	}
+	if hashes[0] != hashes[1] {
+		t.Errorf("hash changed with the tree directory or the ciphertext: %s, %s", hashes[0], hashes[1])
+	}
+	abs := Task{Spec: Spec{Image: "busybox:1", Secrets: []Secret{{Name: "db", File: "/etc/reconciler/secrets/db.age"}}}}
+	if abs.Hash() == hashes[0] {
+		t.Error("a file of the manifests directory hashes like an absolute path")
+	}
+}

@@ -175,7 +175,7 @@ var fieldDocs = map[string]fieldDoc{
 	"Mount.size":     {desc: "tmpfs only: size limit, a quantity of bytes (\"64Mi\"). Default: the kernel's (half of the memory).", example: "64Mi"},
 
 	"Secret.name": {desc: "File name under /run/secrets: letters, digits, '.', '-', '_'; unique.", required: true, pattern: secretName, maxLen: 253, example: "tls-key"},
-	"Secret.file": {desc: "Absolute, clean path of the host file.", required: true, pattern: "^/", example: "/etc/reconciler/secrets/tls.key"},
+	"Secret.file": {desc: "Absolute, clean path of the host file (under the node policy's allowed secret sources), or the plain name of a file of the manifests directory (with the git source, of the generated tree). A name ending in \".age\" is age-encrypted, decrypted on the node with --age-identity.", required: true, pattern: secretFilePattern, example: "/etc/reconciler/secrets/tls.key"},
 
 	"SecurityContext.readOnlyRootFilesystem": {desc: "Mount the image's root filesystem read-only.", def: false},
 	"SecurityContext.privileged":             {desc: "Run privileged (all capabilities, all devices); only if node policy allows it.", def: false},

@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -206,7 +207,7 @@ func TestParseSpecErrors(t *testing.T) {
 			[]string{`t.yaml:6: spec.secrets[0].name: must be a file name of at most 253 letters, digits, '.', '-' and '_' (not "." or ".."), got ".."`}},
 		{"secret names unique", "  secrets:\n    - {name: a, file: /a}\n    - {name: a, file: /b}\n",
 			[]string{`t.yaml:8: spec.secrets[1].name: duplicate secret "a", first at spec.secrets[0]`}},
-		{"secret file relative", "  secrets: [{name: a, file: a}]\n", []string{`t.yaml:6: spec.secrets[0].file: must be an absolute path, got "a"`}},
+		{"secret file a relative path", "  secrets: [{name: a, file: a/b}]\n", []string{`t.yaml:6: spec.secrets[0].file: must be an absolute host path, or the plain name of a file of the manifests directory (no "/", ".." or "."), got "a/b"`}},
 		{"secret file missing", "  secrets: [{name: a}]\n", []string{`t.yaml:6: spec.secrets[0].file: required`}},
 		{"capability unknown", "  securityContext: {capabilities: {add: [FLY]}}\n",
 			[]string{`t.yaml:6: spec.securityContext.capabilities.add[0]: unknown capability "FLY"; known are the Linux capabilities such as NET_BIND_SERVICE or CAP_NET_ADMIN`}},
@@ -326,5 +327,55 @@ func TestSpecCloneIsDeep(t *testing.T) {
 	orig.Hash()
 	if !reflect.DeepEqual(before, orig) {
 		t.Errorf("Hash changed the task")
+	}
+}
+
+// TestSecretFileNames: a secret's file is an absolute host path or the
+// plain name of a file of the manifests directory; anything else is an
+// error naming the file, the line and the field.
+func TestSecretFileNames(t *testing.T) {
+	const pathOrName = `must be an absolute host path, or the plain name of a file of the manifests directory (no "/", ".." or "."), got `
+	const nameRule = `a file of the manifests directory must be named with at most 253 letters, digits, '.', '-' and '_', not starting with '.' (e.g. "db-password.age"), got `
+	for _, tt := range []struct {
+		file string
+		want string // the error after "t.yaml:6: spec.secrets[0].file: "; "" when valid
+	}{
+		{file: "db-password.age"},
+		{file: "db.age"},
+		{file: "token"},
+		{file: "a..age"},
+		{file: "/etc/reconciler/secrets/db"},
+		{file: "../db.age", want: pathOrName + `"../db.age"`},
+		{file: "..", want: pathOrName + `".."`},
+		{file: ".", want: pathOrName + `"."`},
+		{file: "keys/db.age", want: pathOrName + `"keys/db.age"`},
+		{file: "./db.age", want: pathOrName + `"./db.age"`},
+		{file: ".db.age", want: nameRule + `".db.age"`},
+		{file: "db password.age", want: nameRule + `"db password.age"`},
+		{file: "db.yaml", want: `must not name a manifest of the directory, got "db.yaml"`},
+		{file: "db.yml", want: `must not name a manifest of the directory, got "db.yml"`},
+		{file: strings.Repeat("a", 250) + ".age", want: nameRule + `"` + strings.Repeat("a", 250) + `.age"`},
+		{file: "/etc/../db", want: `must be a clean path (no "..", ".", "//" or trailing "/"): "/db", not "/etc/../db"`},
+	} {
+		t.Run(tt.file, func(t *testing.T) {
+			tasks, err := Parse("t.yaml", []byte(specDoc(fmt.Sprintf("  secrets: [{name: db, file: %q}]\n", tt.file))))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				s := tasks[0].Spec.Secrets[0]
+				if s.File != tt.file || s.InManifestsDir() == strings.HasPrefix(tt.file, "/") {
+					t.Fatalf("secret %+v, InManifestsDir %v", s, s.InManifestsDir())
+				}
+				return
+			}
+			var got []string
+			for _, e := range Errors(err) {
+				got = append(got, e.Error())
+			}
+			if want := []string{"t.yaml:6: spec.secrets[0].file: " + tt.want}; !reflect.DeepEqual(got, want) {
+				t.Errorf("errors:\n got %q\nwant %q", got, want)
+			}
+		})
 	}
 }

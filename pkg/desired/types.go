@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,11 @@ type Task struct {
 	// Source is the base name of the file the task came from; set by the
 	// loader and Parse, not part of YAML.
 	Source string `json:"-"`
+	// Revision is the revision of the directory the spec was read from
+	// (the git commit of the git source's tree), set by a loader given
+	// [WithRevision]; a broken file's last-known-good tasks keep the
+	// revision they were read at. Not part of YAML or the hash.
+	Revision string `json:"-"`
 }
 
 // Metadata names a task.
@@ -180,10 +186,17 @@ type Mount struct {
 	Size     *resource.Quantity `json:"size,omitempty"` // tmpfs only
 }
 
-// Secret is a host file mounted read-only at /run/secrets/NAME.
+// Secret is a file mounted read-only at /run/secrets/NAME. File is either
+// an absolute host path (under the node policy's allowed secret sources) or
+// a plain file name (no '/'), which names a file of the manifests directory
+// itself: with the git source, a file of the generated tree, such as an
+// age-encrypted "db.age" committed beside the manifests. A file whose name
+// ends in ".age" is decrypted on the node when the secret is staged. The
+// spec hash takes File as written, never the directory it is resolved in,
+// nor the file's content.
 type Secret struct {
 	Name string `json:"name"` // file name under /run/secrets: letters, digits, ".", "-", "_"
-	File string `json:"file"` // absolute host path
+	File string `json:"file"` // absolute host path, or a file name in the manifests directory
 }
 
 // SecurityContext asks for privileges beyond the secure defaults. The node
@@ -332,6 +345,28 @@ func (s Spec) Backoff() (initial, max, resetAfter time.Duration) {
 
 // Target is the path of the secret in the container: /run/secrets/NAME.
 func (s Secret) Target() string { return SecretsDir + "/" + s.Name }
+
+// InManifestsDir reports whether File names a file of the manifests
+// directory (a plain file name) rather than an absolute host path.
+// Validation allows only names that [SecretFileName] accepts.
+func (s Secret) InManifestsDir() bool { return s.File != "" && !strings.HasPrefix(s.File, "/") }
+
+// Encrypted reports whether File is age-encrypted (its name ends in
+// ".age"): it is decrypted when the secret is staged on the node.
+func (s Secret) Encrypted() bool { return strings.HasSuffix(s.File, AgeSuffix) }
+
+// AgeSuffix ends the name of an age-encrypted secret file.
+const AgeSuffix = ".age"
+
+// SecretFileName reports whether name may be the File of a secret in the
+// manifests directory: a file name of letters, digits, '.', '-' and '_',
+// not starting with '.' (hidden files are neither read by the loader nor
+// copied by the git source) and not a manifest's name. Only "*.age" files
+// come along into the generated tree of the git source; another name is
+// for a local --manifests directory.
+func SecretFileName(name string) bool {
+	return len(name) <= 253 && secretNameRE.MatchString(name) && !strings.HasPrefix(name, ".") && Ignored(name)
+}
 
 // SecretsDir is where secrets are mounted in the container, one read-only
 // file per secret, named after it.

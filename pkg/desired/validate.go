@@ -345,6 +345,11 @@ const secretName = `^[-._a-zA-Z0-9]+$`
 
 var secretNameRE = regexp.MustCompile(secretName)
 
+// secretFilePattern is the schema's pattern of a secret's file: an
+// absolute path, or a file name not starting with '.' (validation says
+// more: see [SecretFileName]).
+const secretFilePattern = `^(/|[-_a-zA-Z0-9][-._a-zA-Z0-9]*$)`
+
 func (v *validator) secrets(field string, secrets []Secret) {
 	first := map[string]int{}
 	for i, s := range secrets {
@@ -361,7 +366,24 @@ func (v *validator) secrets(field string, secrets []Secret) {
 				first[s.Name] = i
 			}
 		}
-		v.absClean(f+".file", s.File)
+		v.secretFile(f+".file", s.File)
+	}
+}
+
+// secretFile: an absolute, clean host path, or a plain file name of the
+// manifests directory (see [SecretFileName]).
+func (v *validator) secretFile(field, p string) {
+	if p == "" || strings.HasPrefix(p, "/") {
+		v.absClean(field, p)
+		return
+	}
+	switch {
+	case strings.Contains(p, "/"), p == ".", p == "..":
+		v.add(field, `must be an absolute host path, or the plain name of a file of the manifests directory (no "/", ".." or "."), got %q`, p)
+	case !Ignored(p):
+		v.add(field, "must not name a manifest of the directory, got %q", p)
+	case !SecretFileName(p):
+		v.add(field, `a file of the manifests directory must be named with at most 253 letters, digits, '.', '-' and '_', not starting with '.' (e.g. "db-password.age"), got %q`, p)
 	}
 }
 
