@@ -253,9 +253,14 @@ func TestGitDaemonSync(t *testing.T) {
 
 	// A pushed commit is applied within an interval or so.
 	pushed := time.Now()
-	repo.push(map[string]string{"common/api.yaml": testenv.Manifest("api")})
+	apiCommit := repo.push(map[string]string{"common/api.yaml": testenv.Manifest("api")})
 	n.waitRunning("api")
 	t.Logf("push to running: %s", time.Since(pushed).Round(time.Millisecond))
+	// Each task names the commit its spec was read from: web's file did
+	// not change, and it is read from the new commit too.
+	testenv.WaitFor(t, converge, "the tasks name the commit", func() bool {
+		return taskStatus(t, n.ns, "api").Revision == apiCommit && taskStatus(t, n.ns, "web").Revision == apiCommit
+	})
 
 	// A pushed deletion removes its task.
 	repo.push(map[string]string{"common/api.yaml": ""})

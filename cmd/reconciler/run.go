@@ -168,7 +168,12 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 		},
 		HealthMetrics: health.NewMetrics(reg),
 	})
-	loader := desired.NewLoader(c.manifests, c.loaderOptions()...)
+	loadOpts := c.loaderOptions()
+	if rf.source != nil {
+		// Each task names the commit of the tree it was read from.
+		loadOpts = append(loadOpts, desired.WithRevision(source.TreeCommit))
+	}
+	loader := desired.NewLoader(c.manifests, loadOpts...)
 	watcher := desired.NewWatcher(c.manifests, rf.debounce, log.WithName("watcher"), desired.WatchClock(clk))
 	var loadMu sync.Mutex // the watcher and the resync both load
 	var lastErr string

@@ -121,7 +121,7 @@ func printStatus(w io.Writer, format string, v any, tasks []reconcile.TaskStatus
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 	wide := format == "wide"
 	if wide {
-		fmt.Fprintln(tw, "NAME\tPHASE\tHEALTH\tRESTARTS\tAGE\tIP\tPORTS\tCONTAINER\tIMAGE\tMESSAGE")
+		fmt.Fprintln(tw, "NAME\tPHASE\tHEALTH\tRESTARTS\tAGE\tIP\tPORTS\tCONTAINER\tCOMMIT\tIMAGE\tMESSAGE")
 	} else {
 		fmt.Fprintln(tw, "NAME\tPHASE\tHEALTH\tRESTARTS\tAGE\tIMAGE\tMESSAGE")
 	}
@@ -131,8 +131,8 @@ func printStatus(w io.Writer, format string, v any, tasks []reconcile.TaskStatus
 			age = humanAge(now.Sub(st.StartedAt))
 		}
 		if wide {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, st.Phase, healthColumn(st.Health), st.Restarts, age,
-				orDash(st.IP), orDash(st.Ports), st.ContainerID, st.Image, oneLine(st.Message))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, st.Phase, healthColumn(st.Health), st.Restarts, age,
+				orDash(st.IP), orDash(st.Ports), st.ContainerID, orDash(shortHash(st.Revision)), st.Image, oneLine(st.Message))
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", st.Name, st.Phase, healthColumn(st.Health), st.Restarts, age, st.Image, oneLine(st.Message))
@@ -337,3 +337,6 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 		args = rest[1:]
 	}
 }
+
+// shortHash is the first 12 digits of a commit hash, as git shows it.
+func shortHash(h string) string { return h[:min(12, len(h))] }

@@ -75,12 +75,13 @@ db     Running            healthy (1 failing)   0          1h0m    postgres     
 		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
 	}
 	tasks[0].IP, tasks[0].Ports, tasks[0].ContainerID = "10.47.0.2", "127.0.0.1:8080->80/TCP", "web-0123456789ab"
+	tasks[0].Revision = "3f2a9c1b7d4e5f60718293a4b5c6d7e8f9012345"
 	b.Reset()
 	if err := printStatus(&b, "wide", nil, tasks[:1], now); err != nil {
 		t.Fatal(err)
 	}
-	want = `NAME   PHASE     HEALTH   RESTARTS   AGE     IP          PORTS                    CONTAINER          IMAGE        MESSAGE
-web    Running   -        2          1m30s   10.47.0.2   127.0.0.1:8080->80/TCP   web-0123456789ab   nginx:1.27   running
+	want = `NAME   PHASE     HEALTH   RESTARTS   AGE     IP          PORTS                    CONTAINER          COMMIT         IMAGE        MESSAGE
+web    Running   -        2          1m30s   10.47.0.2   127.0.0.1:8080->80/TCP   web-0123456789ab   3f2a9c1b7d4e   nginx:1.27   running
 `
 	if b.String() != want {
 		t.Errorf("wide:\n%s\nwant:\n%s", b.String(), want)

@@ -18,6 +18,7 @@ type TaskStatus struct {
 	IP          string `json:"ip"`    // a bridge task's address
 	Ports       string `json:"ports"` // its published ports
 	Source      string `json:"source"`
+	Revision    string `json:"revision"` // the git commit its spec was read from
 	Health      struct {
 		State  string `json:"state"`
 		Source string `json:"source"`

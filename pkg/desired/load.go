@@ -92,6 +92,15 @@ type LoaderOption func(*Loader)
 // owns them and whatever their mode. For development only.
 func InsecureDir() LoaderOption { return func(l *Loader) { l.insecure = true } }
 
+// WithRevision makes each load name the revision of what it read:
+// revision is called once per load with the directory resolved (a
+// symlinked directory, as the git source's, is read at one target), and
+// its answer is the [Task.Revision] of the tasks of the files that load
+// read as valid.
+func WithRevision(revision func(dir string) string) LoaderOption {
+	return func(l *Loader) { l.revision = revision }
+}
+
 // withOwner makes the guard take uid as the reconciler's own user (tests).
 func withOwner(uid int) LoaderOption { return func(l *Loader) { l.uid = uid } }
 
@@ -103,6 +112,7 @@ type Loader struct {
 	uid      int  // the reconciler's own user, trusted by the guard besides root
 	grace    time.Duration
 	now      func() time.Time // injected in tests
+	revision func(dir string) string
 
 	mu       sync.Mutex
 	lastGood map[string][]Task     // by file base name
@@ -176,6 +186,10 @@ func (l *Loader) Load() State {
 	}
 
 	st := State{Tasks: map[string]Task{}, Broken: map[string]error{}, hashes: map[string]string{}}
+	rev := ""
+	if l.revision != nil {
+		rev = l.revision(dir)
+	}
 	parsed := map[string][]parsedTask{} // files that parse and validate
 	for _, e := range entries {
 		name := e.Name()
@@ -253,6 +267,7 @@ func (l *Loader) Load() State {
 			tasks = make([]Task, len(pts))
 			for i, pt := range pts {
 				tasks[i] = pt.task
+				tasks[i].Revision = rev
 				if _, taken := st.Tasks[pt.task.Metadata.Name]; !taken {
 					st.hashes[pt.task.Metadata.Name] = pt.hash
 				}

@@ -644,3 +644,68 @@ func TestLoaderHostPortClash(t *testing.T) {
 	writeFile(t, dir, "b.yaml", strings.Replace(bridge("api", 8080), "hostPort: 8080}", "hostPort: 8080, protocol: UDP}", 1))
 	checkState(t, l.Load(), map[string]string{"web": "nginx@a.yaml", "api": "nginx@b.yaml"})
 }
+
+// TestLoaderRevision: with WithRevision, the tasks of the files a load
+// reads as valid carry that load's revision, read from the directory the
+// load resolved; a broken file's last-known-good tasks keep the revision
+// they were read at.
+func TestLoaderRevision(t *testing.T) {
+	root := t.TempDir()
+	link := filepath.Join(root, "current")
+	var asked []string
+	l := NewLoader(link, WithRevision(func(dir string) string {
+		asked = append(asked, dir)
+		b, _ := os.ReadFile(filepath.Join(dir, ".rev"))
+		return string(b)
+	}))
+	l.grace = 0 // a file gone from a tree is gone at once
+	tree := func(rev string, files map[string]string) {
+		dir := filepath.Join(root, rev)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, dir, ".rev", rev)
+		for name, content := range files {
+			writeFile(t, dir, name, content)
+		}
+		_ = os.Remove(link + ".tmp")
+		if err := os.Symlink(rev, link+".tmp"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(link+".tmp", link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	revisions := func(st State) map[string]string {
+		out := map[string]string{}
+		for name, task := range st.Tasks {
+			out[name] = task.Revision
+		}
+		return out
+	}
+	tree("c1", map[string]string{"web.yaml": manifest("web", "nginx:1"), "db.yaml": manifest("db", "postgres:16")})
+	if got := revisions(l.Load()); !mapsEqual(got, map[string]string{"web": "c1", "db": "c1"}) {
+		t.Errorf("first commit: %v", got)
+	}
+	if real, _ := filepath.EvalSymlinks(filepath.Join(root, "c1")); len(asked) != 1 || asked[0] != real {
+		t.Errorf("revision asked of %v, want [%s] (the resolved directory)", asked, real)
+	}
+	// db.yaml unchanged: it is read from c2 and named so; web.yaml broken
+	// keeps the spec, and the revision, of c1.
+	tree("c2", map[string]string{"web.yaml": "kind: [\n", "db.yaml": manifest("db", "postgres:16")})
+	st := l.Load()
+	if got := revisions(st); !mapsEqual(got, map[string]string{"web": "c1", "db": "c2"}) {
+		t.Errorf("broken web.yaml: %v", got)
+	}
+	if st.Hash("db") != st.Tasks["db"].Hash() {
+		t.Errorf("the revision must not change the hash")
+	}
+	tree("c3", map[string]string{"web.yaml": manifest("web", "nginx:2")})
+	if got := revisions(l.Load()); !mapsEqual(got, map[string]string{"web": "c3"}) {
+		t.Errorf("fixed: %v", got)
+	}
+	// Without the option, no revision.
+	if got := revisions(NewLoader(link).Load()); !mapsEqual(got, map[string]string{"web": ""}) {
+		t.Errorf("without WithRevision: %v", got)
+	}
+}

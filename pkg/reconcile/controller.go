@@ -251,7 +251,7 @@ func (c *Controller) SetDesired(s desired.State) {
 	c.want = s
 	var changed []string
 	for name, t := range s.Tasks {
-		if o, ok := old.Tasks[name]; !ok || o.Source != t.Source || old.Hash(name) != s.Hash(name) {
+		if o, ok := old.Tasks[name]; !ok || o.Source != t.Source || o.Revision != t.Revision || old.Hash(name) != s.Hash(name) {
 			changed = append(changed, name)
 		}
 	}

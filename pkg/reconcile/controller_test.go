@@ -192,6 +192,26 @@ func TestControllerReplacesChangedSpecStopFirst(t *testing.T) {
 	}
 }
 
+// A new revision of the same spec (another git commit that left the file
+// alone) touches no container and is named on the task's status.
+func TestControllerRevisionOnlyChangesTheStatus(t *testing.T) {
+	rt := newFakeRuntime()
+	v1 := parseTask(t, "web.yaml", "web")
+	v1.Revision = "c1"
+	c, _ := startController(t, rt, Config{Workers: 1}, stateOf(v1))
+	waitReady(t, c)
+	eventually(t, func() bool { st, _ := c.TaskStatus("web"); return rt.running(idOf(v1)) && st.Revision == "c1" })
+	mark := rt.mark()
+	v2 := v1
+	v2.Revision = "c2"
+	c.SetDesired(stateOf(v2))
+	eventually(t, func() bool { st, _ := c.TaskStatus("web"); return st.Revision == "c2" },
+		"status revision %q, want c2", func() string { st, _ := c.TaskStatus("web"); return st.Revision }())
+	if got := rt.mutations(mark, idOf(v1)); len(got) != 0 {
+		t.Errorf("a new revision of the same spec touched the container: %v", got)
+	}
+}
+
 // (b2) Stop-first stops nothing until the new container can be created: a
 // new spec whose image cannot be had, or that the node policy refuses,
 // leaves the old container running and says why; once it can, the

@@ -48,7 +48,10 @@ type TaskStatus struct {
 	FinishedAt  time.Time `json:"finishedAt,omitzero"`
 	ExitCode    *int      `json:"exitCode,omitempty"`
 	Source      string    `json:"source,omitempty"`
-	SpecHash    string    `json:"specHash,omitempty"`
+	// Revision is the git commit the desired spec was read from, with the
+	// git source; "" with a manifests directory.
+	Revision string `json:"revision,omitempty"`
+	SpecHash string `json:"specHash,omitempty"`
 	// IP and Ports are a bridge task's address and published ports
 	// ("127.0.0.1:8080->80/TCP").
 	IP             string    `json:"ip,omitempty"`
@@ -201,7 +204,7 @@ func taskStatus(in statusInput, p progress) TaskStatus {
 	var id string
 	if t != nil {
 		id = observed.ContainerID(in.name, in.hash)
-		st.Image, st.Source, st.SpecHash, st.ContainerID = t.Spec.Image, t.Source, in.hash, id
+		st.Image, st.Source, st.Revision, st.SpecHash, st.ContainerID = t.Spec.Image, t.Source, t.Revision, in.hash, id
 		st.Message = "waiting to be created"
 		st.Ports = publishedPorts(t.Spec.Ports)
 	}
