@@ -51,6 +51,8 @@ type config struct {
 	keep, strict  bool
 	probesOnly    bool // only the health probes' measure
 	networkOnly   bool // only the bridge networking measure
+	gitOnly       bool // only the git source's measure
+	gitSyncs      int  // its syncs of a new commit
 }
 
 // gap is the quiet time that separates two resync passes in the call log.
@@ -88,6 +90,8 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	})
 	fs.BoolVar(&cfg.probesOnly, "probes-only", false, "run the health probes' measure alone (no floor, burst, idle or teardown)")
 	fs.BoolVar(&cfg.networkOnly, "network-only", false, "run the bridge networking measure alone: -k drops of a bridge task with one published port against the floor with the same CNI calls made by hand, and the plain floor")
+	fs.BoolVar(&cfg.gitOnly, "git-only", false, "run the git source's measure alone: the reconciler's memory across -git-syncs syncs of a new commit each, then -k pushes of a new task (push, POST /sync, started) against -k file drops")
+	fs.IntVar(&cfg.gitSyncs, "git-syncs", 1000, "git source: syncs of a new commit in the memory measure")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (containerd and reconciler logs)")
 	fs.BoolVar(&cfg.strict, "strict", false, "exit 1 when a target is missed")
 	if err := fs.Parse(args); err != nil {
@@ -105,8 +109,12 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench: -n, -c, -k, -rounds, -stops, -resync, -probe-n, -probe-interval and -exec-k must be positive")
 		return 2
 	}
-	if cfg.probesOnly && cfg.networkOnly {
-		fmt.Fprintln(stderr, "bench: -probes-only and -network-only: one or the other")
+	if only := btoi(cfg.probesOnly) + btoi(cfg.networkOnly) + btoi(cfg.gitOnly); only > 1 {
+		fmt.Fprintln(stderr, "bench: -probes-only, -network-only and -git-only: one at most")
+		return 2
+	}
+	if cfg.gitSyncs < 1 {
+		fmt.Fprintln(stderr, "bench: -git-syncs must be positive")
 		return 2
 	}
 	if cfg.stops > cfg.c {
@@ -270,6 +278,13 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if b.cfg.probesOnly {
 		return b.probesAlone(ctx, bin, mc.Address(), images)
 	}
+	if b.cfg.gitOnly {
+		err := b.gitOnly(ctx, bin, mc.Address(), images)
+		b.res.Machine.LoadAfter = loadavg()
+		b.res.Finished = time.Now().UTC()
+		b.logf("load after: %s", b.res.Machine.LoadAfter)
+		return err
+	}
 	if b.cfg.networkOnly {
 		err := b.network(ctx, bin, mc.Address(), images)
 		b.res.Machine.LoadAfter = loadavg()
@@ -397,4 +412,11 @@ func (b *bench) wipe() error {
 		errs = append(errs, f.wipe(ctx, 8))
 	}
 	return errors.Join(errs...)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

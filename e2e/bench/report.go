@@ -33,6 +33,7 @@ type results struct {
 	Reconciler series      `json:"reconciler"` // manifests dropped into a running reconciler
 	Probes     probeResult `json:"probes"`     // what health probes cost
 	Network    netResult   `json:"network"`    // a bridge task's start against the same CNI calls by hand
+	Git        gitResult   `json:"git"`        // the git source's memory across syncs, push to running
 	Idle       struct {
 		Levels        []levelResult `json:"levels"`
 		N             int           `json:"n"`
@@ -160,6 +161,9 @@ func (r *results) rows(cfg config) []row {
 	}
 	if cfg.networkOnly {
 		return r.networkRows()
+	}
+	if cfg.gitOnly {
+		return r.gitRows()
 	}
 	var out []row
 	fb, rb := median(r.Floor.BurstSeconds), median(r.Reconciler.BurstSeconds)
