@@ -140,7 +140,9 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	rt, managed, err := c.connect(ctx, log, true, runtime.WithMetrics(runtime.NewMetrics(reg)))
+	// Secrets named by a file name are files of the directory the loader
+	// reads (with --git, the link to the generated tree).
+	rt, managed, err := c.connect(ctx, log, true, runtime.WithMetrics(runtime.NewMetrics(reg)), runtime.WithManifestsDir(c.manifests))
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ type nodeFlags struct {
 	allowCaps       listFlag
 	bindSources     listFlag
 	secretSources   listFlag
+	ageIdentity     string
 	registryConfig  string
 	logMaxSize      string
 	logMaxFiles     int
@@ -45,6 +46,7 @@ func (n *nodeFlags) register(fs *flag.FlagSet) {
 	fs.Var(&n.allowCaps, "allow-capabilities", "node policy: capabilities manifests may add (comma-separated or repeated, e.g. NET_ADMIN,SYS_TIME; ALL for any)")
 	fs.Var(&n.bindSources, "allowed-bind-sources", "node policy: host directories bind mounts may come from (comma-separated or repeated; default none: no bind mounts)")
 	fs.Var(&n.secretSources, "allowed-secret-sources", "node policy: host directories secret files may come from (comma-separated or repeated; default /etc/reconciler/secrets)")
+	fs.StringVar(&n.ageIdentity, "age-identity", "", "file of age identities (AGE-SECRET-KEY-1... lines, as age-keygen writes them) that decrypt the *.age secret files of the manifests; read again at each staging; default none: an encrypted secret is an error on its task")
 	fs.StringVar(&n.registryConfig, "registry-config", "", "Docker-style config.json with registry credentials (default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json; a missing file means anonymous pulls)")
 	fs.StringVar(&n.logMaxSize, "log-max-size", "10Mi", "task log files are rotated at this size (bytes, or a quantity such as 512Ki, 10Mi)")
 	fs.IntVar(&n.logMaxFiles, "log-max-files", logfile.DefaultMaxFiles, "task log files kept per container, the current one included")
@@ -77,6 +79,11 @@ func (n *nodeFlags) check() error {
 	for _, s := range n.secretSources {
 		if !filepath.IsAbs(s) {
 			return fmt.Errorf("--allowed-secret-sources: %q is not an absolute path", s)
+		}
+	}
+	if n.ageIdentity != "" {
+		if err := runtime.CheckAgeIdentity(n.ageIdentity); err != nil {
+			return err
 		}
 	}
 	ports, err := runtime.ParsePortRanges(n.hostPorts)
@@ -112,6 +119,7 @@ func (n *nodeFlags) options(stateDir, namespace string, withLogDriver bool, log 
 			AllowedHostPorts:     n.ports,
 		}),
 		runtime.WithRegistryConfig(n.registryConfig),
+		runtime.WithAgeIdentity(n.ageIdentity),
 		runtime.WithNetwork(runtime.Network{Name: "reconciler-" + namespace, Bridge: n.bridge, Subnet: n.bridgeSubnet,
 			PluginDirs: n.cniPluginDirs, RunDir: runDir}),
 	}

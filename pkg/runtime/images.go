@@ -100,9 +100,9 @@ func (r *Runtime) Pull(ctx context.Context, ref string) (string, error) {
 }
 
 // Prepare checks what Create needs of t without creating anything: the node
-// policy allows the spec, the host files its secrets and bind mounts name
-// are there, and its image is ready (imported, pulled or unpacked, as its
-// pull policy says). The controller calls it before it stops a container to
+// policy allows the spec, the files its secrets and bind mounts name are
+// there (and its age-encrypted secrets decrypt), and its image is ready
+// (imported, pulled or unpacked, as its pull policy says). The controller calls it before it stops a container to
 // replace it (reconcile.Preparer), so that a spec that cannot run stops
 // nothing. A refusal of the policy is a *PolicyError, as from Create. What
 // only containerd or runc can tell (a snapshot that fails, a mount the
@@ -112,12 +112,8 @@ func (r *Runtime) Prepare(ctx context.Context, t desired.Task) error {
 	if err := r.policy.Check(t.Spec); err != nil {
 		return err
 	}
-	for i, sec := range t.Spec.Secrets {
-		if fi, err := os.Stat(sec.File); err != nil {
-			return fmt.Errorf("spec.secrets[%d]: read secret file: %w", i, err)
-		} else if !fi.Mode().IsRegular() {
-			return fmt.Errorf("spec.secrets[%d]: secret file %s is not a regular file", i, sec.File)
-		}
+	if err := r.secrets.check(t.Spec.Secrets); err != nil {
+		return err // a missing file, an age file that does not decrypt
 	}
 	for i, m := range t.Spec.Mounts {
 		if m.Type != desired.MountBind {

@@ -25,6 +25,9 @@ type Policy struct {
 	// AllowedSecretSources are host path prefixes a secret's file may be
 	// under. A secret copies a host file into the task, so an unrestricted
 	// one would let a manifest read any file of the node (/etc/shadow).
+	// A secret whose file is a plain name ("db.age") names a file of the
+	// manifests directory instead: that directory is allowed for such
+	// names only (see WithManifestsDir).
 	AllowedSecretSources []string
 	// AllowCompatSyscalls keeps every syscall ABI of the node in the tasks'
 	// seccomp profile (x86 and x32 besides x86_64 on amd64, arm besides
@@ -101,6 +104,12 @@ func (p Policy) Check(s desired.Spec) error {
 		}
 	}
 	for i, sec := range s.Secrets {
+		if sec.InManifestsDir() {
+			// A file of the manifests directory, which is an allowed
+			// source of such names only: resolved in it when staged,
+			// and refused if it leads out of it (secretFiles.path).
+			continue
+		}
 		if !underAny(sec.File, p.AllowedSecretSources) {
 			return &PolicyError{
 				Field: fmt.Sprintf("spec.secrets[%d].file", i),

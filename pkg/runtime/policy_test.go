@@ -143,6 +143,11 @@ func TestPolicySecretSources(t *testing.T) {
 	if err := (Policy{}).Check(desired.Spec{Secrets: []desired.Secret{{Name: "k", File: "/etc/reconciler/secrets/x"}}}); err == nil {
 		t.Error("the zero policy allowed a secret")
 	}
+	// A file of the manifests directory is allowed by any policy: the
+	// directory is an allowed source of such names (checked when staged).
+	if err := (Policy{}).Check(desired.Spec{Secrets: []desired.Secret{{Name: "k", File: "db.age"}}}); err != nil {
+		t.Errorf("a file of the manifests directory: %v", err)
+	}
 }
 
 func TestPolicyHostPorts(t *testing.T) {

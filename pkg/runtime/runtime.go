@@ -39,7 +39,8 @@ type Runtime struct {
 	runcRoot       string
 	runcBin        string // runc for clearing stale state (bundle.go); "" is runc from PATH
 	policy         Policy
-	registryConfig string // Docker config.json with registry credentials ("" = anonymous)
+	secrets        secretFiles // where secret files are read, how *.age ones are decrypted (age.go)
+	registryConfig string      // Docker config.json with registry credentials ("" = anonymous)
 	dialOpts       []grpc.DialOption
 	log            logr.Logger
 	metrics        *Metrics    // nil: none recorded

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"filippo.io/age"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
@@ -42,6 +43,7 @@ type specInput struct {
 	spec            desired.Spec
 	volumesDir      string // named volumes live in volumesDir/NAME
 	secretsDir      string // this container's staged secrets
+	secretFiles     secretFiles
 	imageArch       string // the image config's architecture (GOARCH names)
 	compatABIs      bool   // the node allows its 32-bit syscall ABIs to every task
 
@@ -111,7 +113,7 @@ func specOpts(in specInput) ([]oci.SpecOpts, error) {
 	opts = append(opts, sec...)
 	if len(s.Secrets) > 0 {
 		// Last but seccomp: it reads the final user to own the files.
-		opts = append(opts, withSecrets(in.secretsDir, s.Secrets))
+		opts = append(opts, withSecrets(in.secretsDir, s.Secrets, in.secretFiles))
 	}
 	// The default seccomp profile depends on the capabilities: it comes last.
 	opts = append(opts, withSeccomp(goruntime.GOARCH, in.imageArch, in.compatABIs))
@@ -383,11 +385,14 @@ func securityOpts(sc *desired.SecurityContext) ([]oci.SpecOpts, error) {
 	return opts, nil
 }
 
-// withSecrets copies each secret's host file into dir, owned by the
-// process's user with mode 0400, and bind-mounts it read-only at
-// /run/secrets/NAME. The copy is taken when the container is created; the
-// content never goes into the spec, labels or logs.
-func withSecrets(dir string, secrets []desired.Secret) oci.SpecOpts {
+// withSecrets stages each secret's content in dir, owned by the process's
+// user with mode 0400, and bind-mounts it read-only at /run/secrets/NAME.
+// The content is that of a host file, or of a file of the manifests
+// directory, decrypted first when its name ends in ".age" (see
+// secretFiles). It is taken when the container is created; it never goes
+// into the spec, labels, logs or errors, and the clear text of an
+// encrypted file is written nowhere but in dir.
+func withSecrets(dir string, secrets []desired.Secret, files secretFiles) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
 		if dir == "" {
 			return fmt.Errorf("spec.secrets: secrets need a state directory")
@@ -399,12 +404,19 @@ func withSecrets(dir string, secrets []desired.Secret) oci.SpecOpts {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("spec.secrets: %w", err)
 		}
+		var ids []age.Identity // read at the first encrypted secret
 		for i, sec := range secrets {
 			if !validVolumeName(sec.Name) {
 				return &FieldError{Field: fmt.Sprintf("spec.secrets[%d].name", i), Reason: fmt.Sprintf("invalid secret name %q", sec.Name)}
 			}
+			content, err := files.content(i, sec, &ids)
+			if err != nil {
+				return err
+			}
 			dst := filepath.Join(dir, sec.Name)
-			if err := copySecret(sec.File, dst, uid, gid); err != nil {
+			err = writeSecret(content, dst, uid, gid)
+			content.Close()
+			if err != nil {
 				return fmt.Errorf("spec.secrets[%d]: %w", i, err)
 			}
 			s.Mounts = append(s.Mounts, specs.Mount{Type: "bind", Source: dst, Destination: SecretsDir + "/" + sec.Name,
@@ -417,26 +429,33 @@ func withSecrets(dir string, secrets []desired.Secret) oci.SpecOpts {
 // SecretsDir is where secrets appear in the container.
 const SecretsDir = "/run/secrets"
 
-// copySecret copies src to dst (replacing it) with mode 0400 and owner uid:gid.
-func copySecret(src, dst string, uid, gid int) error {
+// openSecret opens the secret file src, which must be a regular file.
+func openSecret(src string) (*os.File, error) {
 	in, err := os.Open(src)
 	if err != nil {
-		return fmt.Errorf("read secret file: %w", err)
+		return nil, fmt.Errorf("read secret file: %w", err)
 	}
-	defer in.Close()
 	fi, err := in.Stat()
 	if err != nil {
-		return fmt.Errorf("read secret file: %w", err)
+		in.Close()
+		return nil, fmt.Errorf("read secret file: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("secret file %s is not a regular file", src)
+		in.Close()
+		return nil, fmt.Errorf("secret file %s is not a regular file", src)
 	}
+	return in, nil
+}
+
+// writeSecret writes content to dst (replacing it) with mode 0400 and owner
+// uid:gid. A failed write leaves no partial file.
+func writeSecret(content io.Reader, dst string, uid, gid int) error {
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".secret-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
+	if _, err := io.Copy(tmp, content); err != nil {
 		tmp.Close()
 		return fmt.Errorf("copy secret file: %w", err)
 	}

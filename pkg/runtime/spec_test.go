@@ -144,7 +144,7 @@ func TestSecurityOptsUnknownCapability(t *testing.T) {
 	}
 }
 
-func TestCopySecret(t *testing.T) {
+func TestWriteSecret(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	if err := os.WriteFile(src, []byte("s3cret"), 0o644); err != nil {
@@ -155,7 +155,12 @@ func TestCopySecret(t *testing.T) {
 		uid, gid = 1234, 2345
 	}
 	dst := filepath.Join(dir, "dst")
-	if err := copySecret(src, dst, uid, gid); err != nil {
+	in, err := openSecret(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if err := writeSecret(in, dst, uid, gid); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(dst)
@@ -169,11 +174,11 @@ func TestCopySecret(t *testing.T) {
 	if b, _ := os.ReadFile(dst); string(b) != "s3cret" {
 		t.Errorf("staged secret content %q", b)
 	}
-	if err := copySecret(filepath.Join(dir, "missing"), dst, uid, gid); err == nil || !strings.Contains(err.Error(), "read secret file") {
-		t.Errorf("copySecret of a missing file = %v", err)
+	if _, err := openSecret(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "read secret file") {
+		t.Errorf("openSecret of a missing file = %v", err)
 	}
-	if err := copySecret(dir, filepath.Join(dir, "d2"), uid, gid); err == nil || !strings.Contains(err.Error(), "not a regular file") {
-		t.Errorf("copySecret of a directory = %v", err)
+	if _, err := openSecret(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("openSecret of a directory = %v", err)
 	}
 }
 
@@ -237,7 +242,12 @@ func TestWithSeccompProfile(t *testing.T) {
 // bind source is missing before it looks at the image (no containerd here).
 func TestPrepareChecksHostFiles(t *testing.T) {
 	dir := t.TempDir()
-	r := &Runtime{policy: Policy{AllowedSecretSources: []string{dir}, AllowedBindSources: []string{dir}}, pulled: map[string]time.Time{}}
+	manifests := t.TempDir()
+	if err := os.WriteFile(filepath.Join(manifests, "db.age"), []byte("not age"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := &Runtime{policy: Policy{AllowedSecretSources: []string{dir}, AllowedBindSources: []string{dir}}, pulled: map[string]time.Time{},
+		secrets: secretFiles{manifestsDir: manifests}}
 	for _, tc := range []struct {
 		spec desired.Spec
 		want string
@@ -245,6 +255,8 @@ func TestPrepareChecksHostFiles(t *testing.T) {
 		{desired.Spec{Image: "nginx", Secrets: []desired.Secret{{Name: "token", File: filepath.Join(dir, "missing")}}}, "spec.secrets[0]: read secret file"},
 		{desired.Spec{Image: "nginx", Secrets: []desired.Secret{{Name: "token", File: dir}}}, "spec.secrets[0]: secret file " + dir + " is not a regular file"},
 		{desired.Spec{Image: "nginx", Mounts: []desired.Mount{{Type: desired.MountBind, Source: filepath.Join(dir, "gone"), Target: "/data"}}}, "gone"},
+		{desired.Spec{Image: "nginx", Secrets: []desired.Secret{{Name: "token", File: "token"}}}, "spec.secrets[0].file: no file token in the manifests directory"},
+		{desired.Spec{Image: "nginx", Secrets: []desired.Secret{{Name: "db", File: "db.age"}}}, "spec.secrets[0].file: db.age is age-encrypted and the reconciler was started without --age-identity"},
 		{desired.Spec{Image: "nginx", SecurityContext: &desired.SecurityContext{Privileged: true}}, "denied by node policy"},
 	} {
 		err := r.Prepare(t.Context(), desired.Task{Spec: tc.spec})

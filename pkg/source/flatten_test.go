@@ -43,10 +43,12 @@ func TestExpandPaths(t *testing.T) {
 
 func TestSelectFiles(t *testing.T) {
 	tree := map[string][]entry{
-		".":            {{Name: "README.md", Regular: true, Size: 10}, {Name: "common", Regular: false}, {Name: "top.yaml", Regular: true, Size: 5}},
-		"common":       {{Name: "web.yaml", Regular: true, Size: 100}, {Name: ".hidden.yaml", Regular: true, Size: 1}, {Name: "sub", Regular: false}, {Name: "link.yaml", Regular: false}},
-		"nodes/edge-1": {{Name: "db.yml", Regular: true, Size: 50}, {Name: "web.yaml.bak", Regular: true, Size: 1}},
+		".": {{Name: "README.md", Regular: true, Size: 10}, {Name: "common", Regular: false}, {Name: "top.yaml", Regular: true, Size: 5}},
+		"common": {{Name: "web.yaml", Regular: true, Size: 100}, {Name: ".hidden.yaml", Regular: true, Size: 1}, {Name: "sub", Regular: false}, {Name: "link.yaml", Regular: false},
+			{Name: "db.age", Regular: true, Size: 30}, {Name: ".key.age", Regular: true, Size: 1}, {Name: "notes.txt", Regular: true, Size: 3}, {Name: "link.age", Regular: false}, {Name: "db.age.bak", Regular: true, Size: 1}},
+		"nodes/edge-1": {{Name: "db.yml", Regular: true, Size: 50}, {Name: "web.yaml.bak", Regular: true, Size: 1}, {Name: "api key.age", Regular: true, Size: 1}, {Name: "api.age", Regular: true, Size: 20}},
 		"nodes/edge-2": {{Name: "web.yaml", Regular: true, Size: 70}},
+		"nodes/edge-3": {{Name: "db.age", Regular: true, Size: 40}, {Name: "cache.yaml", Regular: true, Size: 10}},
 	}
 	list := func(dir string) ([]entry, error) {
 		if es, ok := tree[dir]; ok {
@@ -69,10 +71,15 @@ func TestSelectFiles(t *testing.T) {
 		err   string
 	}{
 		{name: "root: top-level manifests only", paths: []string{"."}, want: "top.yaml<top.yaml"},
-		{name: "common and a node", paths: []string{"common", "nodes/edge-1"}, want: "db.yml<nodes/edge-1/db.yml web.yaml<common/web.yaml"},
+		{name: "common and a node, with their age files", paths: []string{"common", "nodes/edge-1"},
+			want: "api.age<nodes/edge-1/api.age db.age<common/db.age db.yml<nodes/edge-1/db.yml web.yaml<common/web.yaml"},
 		{name: "one name in two paths", paths: []string{"common", "nodes/edge-2"}, err: "two manifests named web.yaml: common/web.yaml and nodes/edge-2/web.yaml"},
+		{name: "one age file name in two paths", paths: []string{"common", "nodes/edge-3"}, err: "two age files named db.age: common/db.age and nodes/edge-3/db.age"},
+		{name: "an age file of the node only", paths: []string{"nodes/edge-3"}, want: "cache.yaml<nodes/edge-3/cache.yaml db.age<nodes/edge-3/db.age"},
 		{name: "missing path", paths: []string{"common", "nodes/edge-9"}, err: "path nodes/edge-9: no such directory"},
 		{name: "over the size limit", paths: []string{"common"}, max: 99, err: "more than the size limit of 99"},
+		{name: "age files count in the size", paths: []string{"common"}, max: 129, err: "the selected manifests and age files are 130 bytes, more than the size limit of 129"},
+		{name: "at the size limit", paths: []string{"common"}, max: 130, want: "db.age<common/db.age web.yaml<common/web.yaml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			max := tc.max
