@@ -29,7 +29,10 @@
 // a dangling symlink) is reported as broken. Files are read in name order. A
 // task name defined in two files is an error in both files, and the task keeps
 // its previous spec (see [Loader.Load]). Hidden directories are ignored like
-// every other subdirectory.
+// every other subdirectory. A secret's file may be the plain name of a file
+// of the directory ([Secret], [SecretFileName]): it is kept as written (the
+// spec hash never depends on where the directory is) and resolved only by
+// the runtime, when it stages the secret.
 //
 // Defaults and normal forms. Parse fills in every default ([Spec] documents
 // them) and spells signals and capabilities one way ("SIGTERM",

@@ -67,6 +67,14 @@ func TestDecryptAge(t *testing.T) {
 	id, _ := newIdentity(t, t.TempDir(), "key")
 	other, _ := newIdentity(t, t.TempDir(), "other")
 	binary := encrypt(t, []byte(secret), false, id.Recipient())
+	pq, err := age.GenerateHybridIdentity() // AGE-SECRET-KEY-PQ-1...
+	if err != nil {
+		t.Fatal(err)
+	}
+	pqIDs, err := age.ParseIdentities(strings.NewReader(pq.String() + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	big := encrypt(t, bytes.Repeat([]byte("x"), 100), false, id.Recipient())
 	for _, tc := range []struct {
 		name string
@@ -78,6 +86,7 @@ func TestDecryptAge(t *testing.T) {
 		{name: "binary", file: binary, ids: []age.Identity{id}, want: secret},
 		{name: "armored", file: encrypt(t, []byte(secret), true, id.Recipient()), ids: []age.Identity{id}, want: secret},
 		{name: "second identity matches", file: binary, ids: []age.Identity{other, id}, want: secret},
+		{name: "post-quantum identity", file: encrypt(t, []byte(secret), false, pq.Recipient()), ids: pqIDs, want: secret},
 		{name: "two recipients", file: encrypt(t, []byte(secret), false, other.Recipient(), id.Recipient()), ids: []age.Identity{id}, want: secret},
 		{name: "empty clear text", file: encrypt(t, nil, false, id.Recipient()), ids: []age.Identity{id}, want: ""},
 		{name: "at the limit", file: big, ids: []age.Identity{id}, max: 100, want: strings.Repeat("x", 100)},

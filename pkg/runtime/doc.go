@@ -19,10 +19,19 @@
 // tested against a fake of them, this package against a real containerd in
 // e2e/.
 //
+// Secrets are staged per container (age.go, spec.go withSecrets): a
+// secret's file is a host path the node policy allows, or the plain name
+// of a file of the manifests directory (WithManifestsDir; the git source's
+// link resolved once per staging); a "*.age" file is decrypted with the
+// identities of WithAgeIdentity, read again at each staging, to at most
+// MaxAgeSecretSize bytes of clear text, which is written only into the
+// staged copy (mode 0400).
+//
 // It must never touch a container, snapshot, lease or file it does not own
 // (the ownership label, observed.LabelManagedBy, says which; a create never
 // takes over a container of its ID that is not the task's), never put a
-// secret's content into a spec, a label or a log line, and never run a
+// secret's content (nor an age secret's clear text, nor an identity) into
+// a spec, a label, a log line or an error, and never run a
 // container the node policy refuses. The things of containerd's and runc's
 // own it removes are what an interrupted task left that blocks its own
 // container's ID (bundle.go): a bundle directory in containerd's state that

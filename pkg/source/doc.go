@@ -5,8 +5,9 @@
 // Each sync asks the remote for the tip of the ref (ls-remote) and, only
 // when that tip is not the applied one, fetches that one commit (depth 1)
 // into a fresh directory under the state directory, flattens the
-// manifests at the top level of each selected path into a new generated
-// directory, and swaps a symlink to it atomically (the swap the watcher of
+// manifests at the top level of each selected path (and the age-encrypted
+// secret files, "*.age", beside them, as committed: the tree never holds
+// their clear text) into a new generated directory, and swaps a symlink to it atomically (the swap the watcher of
 // pkg/desired already handles). The fetched repository is removed after
 // each sync: there is no long-lived shallow clone updated in place.
 //
