@@ -28,16 +28,22 @@ type gitFlags struct {
 	timeout     time.Duration
 	maxSize     string
 	credentials string
+	sshKey      string
+	knownHosts  listFlag
+	acceptNew   bool
 }
 
 func (g *gitFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.url, "git", "", "sync the manifests from this git repository (https://, http://, git:// or file://) instead of --manifests; see docs/gitops.md")
+	fs.StringVar(&g.url, "git", "", "sync the manifests from this git repository (https://, http://, git://, file://, ssh:// or USER@HOST:PATH) instead of --manifests; see docs/gitops.md")
 	fs.StringVar(&g.ref, "git-ref", "", "branch, tag or full commit hash to apply (default: the remote's HEAD, its default branch)")
 	fs.Var(&g.paths, "git-path", "directories inside the repository whose top-level manifests are applied, flattened into one (comma-separated or repeated; {{hostname}} is this node's host name; default: the root)")
 	fs.DurationVar(&g.interval, "git-interval", source.DefaultInterval, "time between two checks of the remote (±10% jitter)")
 	fs.DurationVar(&g.timeout, "git-timeout", source.DefaultTimeout, "longest time one sync (ls-remote and fetch) may take")
 	fs.StringVar(&g.maxSize, "git-max-size", "100Mi", "largest fetch, in bytes written to disk (and largest sum of the selected manifests)")
 	fs.StringVar(&g.credentials, "git-credentials", "", "file read at each sync with HTTP basic auth credentials: USER:PASSWORD, or a token alone, on its first line")
+	fs.StringVar(&g.sshKey, "git-ssh-key", "", "private key file for an SSH --git URL (ssh://[USER@]HOST[:PORT]/PATH or USER@HOST:PATH; OpenSSH or PEM, without a passphrase), read at each sync")
+	fs.Var(&g.knownHosts, "git-known-hosts", "known_hosts files the SSH server's host key must be in (comma-separated or repeated; default: ~/.ssh/known_hosts of the daemon's user, then /etc/ssh/ssh_known_hosts)")
+	fs.BoolVar(&g.acceptNew, "git-accept-new-host-key", false, "trust on first use: add the key of an SSH host that no known_hosts file names to the first of --git-known-hosts, and accept it (a changed key is refused all the same)")
 }
 
 // config turns the flags into the source's Config under stateDir; ok is
@@ -46,6 +52,9 @@ func (g *gitFlags) config(stateDir string, hostname func() (string, error)) (cfg
 	if g.url == "" {
 		if g.ref != "" || len(g.paths) > 0 || g.credentials != "" {
 			return cfg, false, errors.New("--git-ref, --git-path and --git-credentials need --git")
+		}
+		if g.sshKey != "" || len(g.knownHosts) > 0 || g.acceptNew {
+			return cfg, false, errors.New("--git-ssh-key, --git-known-hosts and --git-accept-new-host-key need --git")
 		}
 		return cfg, false, nil
 	}
@@ -72,6 +81,17 @@ func (g *gitFlags) config(stateDir string, hostname func() (string, error)) (cfg
 		// the file since the daemon started.
 		Helper: []string{"/proc/self/exe", source.HelperArg},
 	}
+	// Absolute, so that the errors name the very files that were read.
+	if cfg.SSHKey, err = absPath(g.sshKey); err != nil {
+		return cfg, false, fmt.Errorf("--git-ssh-key: %w", err)
+	}
+	for _, f := range g.knownHosts {
+		if f, err = absPath(f); err != nil {
+			return cfg, false, fmt.Errorf("--git-known-hosts: %w", err)
+		}
+		cfg.KnownHosts = append(cfg.KnownHosts, f)
+	}
+	cfg.AcceptNewHostKey = g.acceptNew
 	if g.interval <= 0 {
 		return cfg, false, fmt.Errorf("--git-interval must be positive, got %s", g.interval)
 	}
@@ -79,6 +99,14 @@ func (g *gitFlags) config(stateDir string, hostname func() (string, error)) (cfg
 		return cfg, false, err
 	}
 	return cfg, true, nil
+}
+
+// absPath is filepath.Abs but for "", which stays "".
+func absPath(p string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	return filepath.Abs(p)
 }
 
 // explicitly reports whether the flag name was given on the command line.

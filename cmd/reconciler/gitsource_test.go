@@ -16,7 +16,9 @@ func TestRunGitFlags(t *testing.T) {
 	}{
 		{[]string{"--git", "https://example.com/r.git", "--manifests", "/srv/m"}, "--git and --manifests exclude each other"},
 		{[]string{"--git-ref", "main"}, "need --git"},
-		{[]string{"--git", "ssh://git@example.com/r.git"}, "SSH is not supported yet"},
+		{[]string{"--git", "ssh://git@example.com/r.git"}, "needs --git-ssh-key FILE"},
+		{[]string{"--git-ssh-key", "/k", "--git-accept-new-host-key"}, "--git-ssh-key, --git-known-hosts and --git-accept-new-host-key need --git"},
+		{[]string{"--git", "https://example.com/r.git", "--git-ssh-key", "/k"}, "only SSH URLs take a key"},
 		{[]string{"--git", "https://example.com/r.git", "--git-path", "nodes/{{zone}}"}, "unknown placeholder"},
 		{[]string{"--git", "https://example.com/r.git", "--git-interval", "-1s"}, "--git-interval must be positive"},
 		{[]string{"--git", "https://example.com/r.git", "--git-max-size", "lots"}, "--git-max-size"},

@@ -4,14 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path"
 	"regexp"
 	"strings"
 	"time"
-
-	"github.com/go-git/go-git/v5/plumbing/transport"
-	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 )
 
 // Defaults of [Config].
@@ -32,7 +28,7 @@ const (
 
 // Config is what to sync and how.
 type Config struct {
-	URL string // the repository: https://, http://, git:// or file://
+	URL string // the repository: https://, http://, git://, file:// or SSH (ssh://, scp-like)
 	// Ref is a branch, a tag, a full ref name (refs/...) or a full commit
 	// hash; "" is the remote's HEAD (its default branch).
 	Ref string
@@ -49,6 +45,18 @@ type Config struct {
 	// Credentials is a file read at each sync: "USER:PASSWORD" on its first
 	// line, or a token alone (sent with the user TokenUser). "" is no auth.
 	Credentials string
+	// SSHKey is the private key file of an SSH URL (OpenSSH or PEM, without
+	// a passphrase), read at each sync; an SSH URL needs one.
+	SSHKey string
+	// KnownHosts are the known_hosts files that the SSH server's host key
+	// is checked against, read at each connection; [DefaultKnownHosts] if
+	// empty. A host they do not name, or name with another key, fails the
+	// sync.
+	KnownHosts []string
+	// AcceptNewHostKey trusts on first use: the key of a host that
+	// KnownHosts do not name is added to KnownHosts[0] and accepted. A
+	// changed key is refused all the same.
+	AcceptNewHostKey bool
 	// Dir is where the source keeps its trees: STATE_DIR/git. The loader
 	// reads [Config.Link] = Dir/current.
 	Dir string
@@ -69,20 +77,22 @@ func (c *Config) Check() error {
 	}
 	u, err := url.Parse(c.URL)
 	switch {
-	case err == nil && (u.Scheme == "ssh" || strings.HasPrefix(u.Scheme, "git+ssh")):
-		return fmt.Errorf("--git %s: SSH is not supported yet (use https://, http://, git:// or file://)", Redact(c.URL))
-	case err != nil || u.Scheme == "":
-		if strings.Contains(c.URL, "@") && strings.Contains(c.URL, ":") {
-			return fmt.Errorf("--git %s: SSH (scp-like) URLs are not supported yet (use https://, http://, git:// or file://)", Redact(c.URL))
+	case isSSHURL(c.URL):
+		if err := c.checkSSH(); err != nil {
+			return err
 		}
-		return fmt.Errorf("--git %q: not a URL with a scheme (https://, http://, git:// or file://)", Redact(c.URL))
+	case err != nil || u.Scheme == "":
+		return fmt.Errorf("--git %q: not a URL with a scheme (https://, http://, git://, file:// or ssh://)", Redact(c.URL))
 	case u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "git" && u.Scheme != "file":
-		return fmt.Errorf("--git %s: scheme %q not supported (use https://, http://, git:// or file://)", Redact(c.URL), u.Scheme)
+		return fmt.Errorf("--git %s: scheme %q not supported (use https://, http://, git://, file:// or ssh://)", Redact(c.URL), u.Scheme)
 	case u.User != nil:
 		return fmt.Errorf("--git %s: put credentials in --git-credentials FILE, not in the URL", Redact(c.URL))
-	}
-	if c.Credentials != "" && u.Scheme != "https" && u.Scheme != "http" {
+	case c.Credentials != "" && u.Scheme != "https" && u.Scheme != "http":
 		return fmt.Errorf("--git-credentials: only http(s) URLs take credentials, not %s://", u.Scheme)
+	case c.SSHKey != "":
+		return fmt.Errorf("--git-ssh-key: only SSH URLs take a key, not %s://", u.Scheme)
+	case len(c.KnownHosts) > 0 || c.AcceptNewHostKey:
+		return fmt.Errorf("--git-known-hosts and --git-accept-new-host-key: only for SSH URLs, not %s://", u.Scheme)
 	}
 	if strings.HasPrefix(c.Ref, "-") || strings.ContainsAny(c.Ref, " \t\n:~^?*[\\") || strings.Contains(c.Ref, "..") {
 		return fmt.Errorf("--git-ref %q: not a branch, tag or commit hash", c.Ref)
@@ -158,32 +168,17 @@ func ExpandPaths(values []string, hostname string) ([]string, error) {
 	return out, nil
 }
 
-// readCredentials reads the credentials file: "USER:PASSWORD" or a token
-// alone, on its first line.
-func readCredentials(file string) (transport.AuthMethod, error) {
-	if file == "" {
-		return nil, nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("read credentials: %w", err)
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	line = strings.TrimRight(line, "\r")
-	if strings.TrimSpace(line) == "" {
-		return nil, fmt.Errorf("read credentials: %s: the first line is empty (want USER:PASSWORD or a token)", file)
-	}
-	user, pass, ok := strings.Cut(line, ":")
-	if !ok {
-		return &githttp.BasicAuth{Username: TokenUser, Password: line}, nil
-	}
-	return &githttp.BasicAuth{Username: user, Password: pass}, nil
-}
-
-// Redact removes a password from a URL, for logs and the status.
+// Redact removes a password from a URL, for logs and the status; the user
+// of an SSH URL without a password stays (it is no secret).
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.User == nil {
+		if user, host, ok := strings.Cut(raw, "@"); ok && strings.Contains(user, ":") && isSSHURL(raw) {
+			return "REDACTED@" + host // scp-like
+		}
+		return raw
+	}
+	if _, hasPassword := u.User.Password(); u.Scheme == "ssh" && !hasPassword {
 		return raw
 	}
 	u.User = url.User("REDACTED")

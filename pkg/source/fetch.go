@@ -45,6 +45,9 @@ type result struct {
 	Tree    string `json:"tree,omitempty"` // relative to Dir
 	Meta    meta   `json:"meta,omitzero"`
 	Error   string `json:"error,omitempty"`
+	// HostKeysAdded are the SSH host keys that --git-accept-new-host-key
+	// added to known_hosts, also in a failed fetch: the daemon logs them.
+	HostKeysAdded []addedHostKey `json:"hostKeysAdded,omitempty"`
 }
 
 // fetcher does the network and git part of a sync: ls-remote, the fetch,
@@ -59,11 +62,12 @@ type fetcher struct {
 
 // fetch runs one fetch: it writes a new tree only when the remote tip is
 // not the applied one (or the URL, ref or paths changed).
-func (s *fetcher) fetch(ctx context.Context, applied meta) (result, error) {
-	auth, err := readCredentials(s.cfg.Credentials)
+func (s *fetcher) fetch(ctx context.Context, applied meta) (res result, err error) {
+	auth, err := newAuth(s.cfg)
 	if err != nil {
 		return result{}, err
 	}
+	defer func() { res.HostKeysAdded = hostKeysAdded(auth) }()
 	tip, refName, err := s.lsRemote(ctx, auth)
 	if err != nil {
 		return result{}, err
@@ -90,7 +94,7 @@ func HelperMain(stdin io.Reader, stdout, stderr io.Writer) int {
 	f := &fetcher{cfg: req.Config}
 	res, err := f.fetch(context.Background(), req.Applied)
 	if err != nil {
-		res = result{Error: err.Error()}
+		res = result{Error: err.Error(), HostKeysAdded: res.HostKeysAdded}
 	}
 	if err := json.NewEncoder(stdout).Encode(res); err != nil {
 		fmt.Fprintln(stderr, "git-fetch: write the result:", err)
@@ -129,7 +133,7 @@ func runHelper(ctx context.Context, cmd []string, req request) (result, error) {
 		return result{}, fmt.Errorf("git fetch helper: bad answer: %w", err)
 	}
 	if res.Error != "" {
-		return result{}, errors.New(res.Error)
+		return result{HostKeysAdded: res.HostKeysAdded}, errors.New(res.Error)
 	}
 	return res, nil
 }
@@ -194,8 +198,15 @@ func (s *fetcher) lsRemote(ctx context.Context, auth transport.AuthMethod) (plum
 
 // explain turns go-git's auth errors into ones that say what to check.
 // go-git reports an HTTP 401 as "authentication required" whether
-// credentials were sent or not.
+// credentials were sent or not. Over SSH, the auth itself knows whether
+// the host key or the client's key was refused.
 func (s *fetcher) explain(err error, auth transport.AuthMethod) error {
+	if a, ok := auth.(*sshAuth); ok {
+		if why := a.explain(); why != nil {
+			return why
+		}
+		return err
+	}
 	switch {
 	case errors.Is(err, transport.ErrAuthenticationRequired) && auth == nil:
 		return fmt.Errorf("authentication required: the server wants credentials (give --git-credentials FILE)")

@@ -248,6 +248,7 @@ func (s *Source) sync(ctx context.Context) (bool, meta, error) {
 	} else {
 		res, err = (&fetcher{cfg: s.cfg}).fetch(ctx, req.Applied)
 	}
+	s.logHostKeysAdded(res.HostKeysAdded)
 	if err != nil {
 		s.cleanUp()
 		return false, meta{}, err

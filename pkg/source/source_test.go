@@ -188,23 +188,52 @@ func TestSyncMissingPathAndSizeLimit(t *testing.T) {
 }
 
 func TestConfigCheck(t *testing.T) {
-	for url, want := range map[string]string{
-		"ssh://git@example.com/r.git":   "SSH is not supported yet",
-		"git@example.com:r.git":         "SSH (scp-like)",
-		"https://u:p@example.com/r.git": "not in the URL",
-		"ftp://example.com/r":           "not supported",
-		"https://example.com/r.git":     "",
+	for _, tc := range []struct {
+		name   string
+		url    string
+		change func(*Config)
+		want   string // in the error; "" is no error
+	}{
+		{name: "https", url: "https://example.com/r.git"},
+		{name: "https with credentials", url: "https://example.com/r.git", change: func(c *Config) { c.Credentials = "/etc/creds" }},
+		{name: "password in an https URL", url: "https://u:p@example.com/r.git", want: "not in the URL"},
+		{name: "unknown scheme", url: "ftp://example.com/r", want: `scheme "ftp" not supported`},
+		{name: "a path, no URL", url: "/srv/git/r.git", want: "not a URL with a scheme"},
+		{name: "credentials for git://", url: "git://example.com/r.git", change: func(c *Config) { c.Credentials = "/etc/creds" }, want: "--git-credentials: only http(s)"},
+
+		{name: "ssh://", url: "ssh://git@example.com:2222/srv/r.git", change: withKey},
+		{name: "ssh:// without user", url: "ssh://example.com/r.git", change: withKey},
+		{name: "scp-like", url: "git@example.com:fleet/r.git", change: withKey},
+		{name: "scp-like without user", url: "example.com:r.git", change: withKey},
+		{name: "ssh:// without a key", url: "ssh://git@example.com/r.git", want: "needs --git-ssh-key FILE"},
+		{name: "scp-like without a key", url: "git@example.com:r.git", want: "needs --git-ssh-key FILE"},
+		{name: "ssh:// without a path", url: "ssh://git@example.com", change: withKey, want: "not an SSH URL"},
+		{name: "password in an ssh URL", url: "ssh://u:p@example.com/r.git", change: withKey, want: "not a password in the URL"},
+		{name: "password in an scp-like URL", url: "u:p@example.com:r.git", change: withKey, want: "not a password in the URL"},
+		{name: "credentials for SSH", url: "ssh://git@example.com/r.git", change: func(c *Config) { withKey(c); c.Credentials = "/etc/creds" }, want: "--git-credentials: only http(s) URLs"},
+		{name: "empty known_hosts name", url: "git@example.com:r.git", change: func(c *Config) { withKey(c); c.KnownHosts = []string{""} }, want: "--git-known-hosts: an empty file name"},
+		{name: "key for https", url: "https://example.com/r.git", change: withKey, want: "--git-ssh-key: only SSH URLs take a key, not https://"},
+		{name: "known_hosts for git://", url: "git://example.com/r.git", change: func(c *Config) { c.KnownHosts = []string{"/k"} }, want: "--git-known-hosts and --git-accept-new-host-key: only for SSH URLs"},
+		{name: "accept-new for file://", url: "file:///srv/r.git", change: func(c *Config) { c.AcceptNewHostKey = true }, want: "only for SSH URLs, not file://"},
 	} {
-		c := Config{URL: url, Dir: "/x"}
+		c := Config{URL: tc.url, Dir: "/x"}
+		if tc.change != nil {
+			tc.change(&c)
+		}
 		err := c.Check()
-		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
-			t.Errorf("%s: error %v, want %q", url, err, want)
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
 		}
 		if err != nil && strings.Contains(err.Error(), ":p@") {
-			t.Errorf("%s: the password shows: %v", url, err)
+			t.Errorf("%s: the password shows: %v", tc.name, err)
+		}
+		if err == nil && isSSHURL(tc.url) && !slices.Equal(c.KnownHosts, DefaultKnownHosts()) {
+			t.Errorf("%s: known_hosts %q, want the default %q", tc.name, c.KnownHosts, DefaultKnownHosts())
 		}
 	}
 }
+
+func withKey(c *Config) { c.SSHKey = "/etc/reconciler/id_ed25519" }
 
 // TestSyncTimeoutEndsAStuckServer: a server that accepts and never answers
 // (git:// and HTTP) fails the sync at --git-timeout.
