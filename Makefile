@@ -76,6 +76,7 @@ bench: deps ## benchmarks against raw containerd, several minutes (as root): tab
 bench-smoke: ## the benchmarks with tiny N, in seconds (part of make test), so that they never rot
 	$(GO) test -count=1 ./e2e/bench/
 	$(GO) run ./e2e/bench -n 3 -c 2 -k 3 -k-busy 2 -rounds 1 -levels 0,2 -idle-window 2s -resync 1s -grace 1s -stops 2 -pause 50ms -probe-n 2 -probe-interval 1s -exec-k 2
+	$(GO) run ./e2e/bench -git-only -git-syncs 3 -k 2
 	$(GO) test -run '^$$' -bench $(GO_BENCHES) -benchtime 1x ./pkg/reconcile/ ./pkg/desired/
 
 chaos: deps ## the chaos suite, long (as root): CHAOS_ITERATIONS faults of each kind or CHAOS_DURATION, seed CHAOS_SEED; table on stderr and in CHAOS_REPORT; see docs/reliability.md
