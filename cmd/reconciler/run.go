@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"os/signal"
@@ -158,7 +159,8 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 	log.Info("reconciler started", "version", version, "manifests", c.manifests, "namespace", c.namespace)
 
 	var load func()
-	clk := clock.Real{} // one clock for every timer: the resync, the retries, the watcher's
+	var src *source.Source // the git source, if any
+	clk := clock.Real{}    // one clock for every timer: the resync, the retries, the watcher's
 	ctrl := reconcile.New(rt, reconcile.Config{
 		Clock: clk, Workers: rf.workers, Resync: rf.resync, Log: log.WithName("controller"),
 		Metrics: reconcile.NewMetrics(reg), RepullInterval: rf.repull,
@@ -189,7 +191,12 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 		if s.Err != nil {
 			errText = s.Err.Error()
 		}
-		if errText != lastErr && s.Err != nil {
+		switch {
+		case errText == lastErr || s.Err == nil:
+		case src != nil && src.Status().Commit == "" && errors.Is(s.Err, fs.ErrNotExist):
+			// The first start with --git: no tree until the first sync.
+			log.Info("no git tree applied yet; every task is kept as it is until the first sync applies one")
+		default:
 			log.Error(s.Err, "manifests directory unreadable; keeping every task as it is")
 		}
 		lastErr = errText
@@ -211,7 +218,6 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 		ctrl.SetDesired(s)
 	}
 
-	var src *source.Source
 	if rf.source != nil {
 		src = source.New(*rf.source, log.WithName("source"), source.NewMetrics(reg), func() { load() })
 		if err := src.Open(); err != nil {
