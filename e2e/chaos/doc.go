@@ -31,6 +31,7 @@
 //     namespace pin, port file, address lease or iptables rule of a
 //     container that does not exist) and every bridge task answering on
 //     its published port with its version.
+//  10. git: the reconciler on --git (git daemon on 127.0.0.1, interval 1s): server down while commits are pushed, force-push to an older commit, garbage pushed, bad signatures (with --git-verify); see git_test.go.
 //
 // The kill and netkill worlds have bridge tasks with ports published on
 // 127.0.0.1, on a bridge, subnet and run directory of the world's own.

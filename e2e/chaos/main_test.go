@@ -35,7 +35,7 @@ var env struct {
 }
 
 // kinds are the fault kinds, in table order.
-var kinds = []string{"kill", "containerd", "ctr", "image", "flood", "disk", "health", "update", "netkill"}
+var kinds = []string{"kill", "containerd", "ctr", "image", "flood", "disk", "health", "update", "netkill", "git"}
 
 // selectedKinds are the kinds this run injects: -chaos.kinds, or all.
 func selectedKinds() []string {
