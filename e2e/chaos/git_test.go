@@ -404,6 +404,9 @@ func (g *gitWorld) garbage(i int) {
 		variant = "one task in two files"
 	case 3: // one file name in both paths
 		name, tk := victim()
+		if _, ok := g.model[name]; !ok {
+			files[tk.path+"/"+name+".yaml"] = taskYAML(name, tk.v)
+		}
 		files[g.otherPath(tk.path)+"/"+name+".yaml"] = taskYAML(name, tk.v+1)
 		did, variant = fmt.Sprintf("%s.yaml in both paths", name), "one file name in both paths"
 		wantErr = "two manifests named " + name + ".yaml"
