@@ -31,6 +31,7 @@ type gitFlags struct {
 	sshKey      string
 	knownHosts  listFlag
 	acceptNew   bool
+	verify      listFlag
 }
 
 func (g *gitFlags) register(fs *flag.FlagSet) {
@@ -44,6 +45,7 @@ func (g *gitFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.sshKey, "git-ssh-key", "", "private key file for an SSH --git URL (ssh://[USER@]HOST[:PORT]/PATH or USER@HOST:PATH; OpenSSH or PEM, without a passphrase), read at each sync")
 	fs.Var(&g.knownHosts, "git-known-hosts", "known_hosts files the SSH server's host key must be in (comma-separated or repeated; default: ~/.ssh/known_hosts of the daemon's user, then /etc/ssh/ssh_known_hosts)")
 	fs.BoolVar(&g.acceptNew, "git-accept-new-host-key", false, "trust on first use: add the key of an SSH host that no known_hosts file names to the first of --git-known-hosts, and accept it (a changed key is refused all the same)")
+	fs.Var(&g.verify, "git-verify", "apply only commits (or annotated tags) signed by a key of these files, read at each sync: armored OpenPGP public keyrings or SSH allowed-signers files (comma-separated or repeated; only the tip is verified, not its history)")
 }
 
 // config turns the flags into the source's Config under stateDir; ok is
@@ -55,6 +57,9 @@ func (g *gitFlags) config(stateDir string, hostname func() (string, error)) (cfg
 		}
 		if g.sshKey != "" || len(g.knownHosts) > 0 || g.acceptNew {
 			return cfg, false, errors.New("--git-ssh-key, --git-known-hosts and --git-accept-new-host-key need --git")
+		}
+		if len(g.verify) > 0 {
+			return cfg, false, errors.New("--git-verify needs --git")
 		}
 		return cfg, false, nil
 	}
@@ -92,6 +97,13 @@ func (g *gitFlags) config(stateDir string, hostname func() (string, error)) (cfg
 		cfg.KnownHosts = append(cfg.KnownHosts, f)
 	}
 	cfg.AcceptNewHostKey = g.acceptNew
+	for _, f := range g.verify {
+		// Absolute, so that the errors name the very file that was read.
+		if f, err = filepath.Abs(f); err != nil {
+			return cfg, false, fmt.Errorf("--git-verify: %w", err)
+		}
+		cfg.Verify = append(cfg.Verify, f)
+	}
 	if g.interval <= 0 {
 		return cfg, false, fmt.Errorf("--git-interval must be positive, got %s", g.interval)
 	}

@@ -171,6 +171,9 @@ func printSource(w io.Writer, src *source.Status, now time.Time) {
 	} else {
 		fmt.Fprintf(w, "  applied: %s (%s), %s ago\n", src.Commit, src.RefName, humanAge(now.Sub(src.AppliedAt)))
 	}
+	if src.Signer != "" {
+		fmt.Fprintf(w, "  signed by: %s\n", src.Signer)
+	}
 	switch {
 	case src.LastFetch.IsZero():
 		fmt.Fprintln(w, "  last fetch: not yet")

@@ -57,6 +57,12 @@ type Config struct {
 	// KnownHosts do not name is added to KnownHosts[0] and accepted. A
 	// changed key is refused all the same.
 	AcceptNewHostKey bool
+	// Verify are the files of --git-verify, read at each sync: OpenPGP
+	// public keyrings and SSH allowed-signers files. When set, the tip of
+	// the ref (the tag object of an annotated tag, else the commit) must
+	// carry a valid signature by one of their keys, or nothing is applied.
+	// Empty is no verification.
+	Verify []string
 	// Dir is where the source keeps its trees: STATE_DIR/git. The loader
 	// reads [Config.Link] = Dir/current.
 	Dir string
@@ -111,6 +117,11 @@ func (c *Config) Check() error {
 	}
 	if c.MaxSize <= 0 {
 		c.MaxSize = DefaultMaxSize
+	}
+	for _, f := range c.Verify {
+		if f == "" {
+			return errors.New("--git-verify: an empty file name")
+		}
 	}
 	if c.Dir == "" {
 		return errors.New("source: no directory")

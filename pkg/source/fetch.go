@@ -57,7 +57,8 @@ type result struct {
 // timeout), and so that what go-git allocates is returned to the system
 // after each fetch instead of growing the daemon.
 type fetcher struct {
-	cfg Config
+	cfg  Config
+	keys *keyring // of --git-verify, read at each fetch; nil without
 }
 
 // fetch runs one fetch: it writes a new tree only when the remote tip is
@@ -68,11 +69,16 @@ func (s *fetcher) fetch(ctx context.Context, applied meta) (res result, err erro
 		return result{}, err
 	}
 	defer func() { res.HostKeysAdded = hostKeysAdded(auth) }()
+	if s.keys, err = readKeyring(s.cfg.Verify); err != nil {
+		return result{}, err
+	}
 	tip, refName, err := s.lsRemote(ctx, auth)
 	if err != nil {
 		return result{}, err
 	}
-	if applied.Tip == tip.String() && applied.URL == s.cfg.URL && applied.Ref == s.cfg.Ref && slices.Equal(applied.Paths, s.cfg.Paths) {
+	// A tree applied without verification is fetched again, and verified,
+	// once --git-verify is set.
+	if (applied.Verified || s.keys == nil) && applied.Tip == tip.String() && applied.URL == s.cfg.URL && applied.Ref == s.cfg.Ref && slices.Equal(applied.Paths, s.cfg.Paths) {
 		return result{}, nil
 	}
 	tree, m, err := s.fetchTree(ctx, auth, tip, refName)
@@ -254,6 +260,11 @@ func (s *fetcher) fetchTree(ctx context.Context, auth transport.AuthMethod, tip 
 	if err != nil {
 		return "", meta{}, fmt.Errorf("fetch %s %s: %w", refName, tip.String()[:12], err)
 	}
+	// Before anything of it is written: the tag's or commit's signature.
+	signer, err := s.keys.verifyTip(repo, tip, commit)
+	if err != nil {
+		return "", meta{}, err
+	}
 	root, err := commit.Tree()
 	if err != nil {
 		return "", meta{}, fmt.Errorf("commit %s: %w", commit.Hash.String()[:12], err)
@@ -284,6 +295,7 @@ func (s *fetcher) fetchTree(ctx context.Context, auth transport.AuthMethod, tip 
 		return "", meta{}, fmt.Errorf("commit %s: %w", commit.Hash.String()[:12], err)
 	}
 	m := meta{URL: s.cfg.URL, Ref: s.cfg.Ref, Paths: s.cfg.Paths, Tip: tip.String(), Commit: commit.Hash.String(), RefName: refName, AppliedAt: time.Now().UTC()}
+	m.Signer, m.Verified = signer, s.keys != nil
 	tree, err := s.writeTree(root, files, m)
 	if err != nil {
 		return "", meta{}, err

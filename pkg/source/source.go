@@ -29,6 +29,12 @@ type Status struct {
 	Commit    string    `json:"commit,omitempty"`
 	RefName   string    `json:"refName,omitempty"`
 	AppliedAt time.Time `json:"appliedAt,omitzero"`
+	// Signer is who signed the applied commit (or tag), as
+	// "ssh:PRINCIPALS SHA256:..." or "openpgp:NAME <EMAIL> 0xKEYID"; ""
+	// without --git-verify. Verified says the applied tree passed
+	// --git-verify.
+	Signer   string `json:"signer,omitempty"`
+	Verified bool   `json:"verified"`
 	// LastFetch is when the last sync asked the remote, LastError its
 	// error ("" when it succeeded); a failed sync applies nothing.
 	LastFetch time.Time `json:"lastFetch,omitzero"`
@@ -46,6 +52,8 @@ type meta struct {
 	Commit    string    `json:"commit"`
 	RefName   string    `json:"refName"`
 	AppliedAt time.Time `json:"appliedAt"`
+	Signer    string    `json:"signer,omitempty"`
+	Verified  bool      `json:"verified,omitempty"` // checked against --git-verify
 }
 
 // Source syncs the repository of its Config into the directory its
@@ -111,6 +119,7 @@ func (s *Source) setApplied(m meta) {
 	s.mu.Lock()
 	s.applied = m
 	s.status.Commit, s.status.RefName, s.status.AppliedAt = m.Commit, m.RefName, m.AppliedAt
+	s.status.Signer, s.status.Verified = m.Signer, m.Verified
 	s.mu.Unlock()
 	if s.metrics != nil {
 		s.metrics.commit.Reset()
