@@ -34,6 +34,8 @@ Usage:
   reconciler validate PATH... [-o json]
                                        check manifest files or directories; exit 1 on errors
   reconciler schema                    print the JSON Schema of a manifest
+  reconciler convert  PATH [-o yaml|json] [--kind Pod|Deployment]
+                                       print the tasks as Kubernetes Pods or Deployments
   reconciler plan     [flags]          print what run would do now, without doing it
   reconciler status   [TASK] [-o table|json|yaml] [--watch]
                                        show the tasks as the running daemon knows them
@@ -70,6 +72,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return cmdWait(args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "convert":
+		return cmdConvert(args[1:], stdout, stderr)
 	case "schema":
 		return cmdSchema(args[1:], stdout, stderr)
 	case "plan":
