@@ -170,6 +170,9 @@ func printSource(w io.Writer, src *source.Status, now time.Time) {
 		fmt.Fprintln(w, "  applied: nothing yet")
 	} else {
 		fmt.Fprintf(w, "  applied: %s (%s), %s ago\n", src.Commit, src.RefName, humanAge(now.Sub(src.AppliedAt)))
+		if !src.CommittedAt.IsZero() {
+			fmt.Fprintf(w, "  committed: %s\n", src.CommittedAt.Local().Format(time.RFC3339))
+		}
 	}
 	if src.Signer != "" {
 		fmt.Fprintf(w, "  signed by: %s\n", src.Signer)

@@ -28,6 +28,12 @@
 //     half-written tree where the symlink points.
 //   - import containerd or pkg/runtime, or know anything of tasks: it
 //     produces files, the loader decides what they mean.
+//   - apply a commit that --git-verify refuses (unsigned, signed by a key
+//     the keyrings do not hold, a bad signature): only the tip of the ref
+//     (or its annotated tag) is verified, before anything is written.
+//   - accept an SSH host key that the known_hosts files do not hold (but
+//     with --git-accept-new-host-key, for an unknown host), or a changed
+//     one, ever.
 //   - log or report a password or token: credentials are read from a file
 //     at each sync and never kept beyond it.
 package source

@@ -294,7 +294,8 @@ func (s *fetcher) fetchTree(ctx context.Context, auth transport.AuthMethod, tip 
 	if err != nil {
 		return "", meta{}, fmt.Errorf("commit %s: %w", commit.Hash.String()[:12], err)
 	}
-	m := meta{URL: s.cfg.URL, Ref: s.cfg.Ref, Paths: s.cfg.Paths, Tip: tip.String(), Commit: commit.Hash.String(), RefName: refName, AppliedAt: time.Now().UTC()}
+	m := meta{URL: s.cfg.URL, Ref: s.cfg.Ref, Paths: s.cfg.Paths, Tip: tip.String(), Commit: commit.Hash.String(), RefName: refName, AppliedAt: time.Now().UTC(),
+		Committed: commit.Committer.When.UTC()}
 	m.Signer, m.Verified = signer, s.keys != nil
 	tree, err := s.writeTree(root, files, m)
 	if err != nil {

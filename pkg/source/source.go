@@ -29,6 +29,8 @@ type Status struct {
 	Commit    string    `json:"commit,omitempty"`
 	RefName   string    `json:"refName,omitempty"`
 	AppliedAt time.Time `json:"appliedAt,omitzero"`
+	// CommittedAt is the applied commit's committer time.
+	CommittedAt time.Time `json:"committedAt,omitzero"`
 	// Signer is who signed the applied commit (or tag), as
 	// "ssh:PRINCIPALS SHA256:..." or "openpgp:NAME <EMAIL> 0xKEYID"; ""
 	// without --git-verify. Verified says the applied tree passed
@@ -52,6 +54,7 @@ type meta struct {
 	Commit    string    `json:"commit"`
 	RefName   string    `json:"refName"`
 	AppliedAt time.Time `json:"appliedAt"`
+	Committed time.Time `json:"committedAt,omitzero"` // the commit's committer time
 	Signer    string    `json:"signer,omitempty"`
 	Verified  bool      `json:"verified,omitempty"` // checked against --git-verify
 }
@@ -119,7 +122,7 @@ func (s *Source) setApplied(m meta) {
 	s.mu.Lock()
 	s.applied = m
 	s.status.Commit, s.status.RefName, s.status.AppliedAt = m.Commit, m.RefName, m.AppliedAt
-	s.status.Signer, s.status.Verified = m.Signer, m.Verified
+	s.status.Signer, s.status.Verified, s.status.CommittedAt = m.Signer, m.Verified, m.Committed
 	s.mu.Unlock()
 	if s.metrics != nil {
 		s.metrics.commit.Reset()

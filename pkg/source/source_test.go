@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-logr/logr"
 )
@@ -121,6 +122,13 @@ func TestSyncAppliesKeepsLastGoodAndSurvivesRestart(t *testing.T) {
 	if st := s.Status(); st.Commit != first || st.RefName != "refs/heads/master" || st.LastError != "" || st.AppliedAt.IsZero() {
 		t.Fatalf("status %+v", st)
 	}
+	c, err := r.r.CommitObject(plumbing.NewHash(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Status(); !st.CommittedAt.Equal(c.Committer.When) {
+		t.Errorf("committedAt %s, want the commit's time %s", st.CommittedAt, c.Committer.When)
+	}
 	// The same tip again: nothing fetched, the tree stays.
 	target, _ := os.Readlink(s.cfg.Link())
 	if err := s.Sync(ctx); err != nil {
@@ -132,7 +140,7 @@ func TestSyncAppliesKeepsLastGoodAndSurvivesRestart(t *testing.T) {
 
 	// A duplicate name: an error, the last good tree in place.
 	r.commit(map[string]string{"nodes/n1/web.yaml": "dup"})
-	err := s.Sync(ctx)
+	err = s.Sync(ctx)
 	if err == nil || !strings.Contains(err.Error(), "two manifests named web.yaml") {
 		t.Fatalf("error %v", err)
 	}
