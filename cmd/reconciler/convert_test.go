@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/warren/reconciler/pkg/desired"
 )
 
 // kubeDoc is what the tests read of a converted object.
@@ -24,7 +27,16 @@ type kubeDoc struct {
 
 func TestConvertExamples(t *testing.T) {
 	examples := filepath.Join("..", "..", "manifests", "examples")
-	names := []string{"app", "isolated", "isolated-tcp", "migrate", "nginx", "web", "worker"} // sorted
+	s := desired.NewLoader(examples, desired.InsecureDir()).Load()
+	if s.Err != nil || len(s.Broken) > 0 {
+		t.Fatalf("examples: %v %v", s.Err, s.Broken)
+	}
+	names := slices.Sorted(maps.Keys(s.Tasks))
+	for _, n := range []string{"app", "migrate", "nginx", "web", "worker"} {
+		if !slices.Contains(names, n) {
+			t.Fatalf("no example task %s: %v", n, names)
+		}
+	}
 
 	for _, kind := range []string{"Pod", "Deployment"} {
 		t.Run(kind, func(t *testing.T) {
