@@ -182,6 +182,7 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 	var loadMu sync.Mutex // the watcher and the resync both load
 	var lastErr string
 	lastBroken := map[string]string{}
+	lastWarned := map[string]string{} // file -> its warnings, logged once per content
 	load = func() {
 		loadMu.Lock()
 		defer loadMu.Unlock()
@@ -214,6 +215,18 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 		}
 		if s.Err == nil {
 			lastBroken = maps.Clone(broken)
+			warned := map[string]string{}
+			for file, ws := range s.Warnings {
+				for _, w := range ws {
+					warned[file] += w.String() + "\n"
+				}
+				if lastWarned[file] != warned[file] {
+					for _, w := range ws {
+						log.Info("manifest warning", "file", file, "line", w.Line, "field", w.Field, "warning", w.Msg)
+					}
+				}
+			}
+			lastWarned = warned
 		}
 		ctrl.SetDesired(s)
 	}

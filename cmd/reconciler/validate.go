@@ -17,16 +17,20 @@ const validateUsage = `Usage: reconciler validate PATH... [-o text|json]
 Checks manifest files and directories without containerd: every error of
 every file, with file, line and field. A directory is read as the daemon
 reads it (*.yaml and *.yml directly in it; task names unique across its
-files). Exits 0 when all is valid, 1 on any error, 2 on bad arguments.
+files). Warnings (what a valid file asks for that has no effect here, such
+as a Kubernetes Pod's resources.requests) are printed too and change no
+exit code. Exits 0 when all is valid, 1 on any error, 2 on bad arguments.
 
-  -o text   one "file:line: field: message" line per error on stderr (default)
-  -o json   {"errors": [{file, line, doc, field, message}], "summary": {...}} on stdout
+  -o text   one "file:line: field: message" line per error, and per warning
+            ("file:line: warning: field: message"), on stderr (default)
+  -o json   {"errors": [{file, line, doc, field, message}], "warnings": [...], "summary": {...}} on stdout
 `
 
 // validateReport is the output of `validate -o json`.
 type validateReport struct {
-	Errors  []validateError `json:"errors"`
-	Summary validateSummary `json:"summary"`
+	Errors   []validateError `json:"errors"`
+	Warnings []validateError `json:"warnings"` // of the valid files
+	Summary  validateSummary `json:"summary"`
 }
 
 // validateError is one problem. Line is 0 and Field "" when unknown; Doc is
@@ -40,11 +44,12 @@ type validateError struct {
 }
 
 type validateSummary struct {
-	Files   int  `json:"files"`   // manifest files read
-	Invalid int  `json:"invalid"` // files with at least one error
-	Tasks   int  `json:"tasks"`   // tasks in the valid files
-	Errors  int  `json:"errors"`
-	Valid   bool `json:"valid"`
+	Files    int  `json:"files"`   // manifest files read
+	Invalid  int  `json:"invalid"` // files with at least one error
+	Tasks    int  `json:"tasks"`   // tasks in the valid files
+	Errors   int  `json:"errors"`
+	Warnings int  `json:"warnings"`
+	Valid    bool `json:"valid"`
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
@@ -77,11 +82,15 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		r.check(p)
 	}
 	r.Summary.Errors = len(r.Errors)
+	r.Summary.Warnings = len(r.Warnings)
 	r.Summary.Valid = len(r.Errors) == 0
 
 	if *output == "json" {
 		if r.Errors == nil {
 			r.Errors = []validateError{}
+		}
+		if r.Warnings == nil {
+			r.Warnings = []validateError{}
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -92,6 +101,10 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	} else {
 		for _, e := range r.Errors {
 			fmt.Fprintln(stderr, (&desired.Error{File: e.File, Line: e.Line, Doc: e.Doc, Field: e.Field, Msg: e.Message}).Error())
+		}
+		for _, w := range r.Warnings {
+			// "file:line: warning: field: message"
+			fmt.Fprintln(stderr, (&desired.Error{File: w.File, Line: w.Line, Doc: w.Doc, Field: "warning: " + w.Field, Msg: w.Message}).Error())
 		}
 		if r.Summary.Valid {
 			fmt.Fprintf(stdout, "ok: %d task(s) in %d file(s)\n", r.Summary.Tasks, r.Summary.Files)
@@ -120,12 +133,13 @@ func (r *validateReport) check(p string) {
 			r.fail(p, err)
 			return
 		}
-		tasks, err := desired.Parse(p, data)
+		tasks, warns, err := desired.ParseWithWarnings(p, data)
 		if err != nil {
 			r.fail(p, err)
 			return
 		}
 		r.Summary.Tasks += len(tasks)
+		r.warn(p, warns)
 		return
 	}
 	// Content only: who may write the files is the daemon's check (a
@@ -140,6 +154,7 @@ func (r *validateReport) check(p string) {
 		if err := s.Broken[name]; err != nil {
 			r.fail(filepath.Join(p, name), err)
 		}
+		r.warn(filepath.Join(p, name), s.Warnings[name])
 	}
 	// A fresh Loader keeps nothing from before: its tasks are those of the
 	// valid files.
@@ -161,6 +176,13 @@ func (r *validateReport) fail(file string, err error) {
 	}
 	for _, e := range es {
 		r.Errors = append(r.Errors, validateError{File: file, Line: e.Line, Doc: e.Doc, Field: e.Field, Message: e.Msg})
+	}
+}
+
+// warn records the warnings of one valid file.
+func (r *validateReport) warn(file string, warns []desired.Warning) {
+	for _, w := range warns {
+		r.Warnings = append(r.Warnings, validateError{File: file, Line: w.Line, Doc: w.Doc, Field: w.Field, Message: w.Msg})
 	}
 }
 

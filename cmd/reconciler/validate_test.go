@@ -42,6 +42,9 @@ func TestValidate(t *testing.T) {
 		}
 	}
 	examples := filepath.Join("..", "..", "manifests", "examples")
+	// A Kubernetes Pod with a field that has no effect here: a warning.
+	pod := write("pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - name: c\n      image: nginx:1.27\n      resources: {requests: {cpu: 100m}}\n")
+	badPod := write("badpod.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  affinity: {}\n  containers: [{name: c, image: nginx:1.27}]\n")
 
 	tests := []struct {
 		name           string
@@ -49,7 +52,7 @@ func TestValidate(t *testing.T) {
 		code           int
 		stdout, stderr []string // substrings
 	}{
-		{name: "examples", args: []string{"validate", examples}, code: exitOK, stdout: []string{"ok: ", "task(s) in 6 file(s)"}},
+		{name: "examples", args: []string{"validate", examples}, code: exitOK, stdout: []string{"ok: ", "task(s) in 8 file(s)"}},
 		{name: "shipped manifests", args: []string{"validate", filepath.Join("..", "..", "manifests")}, code: exitOK, stdout: []string{"ok: 1 task(s) in 1 file(s)"}},
 		{name: "errors with path, line and field", args: []string{"validate", bad}, code: exitFailure, stderr: []string{
 			bad + ":3: metadata.name: must be a DNS-1123 label",
@@ -63,6 +66,12 @@ func TestValidate(t *testing.T) {
 		{name: "a dependency cycle across files", args: []string{"validate", cycle}, code: exitFailure, stderr: []string{
 			filepath.Join(cycle, "app.yaml") + ":7: spec.dependsOn[0].task: dependency cycle: app (app.yaml) -> db (db.yaml) -> app",
 			filepath.Join(cycle, "db.yaml") + ":7: spec.dependsOn[0].task: dependency cycle: app (app.yaml) -> db (db.yaml) -> app",
+		}},
+		{name: "a pod's warning changes no exit code", args: []string{"validate", pod}, code: exitOK,
+			stdout: []string{"ok: 1 task(s) in 1 file(s)"},
+			stderr: []string{pod + ":8: warning: spec.containers[0].resources.requests: ignored on this node"}},
+		{name: "a Kubernetes field not supported here", args: []string{"validate", badPod}, code: exitFailure, stderr: []string{
+			badPod + ":5: spec.affinity: valid in Kubernetes, not supported on this node",
 		}},
 		{name: "missing path", args: []string{"validate", filepath.Join(dir, "nope.yaml")}, code: exitFailure, stderr: []string{"nope.yaml: no such file or directory"}},
 		{name: "flag after paths", args: []string{"validate", examples, "-o", "text"}, code: exitOK, stdout: []string{"ok: "}},
@@ -126,7 +135,7 @@ func TestValidateJSON(t *testing.T) {
 	if len(r.Errors) != 1 || r.Errors[0] != want[0] {
 		t.Errorf("errors = %+v, want %+v", r.Errors, want)
 	}
-	if s := r.Summary; s.Files != 7 || s.Invalid != 1 || s.Errors != 1 || s.Valid || s.Tasks < 5 {
+	if s := r.Summary; s.Files != 9 || s.Invalid != 1 || s.Errors != 1 || s.Valid || s.Tasks < 5 {
 		t.Errorf("summary = %+v", s)
 	}
 
@@ -137,6 +146,28 @@ func TestValidateJSON(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `"errors": []`) || !strings.Contains(out.String(), `"valid": true`) {
 		t.Errorf("output: %s", out.String())
+	}
+
+	// Warnings of a directory, with their positions.
+	pods := filepath.Join(dir, "pods")
+	if err := os.Mkdir(pods, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pods, "p.yaml"), []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - name: c\n      image: nginx:1.27\n      resources: {requests: {cpu: 100m}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := runMain([]string{"validate", "-o", "json", pods}, &out, &errb); code != exitOK {
+		t.Fatalf("exit code %d; %s", code, errb.String())
+	}
+	r = validateReport{}
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	w := validateError{File: filepath.Join(pods, "p.yaml"), Line: 8, Field: "spec.containers[0].resources.requests",
+		Message: "ignored on this node: requests reserve capacity for a cluster's scheduler, and there is none here; the limits are applied"}
+	if len(r.Warnings) != 1 || r.Warnings[0] != w || r.Summary.Warnings != 1 || !r.Summary.Valid {
+		t.Errorf("warnings = %+v, summary %+v, want [%+v]", r.Warnings, r.Summary, w)
 	}
 }
 

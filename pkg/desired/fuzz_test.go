@@ -17,8 +17,11 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("--- {a: b}\n...\n%YAML 1.2\n---\n"))
 	f.Add([]byte("\ufeffapiVersion: warren/v1\r\nkind: Task\r\n"))
+	f.Add([]byte(basePod))
 	f.Add([]byte(specDoc("  resources: {cpu: 0.5, memory: 1Gi}\n  mounts: [{type: tmpfs, target: /t, size: 1Mi}]\n  healthCheck: {tcp: {port: 1}}\n")))
 	files, _ := filepath.Glob(filepath.Join("testdata", "parse", "*.yaml"))
+	pods, _ := filepath.Glob(filepath.Join("testdata", "pod", "*.yaml"))
+	files = append(files, pods...)
 	examples, _ := filepath.Glob(filepath.Join("..", "..", "manifests", "examples", "*.yaml"))
 	files = append(files, examples...)
 	if files != nil {
@@ -67,7 +70,7 @@ func FuzzParse(f *testing.F) {
 				s.ImagePullPolicy == "" || s.Network == "" || s.RestartPolicy == "" || s.UpdateStrategy == "" {
 				t.Fatalf("defaults not applied: %+v", s)
 			}
-			if h := s.HealthCheck; h != nil && (h.Interval == nil || h.Timeout == nil || h.StartPeriod == nil || h.Retries < 1 ||
+			if h := s.HealthCheck; h != nil && !h.Disabled && (h.Interval == nil || h.Timeout == nil || h.StartPeriod == nil || h.Retries < 1 ||
 				(h.HTTP != nil && h.HTTP.Path == "")) {
 				t.Fatalf("health check defaults not applied: %+v", h)
 			}

@@ -36,6 +36,8 @@ const HashLen = 12
 // (every optional field is omitempty, which a test checks), durations as Go
 // duration strings.
 //
+// A task of a Kubernetes Pod ([Spec.Pod]) hashes its pod's name too.
+//
 // A secret takes part by its name and its file as written: an absolute
 // host path, or a file name of the manifests directory ("db.age"), never
 // the directory that name is resolved in (the git source writes each
@@ -57,9 +59,16 @@ func (t Task) Hash() string {
 	return hex.EncodeToString(h.Sum(nil))[:HashLen]
 }
 
+// canonicalSpec is the hashed form of a spec: its JSON, and the fields
+// that YAML does not carry. Empty, they leave the JSON as it was.
+type canonicalSpec struct {
+	Spec
+	Pod string `json:"pod,omitempty"` // Spec.Pod: a pod's container differs from a task of the same name
+}
+
 // canonical returns the spec in the form that is hashed: normalized, with
 // every value that equals its default removed.
-func (s Spec) canonical() Spec {
+func (s Spec) canonical() canonicalSpec {
 	s = s.withDefaults() // a deep copy: free to change below
 	s.DependsOn = nil    // the start order, not the container
 	s.MinReady = nil     // the rollout, not the container
@@ -119,7 +128,7 @@ func (s Spec) canonical() Spec {
 			h.HTTP.Path = ""
 		}
 	}
-	return s
+	return canonicalSpec{Spec: s, Pod: s.Pod}
 }
 
 func dropDefault(d *Duration, def time.Duration) *Duration {

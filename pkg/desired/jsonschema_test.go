@@ -122,6 +122,9 @@ func TestJSONSchemaAcceptsValidManifests(t *testing.T) {
 			t.Fatalf("%s does not parse: %v", f, err)
 		}
 		for _, d := range splitDocuments(data) {
+			if bytes.Contains(d.text, []byte("\nkind: Pod\n")) {
+				continue // a Kubernetes Pod: the Kubernetes schema is its (docs/pods.md)
+			}
 			if err := schemaCheck(t, s, string(d.text)); err != nil {
 				t.Errorf("%s (document at line %d): the schema refuses a valid manifest: %v", f, d.line, err)
 			}

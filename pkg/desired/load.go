@@ -28,6 +28,10 @@ type State struct {
 	// Files are the base names of the manifest files that were read, valid
 	// and broken, in name order.
 	Files []string
+	// Warnings by file base name: what the valid files ask for that is
+	// accepted and has no effect on this node (a Kubernetes Pod's
+	// resources.requests, ...), in file order. Nil when there are none.
+	Warnings map[string][]Warning
 	// Err is non-nil when the directory itself could not be read
 	// (missing, not a directory, permission). Callers must then delete
 	// nothing. Tasks and Broken are nil in that case.
@@ -71,7 +75,7 @@ func (s State) Only(name string) State {
 // WithTasksOf returns s with the tasks, hashes and broken files of old: what
 // a state whose directory could not be read (Err) keeps.
 func (s State) WithTasksOf(old State) State {
-	s.Tasks, s.Broken, s.hashes = old.Tasks, old.Broken, old.hashes
+	s.Tasks, s.Broken, s.Warnings, s.hashes = old.Tasks, old.Broken, old.Warnings, old.hashes
 	return s
 }
 
@@ -122,9 +126,10 @@ type Loader struct {
 
 // parsedFile is what one content of a file parsed to.
 type parsedFile struct {
-	sum [sha256.Size]byte
-	pts []parsedTask
-	err error
+	sum   [sha256.Size]byte
+	pts   []parsedTask
+	warns []Warning
+	err   error
 }
 
 // NewLoader returns a Loader for dir. It reads nothing yet. Unless
@@ -191,6 +196,7 @@ func (l *Loader) Load() State {
 		rev = l.revision(dir)
 	}
 	parsed := map[string][]parsedTask{} // files that parse and validate
+	warns := map[string][]Warning{}     // of the files in parsed
 	for _, e := range entries {
 		name := e.Name()
 		if Ignored(name) {
@@ -216,12 +222,15 @@ func (l *Loader) Load() State {
 			st.Broken[name] = &Error{File: name, Msg: "file is empty (being written?); its tasks keep their last valid spec until it has content; delete the file or write a comment into it to remove them"}
 			continue
 		}
-		pts, err := l.parse(name, data)
+		pts, ws, err := l.parse(name, data)
 		if err != nil {
 			st.Broken[name] = err
 			continue
 		}
 		parsed[name] = pts
+		if len(ws) > 0 {
+			warns[name] = ws
+		}
 	}
 	for name, err := range duplicates(st.Files, parsed, st.Broken, l.lastGood) {
 		st.Broken[name] = err
@@ -264,6 +273,12 @@ func (l *Loader) Load() State {
 	for _, name := range st.Files {
 		tasks := l.lastGood[name]
 		if pts, ok := parsed[name]; ok {
+			if ws := warns[name]; ws != nil {
+				if st.Warnings == nil {
+					st.Warnings = map[string][]Warning{}
+				}
+				st.Warnings[name] = slices.Clone(ws)
+			}
 			tasks = make([]Task, len(pts))
 			for i, pt := range pts {
 				tasks[i] = pt.task
@@ -294,24 +309,24 @@ func (l *Loader) Load() State {
 
 // parse parses the content of file name, or returns what the same content
 // parsed to at the last load.
-func (l *Loader) parse(name string, data []byte) ([]parsedTask, error) {
+func (l *Loader) parse(name string, data []byte) ([]parsedTask, []Warning, error) {
 	sum := sha256.Sum256(data)
 	if p, ok := l.parsed[name]; ok && p.sum == sum {
-		return p.pts, p.err
+		return p.pts, p.warns, p.err
 	}
 	l.parses++
-	pts, err := parseFile(name, data)
+	pts, warns, err := parseFile(name, data)
 	for i := range pts {
 		pts[i].hash = pts[i].task.Hash()
 	}
-	l.parsed[name] = parsedFile{sum: sum, pts: pts, err: err}
-	return pts, err
+	l.parsed[name] = parsedFile{sum: sum, pts: pts, warns: warns, err: err}
+	return pts, warns, err
 }
 
 // claim is one file's definition of a task name.
 type claim struct {
 	file     string
-	line     int  // of metadata.name; 0 for a last-known-good task
+	line     int  // of metadata.name (a pod's container name); 0 for a last-known-good task
 	lastGood bool // the definition is the last known good of a broken file
 }
 
@@ -350,7 +365,7 @@ func duplicates(files []string, parsed map[string][]parsedTask, broken map[strin
 				for _, pt := range parsed[c.file] {
 					if pt.task.Metadata.Name == name {
 						errs[c.file] = append(errs[c.file], &Error{File: c.file, Line: pt.nameLine, Doc: pt.doc,
-							Field: "metadata.name", Msg: duplicateMsg(name, c, cs)})
+							Field: pt.nameField, Msg: duplicateMsg(name, c, cs)})
 					}
 				}
 			}
@@ -491,13 +506,14 @@ func Ignored(name string) bool {
 func hostPortClashes(files []string, parsed map[string][]parsedTask, broken map[string]error, lastGood map[string][]Task) map[string]error {
 	type portClaim struct {
 		task, file     string
+		field          string // of the hostPort; "" for spec.ports[idx].hostPort
 		line, doc, idx int
 		lastGood       bool
 	}
 	out := map[string]error{}
 	for {
 		claims := map[string][]portClaim{} // "8080/TCP" -> who publishes it
-		add := func(t Task, c portClaim, lines []int) {
+		add := func(t Task, c portClaim, lines []int, fields []string) {
 			for i, p := range t.Spec.Ports {
 				if p.HostPort == 0 {
 					continue
@@ -506,6 +522,9 @@ func hostPortClashes(files []string, parsed map[string][]parsedTask, broken map[
 				if i < len(lines) {
 					c.line = lines[i]
 				}
+				if i < len(fields) {
+					c.field = fields[i]
+				}
 				key := fmt.Sprintf("%d/%s", p.HostPort, orDefault(string(p.Protocol), string(ProtocolTCP)))
 				claims[key] = append(claims[key], c)
 			}
@@ -513,13 +532,13 @@ func hostPortClashes(files []string, parsed map[string][]parsedTask, broken map[
 		for _, f := range files {
 			if pts, ok := parsed[f]; ok && out[f] == nil {
 				for _, pt := range pts {
-					add(pt.task, portClaim{file: f, doc: pt.doc}, pt.portLine)
+					add(pt.task, portClaim{file: f, doc: pt.doc}, pt.portLine, pt.portField)
 				}
 				continue
 			}
 			if broken[f] != nil || out[f] != nil {
 				for _, t := range lastGood[f] {
-					add(t, portClaim{file: f, lastGood: true}, nil)
+					add(t, portClaim{file: f, lastGood: true}, nil, nil)
 				}
 			}
 		}
@@ -538,8 +557,11 @@ func hostPortClashes(files []string, parsed map[string][]parsedTask, broken map[
 					if o.lastGood {
 						msg += ", whose file is broken: its last good spec still runs"
 					}
-					errs[c.file] = append(errs[c.file], &Error{File: c.file, Line: c.line, Doc: c.doc,
-						Field: fmt.Sprintf("spec.ports[%d].hostPort", c.idx), Msg: msg})
+					field := c.field
+					if field == "" {
+						field = fmt.Sprintf("spec.ports[%d].hostPort", c.idx)
+					}
+					errs[c.file] = append(errs[c.file], &Error{File: c.file, Line: c.line, Doc: c.doc, Field: field, Msg: msg})
 					break
 				}
 			}

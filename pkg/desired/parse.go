@@ -26,17 +26,42 @@ const MaxFileSize = 1 << 20
 // It returns the valid tasks with defaults applied, or a non-nil error that
 // lists every problem of the file (an [errors.Join] of *[Error]). When err is
 // non-nil the file is broken, tasks is nil, and the file's tasks must be
-// treated as absent (or as last known good, see [Loader]).
+// treated as absent (or as last known good, see [Loader]). A Kubernetes Pod
+// document (apiVersion v1, kind Pod) gives one task per container, named
+// POD-CONTAINER (see [Pod]).
 func Parse(file string, data []byte) ([]Task, error) {
-	pts, err := parseFile(baseName(file), data)
+	tasks, _, err := ParseWithWarnings(file, data)
+	return tasks, err
+}
+
+// ParseWithWarnings is [Parse], and the warnings of a valid file: what it
+// asks for that is accepted and has no effect here (see [Warning]).
+func ParseWithWarnings(file string, data []byte) ([]Task, []Warning, error) {
+	pts, warns, err := parseFile(baseName(file), data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tasks := make([]Task, len(pts))
 	for i, pt := range pts {
 		tasks[i] = pt.task
 	}
-	return tasks, nil
+	return tasks, warns, nil
+}
+
+// Warning is something a valid manifest asks for that is accepted and has
+// no effect on this node (a Kubernetes Pod's resources.requests, a volume
+// no container mounts): said, never an error.
+type Warning struct {
+	File  string // base name
+	Line  int    // 1-based line in the file; 0 if unknown
+	Doc   int    // 0-based index of the document in the file
+	Field string // field path, e.g. "spec.containers[0].resources.requests"
+	Msg   string
+}
+
+// String formats as an [Error] does: `pod.yaml:14: spec.volumes[0]: ...`.
+func (w Warning) String() string {
+	return (&Error{File: w.File, Line: w.Line, Doc: w.Doc, Field: w.Field, Msg: w.Msg}).Error()
 }
 
 func baseName(file string) string {
@@ -48,45 +73,50 @@ func baseName(file string) string {
 
 // parsedTask is a valid task and where it was found.
 type parsedTask struct {
-	task     Task
-	doc      int
-	nameLine int
-	depLines []int  // of each spec.dependsOn[i].task
-	portLine []int  // of each spec.ports[i].hostPort
-	hash     string // task.Hash(), once per parse (the Loader sets it)
+	task      Task
+	doc       int
+	nameLine  int
+	nameField string   // where the name is written: "metadata.name", or a pod's "spec.containers[0].name"
+	depLines  []int    // of each spec.dependsOn[i].task
+	portLine  []int    // of each spec.ports[i].hostPort
+	portField []string // the field of each port's hostPort, when not spec.ports[i].hostPort (a pod's)
+	hash      string   // task.Hash(), once per parse (the Loader sets it)
 }
 
-func parseFile(name string, data []byte) ([]parsedTask, error) {
+// parseFile parses every document of a file: the valid tasks and the
+// warnings, or every problem.
+func parseFile(name string, data []byte) ([]parsedTask, []Warning, error) {
 	if len(data) > MaxFileSize {
-		return nil, &Error{File: name, Msg: fmt.Sprintf("file is larger than %d bytes", MaxFileSize)}
+		return nil, nil, &Error{File: name, Msg: fmt.Sprintf("file is larger than %d bytes", MaxFileSize)}
 	}
 	var (
 		errs  []*Error
+		warns []Warning
 		out   []parsedTask
 		names = map[string]parsedTask{}
 	)
 	for i, d := range splitDocuments(data) {
-		pt, derrs := parseDocument(name, i, d)
+		pts, derrs, dwarns := parseDocument(name, i, d)
 		errs = append(errs, derrs...)
-		if pt == nil {
-			continue
-		}
-		if n := pt.task.Metadata.Name; n != "" {
-			if first, dup := names[n]; dup {
-				errs = append(errs, &Error{File: name, Line: pt.nameLine, Doc: i, Field: "metadata.name",
-					Msg: fmt.Sprintf("duplicate task name %q, first defined at line %d", n, first.nameLine)})
-				continue
+		warns = append(warns, dwarns...)
+		for _, pt := range pts {
+			if n := pt.task.Metadata.Name; n != "" {
+				if first, dup := names[n]; dup {
+					errs = append(errs, &Error{File: name, Line: pt.nameLine, Doc: i, Field: pt.nameField,
+						Msg: fmt.Sprintf("duplicate task name %q, first defined at line %d", n, first.nameLine)})
+					continue
+				}
+				names[n] = pt
 			}
-			names[n] = *pt
-		}
-		if len(derrs) == 0 {
-			out = append(out, *pt)
+			if len(derrs) == 0 {
+				out = append(out, pt)
+			}
 		}
 	}
 	if err := joinErrors(errs); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, warns, nil
 }
 
 // document is the text of one YAML document and the file line it starts on.
@@ -193,6 +223,7 @@ type docState struct {
 	lastLine int            // number of lines in the document
 	lines    map[string]int // field path -> line within the document
 	errs     []*Error
+	warns    []Warning
 	bad      []string // field paths with a type error, nulled in the tree
 	nodes    int      // nodes visited, bounded against alias bombs
 }
@@ -229,6 +260,11 @@ func (ds *docState) errorField(field, msg string) {
 	ds.add(&Error{File: ds.file, Line: ds.lineOf(field), Doc: ds.doc, Field: field, Msg: msg})
 }
 
+// warnField records a warning about a field, at the field's line.
+func (ds *docState) warnField(field, msg string) {
+	ds.warns = append(ds.warns, Warning{File: ds.file, Line: ds.lineOf(field), Doc: ds.doc, Field: field, Msg: msg})
+}
+
 func (ds *docState) add(e *Error) {
 	switch n := len(ds.errs); {
 	case n < maxErrors:
@@ -262,9 +298,10 @@ func joinPath(path, key string) string {
 }
 
 // parseDocument decodes and validates one document. It returns the task
-// (with defaults) when the document could be decoded at all, so that names
-// can still be checked for duplicates, and every problem found.
-func parseDocument(file string, idx int, d document) (*parsedTask, []*Error) {
+// (with defaults; a Pod's tasks) when the document could be decoded at all,
+// so that names can still be checked for duplicates, every problem found,
+// and the warnings.
+func parseDocument(file string, idx int, d document) ([]parsedTask, []*Error, []Warning) {
 	ds := &docState{file: file, doc: idx, start: d.line, top: d.line, lines: map[string]int{}}
 	for range yamlLines(d.text) {
 		ds.lastLine++
@@ -276,13 +313,13 @@ func parseDocument(file string, idx int, d document) (*parsedTask, []*Error) {
 	var root yaml3.Node
 	if err := dec.Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, nil
+			return nil, nil, nil
 		}
 		ds.yamlError(err)
-		return nil, ds.errs
+		return nil, ds.errs, nil
 	}
 	if len(root.Content) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	top := root.Content[0]
 	ds.top = ds.fileLine(top.Line)
@@ -290,19 +327,23 @@ func parseDocument(file string, idx int, d document) (*parsedTask, []*Error) {
 	switch err := dec.Decode(&extra); {
 	case err == nil:
 		ds.errorAt(extra.Line, "", `unexpected second document; separate documents with a line that is only "---"`)
-		return nil, ds.errs
+		return nil, ds.errs, nil
 	case !errors.Is(err, io.EOF):
 		ds.yamlError(err)
-		return nil, ds.errs
+		return nil, ds.errs, nil
 	}
 
 	top = ds.deref(top)
 	if top == nil || top.Kind != yaml3.MappingNode {
 		ds.errorAt(0, "", "document must be a mapping with apiVersion, kind, metadata and spec, got "+nodeWord(top))
-		return nil, ds.errs
+		return nil, ds.errs, nil
 	}
-	if !ds.checkHeader(top) {
-		return nil, ds.errs
+	pod, ok := ds.checkHeader(top)
+	if !ok {
+		return nil, ds.errs, nil
+	}
+	if pod {
+		return ds.parsePod(&root, top, d.text), ds.errs, ds.warns
 	}
 	ds.walk(top, taskType, "", 0)
 	schemaOK := len(ds.errs) == 0
@@ -319,7 +360,7 @@ func parseDocument(file string, idx int, d document) (*parsedTask, []*Error) {
 		// everything else that is wrong.
 		t = Task{}
 		if !decodePruned(&root, &t) {
-			return nil, ds.errs
+			return nil, ds.errs, nil
 		}
 	}
 	for _, fe := range validateBody(&t) {
@@ -334,20 +375,41 @@ func parseDocument(file string, idx int, d document) (*parsedTask, []*Error) {
 	}
 	t.Source = file
 	t.Spec = t.Spec.withDefaults()
-	pt := &parsedTask{task: t, doc: idx, nameLine: ds.lineOf("metadata.name")}
+	pt := parsedTask{task: t, doc: idx, nameLine: ds.lineOf("metadata.name"), nameField: "metadata.name"}
 	for i := range t.Spec.DependsOn {
 		pt.depLines = append(pt.depLines, ds.lineOf(fmt.Sprintf("spec.dependsOn[%d].task", i)))
 	}
 	for i := range t.Spec.Ports {
 		pt.portLine = append(pt.portLine, ds.lineOf(fmt.Sprintf("spec.ports[%d].hostPort", i)))
 	}
-	return pt, ds.errs
+	return []parsedTask{pt}, ds.errs, ds.warns
 }
 
-// decodePruned re-encodes the node tree and decodes it leniently. The errors
-// that matter were reported already; any failure, a panic of the encoder
-// included, just means there is nothing more to validate.
-func decodePruned(root *yaml3.Node, t *Task) (ok bool) {
+// parsePod decodes a document whose header is a Kubernetes Pod's, checks it
+// and maps it onto its tasks (see pod.go).
+func (ds *docState) parsePod(root, top *yaml3.Node, text []byte) []parsedTask {
+	ds.walk(top, podType, "", 0)
+	ds.podUnknownFields()
+	schemaOK := len(ds.errs) == 0
+	var p Pod
+	if err := yaml.UnmarshalStrict(text, &p); err != nil {
+		if schemaOK {
+			ds.decodeError(err)
+			ds.podUnknownFields()
+		}
+		p = Pod{}
+		if !decodePruned(root, &p) {
+			return nil
+		}
+	}
+	return ds.podTasks(&p)
+}
+
+// decodePruned re-encodes the node tree and decodes it leniently into t
+// (a *Task or a *Pod). The errors that matter were reported already; any
+// failure, a panic of the encoder included, just means there is nothing
+// more to validate.
+func decodePruned(root *yaml3.Node, t any) (ok bool) {
 	defer func() {
 		if recover() != nil {
 			ok = false
@@ -358,8 +420,10 @@ func decodePruned(root *yaml3.Node, t *Task) (ok bool) {
 }
 
 // checkHeader checks apiVersion and kind from the node tree, before anything
-// else: with a wrong kind, the rest of the schema is not ours to judge.
-func (ds *docState) checkHeader(top *yaml3.Node) bool {
+// else: with a wrong kind, the rest of the schema is not ours to judge. A
+// document is a Kubernetes Pod when its kind is Pod, or its apiVersion v1
+// and its kind not Task.
+func (ds *docState) checkHeader(top *yaml3.Node) (pod, ok bool) {
 	var apiVersion, kind string
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		k, v := top.Content[i], ds.deref(top.Content[i+1])
@@ -375,11 +439,15 @@ func (ds *docState) checkHeader(top *yaml3.Node) bool {
 			}
 		}
 	}
+	pod = kind == KindPod || (apiVersion == PodAPIVersion && kind != KindTask)
 	fes := validateHeader(apiVersion, kind)
+	if pod {
+		fes = validatePodHeader(apiVersion, kind)
+	}
 	for _, fe := range fes {
 		ds.errorField(fe.field, fe.msg)
 	}
-	return len(fes) == 0
+	return pod, len(fes) == 0
 }
 
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)

@@ -83,6 +83,11 @@ type Spec struct {
 	// govern the replacement, not the container.
 	MinReady         *Duration `json:"minReady,omitempty"`         // default 10s
 	ProgressDeadline *Duration `json:"progressDeadline,omitempty"` // default 5m
+	// Pod is the metadata.name of the Kubernetes Pod whose container this
+	// task is ([Pod]; the task is named POD-CONTAINER), "" for a Task. Set
+	// by the parser, not YAML; part of the hash (see [Spec.canonical]),
+	// so that the runtime can share the pod's namespaces by it.
+	Pod string `json:"-"`
 }
 
 // Dependency is a task this one waits for before it starts.
