@@ -22,6 +22,9 @@ field with no Kubernetes equivalent, or whose equivalent needs something
 of the cluster, is a warning on stderr, "TASK: FIELD: what became of it
 and what to use instead". Needs no containerd.
 
+The containers of a kind: Pod manifest are not converted: that document
+is Kubernetes already (one line on stderr says so).
+
 A broken file converts nothing: its errors are printed as validate prints
 them and the command exits 1. Exits 0 when the conversion was printed
 (with warnings or not), 2 on bad arguments.
@@ -77,7 +80,15 @@ func cmdConvert(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	var objs []any
+	pods := map[string]bool{}
 	for _, t := range tasks {
+		if pod := t.Spec.Pod; pod != "" { // a container of a kind: Pod manifest
+			if !pods[pod] {
+				pods[pod] = true
+				fmt.Fprintf(stderr, "%s: the Pod of %s is Kubernetes already; not converted: use that document as it is\n", pod, t.Source)
+			}
+			continue
+		}
 		obj, warnings, err := desired.ToKubernetes(t, *kind)
 		if err != nil { // the kind was checked above
 			fmt.Fprintln(stderr, "reconciler convert:", err)

@@ -31,7 +31,19 @@ func TestConvertExamples(t *testing.T) {
 	if s.Err != nil || len(s.Broken) > 0 {
 		t.Fatalf("examples: %v %v", s.Err, s.Broken)
 	}
-	names := slices.Sorted(maps.Keys(s.Tasks))
+	var names, pods []string // the Tasks, sorted; the Pods (not converted)
+	for _, n := range slices.Sorted(maps.Keys(s.Tasks)) {
+		if pod := s.Tasks[n].Spec.Pod; pod != "" {
+			if !slices.Contains(pods, pod) {
+				pods = append(pods, pod)
+			}
+			continue
+		}
+		names = append(names, n)
+	}
+	if len(pods) == 0 {
+		t.Fatal("no Pod among the examples")
+	}
 	for _, n := range []string{"app", "migrate", "nginx", "web", "worker"} {
 		if !slices.Contains(names, n) {
 			t.Fatalf("no example task %s: %v", n, names)
@@ -70,10 +82,15 @@ func TestConvertExamples(t *testing.T) {
 					t.Errorf("stderr lacks %q:\n%s", want, errb.String())
 				}
 			}
+			for _, pod := range pods {
+				if !strings.Contains(errb.String(), pod+": the Pod of ") {
+					t.Errorf("stderr does not say Pod %s is not converted:\n%s", pod, errb.String())
+				}
+			}
 			for _, l := range strings.Split(strings.TrimSpace(errb.String()), "\n") {
 				task, _, _ := strings.Cut(l, ": ")
-				if !slices.Contains(names, task) {
-					t.Errorf("warning %q does not start with a task name", l)
+				if !slices.Contains(names, task) && !slices.Contains(pods, task) {
+					t.Errorf("warning %q does not start with a task or Pod name", l)
 				}
 			}
 		})
@@ -128,6 +145,8 @@ func TestConvert(t *testing.T) {
 	}
 	good := write("broken", "good.yaml", "apiVersion: warren/v1\nkind: Task\nmetadata: {name: good}\nspec: {image: nginx:1.27}\n")
 	write("broken", "bad.yaml", "apiVersion: warren/v1\nkind: Task\nmetadata: {name: bad}\nspec:\n  image: nginx\n  restartBackoff: {initial: soon}\n")
+	mixed := write("mixed", "mixed.yaml", "apiVersion: warren/v1\nkind: Task\nmetadata: {name: task}\nspec: {image: nginx:1.27}\n---\n"+
+		"apiVersion: v1\nkind: Pod\nmetadata: {name: pod}\nspec:\n  hostNetwork: true\n  containers:\n    - {name: a, image: nginx:1.27}\n    - {name: b, image: nginx:1.27}\n")
 	empty := filepath.Join(dir, "empty")
 	if err := os.Mkdir(empty, 0o755); err != nil {
 		t.Fatal(err)
@@ -144,6 +163,7 @@ func TestConvert(t *testing.T) {
 			"reconciler convert: 1 error(s) in 1 file(s): nothing converted",
 		}},
 		{name: "one file", args: []string{"convert", good}, code: exitOK, stdout: []string{"kind: Pod\n", "name: good\n", "image: nginx:1.27\n"}, stderr: []string{"good: spec.network: host (the default) is hostNetwork: true"}},
+		{name: "a Pod is not converted", args: []string{"convert", mixed}, code: exitOK, stdout: []string{"name: task\n"}, stderr: []string{"pod: the Pod of mixed.yaml is Kubernetes already; not converted"}},
 		{name: "missing path", args: []string{"convert", filepath.Join(dir, "nope")}, code: exitFailure, stderr: []string{"nope: no such file or directory"}},
 		{name: "no tasks", args: []string{"convert", empty}, code: exitOK},
 		{name: "no tasks, json", args: []string{"convert", empty, "-o", "json"}, code: exitOK, stdout: []string{`"items": []`}},

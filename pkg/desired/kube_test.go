@@ -2,6 +2,7 @@ package desired
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -409,4 +410,72 @@ func kubeJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestKubeRoundTrip converts each example task and each task of
+// testdata/convert to a Pod, parses that Pod back as a manifest, and
+// checks that it runs the same container.
+func TestKubeRoundTrip(t *testing.T) {
+	var tasks []Task
+	for _, dir := range []string{filepath.Join("..", "..", "manifests", "examples"), filepath.Join("testdata", "convert")} {
+		s := NewLoader(dir, InsecureDir()).Load()
+		if s.Err != nil || len(s.Broken) > 0 || len(s.Tasks) == 0 {
+			t.Fatalf("%s: %v %v", dir, s.Err, s.Broken)
+		}
+		for _, n := range slices.Sorted(maps.Keys(s.Tasks)) {
+			if s.Tasks[n].Spec.Pod == "" { // the containers of Pods are Kubernetes already
+				tasks = append(tasks, s.Tasks[n])
+			}
+		}
+	}
+	for _, task := range tasks {
+		t.Run(task.Source+"/"+task.Metadata.Name, func(t *testing.T) {
+			pod, _ := ToPod(task)
+			y, err := KubeYAML(pod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := Parse("pod.yaml", y)
+			if err != nil {
+				t.Fatalf("the converted Pod is refused: %v\n%s", err, y)
+			}
+			if len(back) != 1 {
+				t.Fatalf("%d tasks from the Pod, want 1", len(back))
+			}
+			a, b := task.Spec, back[0].Spec
+			for _, f := range []struct {
+				name       string
+				orig, back any
+			}{
+				{"image", a.Image, b.Image},
+				{"imagePullPolicy", a.ImagePullPolicy, b.ImagePullPolicy},
+				{"command", a.Command, b.Command},
+				{"args", a.Args, b.Args},
+				{"env", a.Env, b.Env},
+				{"workingDir", a.WorkingDir, b.WorkingDir},
+				{"user", a.User, b.User},
+				{"resources.cpu", kubeLimit(a.Resources, "cpu"), kubeLimit(b.Resources, "cpu")},
+				{"resources.memory", kubeLimit(a.Resources, "memory"), kubeLimit(b.Resources, "memory")},
+				{"ports", a.Ports, b.Ports},
+				{"restartPolicy", a.RestartPolicy, b.RestartPolicy},
+				{"stopSignal", a.StopSig(), b.StopSig()},
+				{"readOnlyRootFilesystem", a.SecurityContext != nil && a.SecurityContext.ReadOnlyRootFilesystem, b.SecurityContext != nil && b.SecurityContext.ReadOnlyRootFilesystem},
+			} {
+				if !reflect.DeepEqual(f.orig, f.back) {
+					t.Errorf("%s: %v, back from the Pod %v", f.name, f.orig, f.back)
+				}
+			}
+		})
+	}
+}
+
+func kubeLimit(r *Resources, name string) string {
+	switch {
+	case r == nil:
+	case name == "cpu" && r.CPU != nil:
+		return r.CPU.String()
+	case name == "memory" && r.Memory != nil:
+		return r.Memory.String()
+	}
+	return ""
 }
