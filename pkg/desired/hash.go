@@ -36,7 +36,8 @@ const HashLen = 12
 // (every optional field is omitempty, which a test checks), durations as Go
 // duration strings.
 //
-// A task of a Kubernetes Pod ([Spec.Pod]) hashes its pod's name too.
+// A task of a Kubernetes Pod ([Spec.Pod]) hashes its pod's name and what
+// it shares with the pod's other containers ([Spec.PodShared]) too.
 //
 // A secret takes part by its name and its file as written: an absolute
 // host path, or a file name of the manifests directory ("db.age"), never
@@ -63,7 +64,8 @@ func (t Task) Hash() string {
 // that YAML does not carry. Empty, they leave the JSON as it was.
 type canonicalSpec struct {
 	Spec
-	Pod string `json:"pod,omitempty"` // Spec.Pod: a pod's container differs from a task of the same name
+	Pod       string     `json:"pod,omitempty"`       // Spec.Pod: a pod's container differs from a task of the same name
+	PodShared *PodShared `json:"podShared,omitempty"` // Spec.PodShared: what the pod's containers share
 }
 
 // canonical returns the spec in the form that is hashed: normalized, with
@@ -128,7 +130,7 @@ func (s Spec) canonical() canonicalSpec {
 			h.HTTP.Path = ""
 		}
 	}
-	return canonicalSpec{Spec: s, Pod: s.Pod}
+	return canonicalSpec{Spec: s, Pod: s.Pod, PodShared: s.PodShared}
 }
 
 func dropDefault(d *Duration, def time.Duration) *Duration {

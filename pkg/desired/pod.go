@@ -58,6 +58,7 @@ type PodSpec struct {
 	RestartPolicy                 RestartPolicy       `json:"restartPolicy,omitempty"`
 	TerminationGracePeriodSeconds *int64              `json:"terminationGracePeriodSeconds,omitempty"`
 	HostNetwork                   bool                `json:"hostNetwork,omitempty"`
+	Hostname                      string              `json:"hostname,omitempty"`
 	SecurityContext               *PodSecurityContext `json:"securityContext,omitempty"`
 	OS                            *PodOS              `json:"os,omitempty"`
 }
@@ -223,8 +224,6 @@ const (
 // podNotYet says why a Kubernetes field that the pod types leave out is
 // refused, where more than notHere helps; by path with indices as "[]".
 var podNotYet = map[string]string{
-	"spec.hostname": "a container's hostname here is its task name POD-CONTAINER (on the bridge) or the host's (hostNetwork); " +
-		"a hostname shared by the pod needs a shared UTS namespace, which is not built yet",
 	"spec.volumes[].secret": "a secret volume needs a Secret object, and a node without an API server has none " +
 		"(a kubelet static pod refuses it too); use a hostPath volume of a directory under --allowed-bind-sources, or a Task's spec.secrets",
 	"spec.volumes[].configMap": "a configMap volume needs a ConfigMap object, and a node without an API server has none " +
@@ -385,7 +384,30 @@ func (ds *docState) podTasks(p *Pod) []parsedTask {
 		keep(m.container(&p.Spec.Containers[i], fmt.Sprintf("spec.containers[%d]", i), false, after))
 	}
 	m.checkVolumeUses()
+	shared := m.shared(out)
+	for i := range out {
+		out[i].task.Spec.PodShared = shared
+	}
 	return out
+}
+
+// shared is what the pod's containers share: on the bridge, the host name
+// (spec.hostname, else the pod's name) and every container's ports, which
+// the pod's one network namespace publishes; with hostNetwork, only the
+// IPC namespace, which needs nothing here.
+func (m *podMapper) shared(pts []parsedTask) *PodShared {
+	ps := &PodShared{}
+	if m.p.Spec.HostNetwork {
+		return ps
+	}
+	ps.Hostname = m.p.Spec.Hostname
+	if ps.Hostname == "" {
+		ps.Hostname = m.p.Metadata.Name
+	}
+	for _, pt := range pts {
+		ps.Ports = append(ps.Ports, pt.task.Spec.Ports...)
+	}
+	return ps
 }
 
 // metadata checks the pod's name and labels (Kubernetes' label syntax).
@@ -443,8 +465,13 @@ func (m *podMapper) podSpec() {
 	if len(s.Containers) == 0 {
 		m.say("spec.containers", "required: at least one container")
 	}
-	if !s.HostNetwork && len(s.Containers) > 1 {
-		m.say("spec.containers", "a pod of several containers needs hostNetwork: true on this node for now (a shared bridge namespace is not built yet)")
+	if s.Hostname != "" {
+		switch {
+		case len(s.Hostname) > 63 || !dns1123LabelRE.MatchString(s.Hostname):
+			m.errorf("spec.hostname", dns1123Msg+", got %q", s.Hostname)
+		case s.HostNetwork:
+			m.errorf("spec.hostname", "has no effect with hostNetwork: true (the containers have the host's name): remove it")
+		}
 	}
 	var v validator
 	enum(&v, "spec.restartPolicy", s.RestartPolicy)
@@ -537,12 +564,13 @@ func (m *podMapper) checkVolumes() {
 					m.errorf(fe.field, "%s", fe.msg)
 					ok = false
 				}
-			case ed.Medium == "" && vol.EmptyDir == nil:
-				m.errorf(field, "%s: a volume without a source is an emptyDir on disk in Kubernetes (a directory per pod), which is not built yet; emptyDir: {medium: Memory} is a tmpfs, for one container", notYet)
-				ok = false
 			case ed.Medium == "":
-				m.errorf(field, "%s: an emptyDir on disk (a directory per pod) is not built yet; medium: Memory is a tmpfs, for one container", notYet)
-				ok = false
+				// A directory of the pod's on disk (a volume without a
+				// source is one too, as in Kubernetes).
+				if ed.SizeLimit != nil {
+					m.errorf(field+".sizeLimit", "%s: a sizeLimit of an emptyDir on disk (the kubelet evicts the pod past it; nothing here would): leave it out, or use medium: Memory, whose sizeLimit is the tmpfs's size", notYet)
+					ok = false
+				}
 			case strings.HasPrefix(ed.Medium, "HugePages"):
 				m.errorf(vp+".emptyDir.medium", "%s: %s", notHere, ed.Medium)
 				ok = false
@@ -580,8 +608,8 @@ func (m *podMapper) checkVolumeUses() {
 		switch {
 		case len(uses) == 0:
 			m.warnf(fmt.Sprintf("spec.volumes[%d]", k), "volume %q is mounted by no container: it has no effect", vol.Name)
-		case vol.EmptyDir != nil && len(uses) > 1:
-			m.errorf(uses[1], "%s: an emptyDir shared by several mounts (here and %s) is not built yet; each would be a tmpfs of its own", notYet, uses[0])
+		case vol.EmptyDir != nil && vol.EmptyDir.Medium == "Memory" && len(uses) > 1:
+			m.errorf(uses[1], "%s: an emptyDir of medium: Memory shared by several mounts (here and %s) is not built yet; each would be a tmpfs of its own: use an emptyDir on disk (no medium) to share one", notYet, uses[0])
 		}
 	}
 }
@@ -875,12 +903,16 @@ func (m *podMapper) mounts(c *PodContainer, cp string, s *Spec, tr *podPaths) {
 		tr.to[tp] = mp
 		tr.to[tp+".target"] = mp + ".mountPath"
 		mt := Mount{Target: vm.MountPath, ReadOnly: vm.ReadOnly}
-		if vol.HostPath != nil {
+		switch {
+		case vol.HostPath != nil:
 			mt.Type, mt.Source = MountBind, vol.HostPath.Path
 			tr.to[tp+".source"] = vp + ".hostPath.path"
-		} else {
+		case vol.EmptyDir != nil && vol.EmptyDir.Medium == "Memory":
 			mt.Type, mt.Size = MountTmpfs, cloneQuantity(vol.EmptyDir.SizeLimit)
 			tr.to[tp+".size"] = vp + ".emptyDir.sizeLimit"
+		default:
+			mt.Type, mt.Source = MountPodDir, vol.Name
+			tr.to[tp+".source"] = vp + ".name"
 		}
 		m.uses[vol.Name] = append(m.uses[vol.Name], mp)
 		s.Mounts = append(s.Mounts, mt)

@@ -233,6 +233,11 @@ func TestPodFields(t *testing.T) {
 				t.Fatalf("Parse of the wanted task: %v", err)
 			}
 			want[0].Spec.Pod = "web"
+			// What a pod of one container shares (TestPodShared has more).
+			want[0].Spec.PodShared = &PodShared{}
+			if want[0].Spec.Network == NetworkBridge {
+				want[0].Spec.PodShared = &PodShared{Hostname: "web", Ports: want[0].Spec.Ports}
+			}
 			if len(got) != 1 || !reflect.DeepEqual(got[0], want[0]) {
 				t.Errorf("tasks:\n got %s\nwant %s", taskJSON(got...), taskJSON(want...))
 			}
@@ -245,7 +250,8 @@ func taskJSON(tasks ...Task) string {
 	var b strings.Builder
 	for _, t := range tasks {
 		j, _ := json.Marshal(t)
-		fmt.Fprintf(&b, "%s pod=%q\n", j, t.Spec.Pod)
+		sh, _ := json.Marshal(t.Spec.PodShared)
+		fmt.Fprintf(&b, "%s pod=%q shared=%s\n", j, t.Spec.Pod, sh)
 	}
 	return b.String()
 }
@@ -277,16 +283,16 @@ func TestPodErrors(t *testing.T) {
 			[]string{`web.yaml:22: spec.containers[0].env[0].valueFrom: ` + notHere}},
 		{"status", []edit{{"      lifecycle: {stopSignal: SIGQUIT}\n", "      lifecycle: {stopSignal: SIGQUIT}\nstatus: {phase: Running}\n"}},
 			[]string{`web.yaml:46: status: a manifest does not carry status: remove it (reconciler status shows the pod's containers)`}},
-		{"hostname", []edit{{"  restartPolicy: OnFailure\n", "  restartPolicy: OnFailure\n  hostname: web\n"}},
-			[]string{`web.yaml:8: spec.hostname: ` + notYet + `a container's hostname here is its task name POD-CONTAINER (on the bridge) or the host's (hostNetwork); a hostname shared by the pod needs a shared UTS namespace, which is not built yet`}},
+		{"a hostname that is no DNS label", []edit{{"  restartPolicy: OnFailure\n", "  restartPolicy: OnFailure\n  hostname: Web_1\n"}},
+			[]string{`web.yaml:8: spec.hostname: must be a DNS-1123 label (at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit), got "Web_1"`}},
+		{"a hostname with hostNetwork", []edit{{"  restartPolicy: OnFailure\n", "  restartPolicy: OnFailure\n  hostname: web\n  hostNetwork: true\n"}, {"hostPort: 8080, hostIP: 127.0.0.1", "hostPort: 80"}},
+			[]string{`web.yaml:8: spec.hostname: has no effect with hostNetwork: true (the containers have the host's name): remove it`}},
 		{"a secret volume", []edit{{"hostPath: {path: /srv/site}", "secret: {secretName: site}"}},
 			[]string{`web.yaml:12: spec.volumes[0].secret: ` + notYet + `a secret volume needs a Secret object, and a node without an API server has none (a kubelet static pod refuses it too); use a hostPath volume of a directory under --allowed-bind-sources, or a Task's spec.secrets`}},
-		{"an emptyDir on disk", []edit{{"emptyDir: {medium: Memory, sizeLimit: 16Mi}", "emptyDir: {}"}},
-			[]string{`web.yaml:14: spec.volumes[1].emptyDir: ` + notYet + `an emptyDir on disk (a directory per pod) is not built yet; medium: Memory is a tmpfs, for one container`}},
-		{"a volume without a source", []edit{{"      emptyDir: {medium: Memory, sizeLimit: 16Mi}\n", ""}},
-			[]string{`web.yaml:13: spec.volumes[1]: ` + notYet + `a volume without a source is an emptyDir on disk in Kubernetes (a directory per pod), which is not built yet; emptyDir: {medium: Memory} is a tmpfs, for one container`}},
+		{"a sizeLimit of an emptyDir on disk", []edit{{"emptyDir: {medium: Memory, sizeLimit: 16Mi}", "emptyDir: {sizeLimit: 16Mi}"}},
+			[]string{`web.yaml:14: spec.volumes[1].emptyDir.sizeLimit: ` + notYet + `a sizeLimit of an emptyDir on disk (the kubelet evicts the pod past it; nothing here would): leave it out, or use medium: Memory, whose sizeLimit is the tmpfs's size`}},
 		{"a memory emptyDir mounted twice", []edit{{"        - {name: scratch, mountPath: /tmp}\n", "        - {name: scratch, mountPath: /tmp}\n        - {name: scratch, mountPath: /var/tmp}\n"}},
-			[]string{`web.yaml:33: spec.containers[0].volumeMounts[2]: ` + notYet + `an emptyDir shared by several mounts (here and spec.containers[0].volumeMounts[1]) is not built yet; each would be a tmpfs of its own`}},
+			[]string{`web.yaml:33: spec.containers[0].volumeMounts[2]: ` + notYet + `an emptyDir of medium: Memory shared by several mounts (here and spec.containers[0].volumeMounts[1]) is not built yet; each would be a tmpfs of its own: use an emptyDir on disk (no medium) to share one`}},
 		{"an emptyDir in HugePages", []edit{{"medium: Memory", "medium: HugePages"}},
 			[]string{`web.yaml:14: spec.volumes[1].emptyDir.medium: ` + notHere + `: HugePages`}},
 		{"a hostPath type", []edit{{"hostPath: {path: /srv/site}", "hostPath: {path: /srv/site, type: Directory}"}},
@@ -302,8 +308,6 @@ func TestPodErrors(t *testing.T) {
 			[]string{`web.yaml:11: spec.volumes[0]: may not specify more than one volume source, got hostPath and emptyDir`}},
 		{"a memory emptyDir's size", []edit{{"sizeLimit: 16Mi", "sizeLimit: 0"}},
 			[]string{`web.yaml:14: spec.volumes[1].emptyDir.sizeLimit: quantities must be positive, got "0"`}},
-		{"several containers without hostNetwork", []edit{{"      lifecycle: {stopSignal: SIGQUIT}\n", "      lifecycle: {stopSignal: SIGQUIT}\n    - name: side\n      image: busybox:1\n"}},
-			[]string{`web.yaml:15: spec.containers: a pod of several containers needs hostNetwork: true on this node for now (a shared bridge namespace is not built yet)`}},
 		{"a readinessProbe of its own", []edit{{"        initialDelaySeconds: 3\n", "        initialDelaySeconds: 3\n      readinessProbe:\n        tcpSocket: {port: 80}\n"}},
 			[]string{`web.yaml:39: spec.containers[0].readinessProbe: ` + notYet + `a readinessProbe other than the livenessProbe (a probe that gates without restarting is not built yet; the livenessProbe gates rollouts and dependsOn here)`}},
 		{"a startupProbe of another check", []edit{{"        initialDelaySeconds: 3\n", "      startupProbe:\n        tcpSocket: {port: 80}\n"}},
@@ -589,11 +593,81 @@ func TestPodHash(t *testing.T) {
 		t.Error("the pod's name does not change the hash")
 	}
 	task[0].Spec.Pod = "web"
+	task[0].Spec.PodShared = &PodShared{Hostname: "web", Ports: task[0].Spec.Ports}
 	if task[0].Hash() != pod[0].Hash() {
 		t.Error("the same spec in the same pod hashes differently")
 	}
-	if c := pod[0].clone(); c.Spec.Pod != "web" {
+	if c := pod[0].clone(); c.Spec.Pod != "web" || !reflect.DeepEqual(c.Spec.PodShared, pod[0].Spec.PodShared) {
 		t.Error("clone loses the pod")
+	}
+	shared := pod[0]
+	shared.Spec.PodShared = &PodShared{Hostname: "other", Ports: pod[0].Spec.Ports}
+	if shared.Hash() == pod[0].Hash() {
+		t.Error("what the pod shares does not change the hash")
+	}
+}
+
+// TestPodShared: every container of a pod shares one PodShared: on the
+// bridge the pod's host name (spec.hostname, else its name) and the ports
+// of every container, init containers' too; with hostNetwork, nothing but
+// the IPC namespace. An emptyDir on disk is a pod directory.
+func TestPodShared(t *testing.T) {
+	const two = `apiVersion: v1
+kind: Pod
+metadata: {name: duo}
+spec:
+  HOSTNAME
+  initContainers:
+    - {name: setup, image: busybox:1, ports: [{containerPort: 9000}]}
+  containers:
+    - name: web
+      image: busybox:1
+      ports: [{containerPort: 80, hostPort: 8080}]
+      volumeMounts: [{name: data, mountPath: /data}]
+    - name: side
+      image: busybox:1
+      ports: [{containerPort: 81}]
+      volumeMounts: [{name: data, mountPath: /shared, readOnly: true}]
+  volumes:
+    - {name: data, emptyDir: {}}
+`
+	ports := []Port{{ContainerPort: 9000, Protocol: ProtocolTCP}, {ContainerPort: 80, HostPort: 8080, Protocol: ProtocolTCP}, {ContainerPort: 81, Protocol: ProtocolTCP}}
+	tests := []struct {
+		name, hostname string
+		want           *PodShared
+	}{
+		{"the pod's name", "", &PodShared{Hostname: "duo", Ports: ports}},
+		{"spec.hostname", "hostname: box", &PodShared{Hostname: "box", Ports: ports}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tasks, err := Parse("duo.yaml", []byte(strings.Replace(two, "HOSTNAME", tc.hostname, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tasks) != 3 {
+				t.Fatalf("%d tasks, want 3", len(tasks))
+			}
+			for _, task := range tasks {
+				if !reflect.DeepEqual(task.Spec.PodShared, tc.want) {
+					t.Errorf("%s shares %+v, want %+v", task.Metadata.Name, task.Spec.PodShared, tc.want)
+				}
+			}
+			want := [][]Mount{nil, {{Type: MountPodDir, Source: "data", Target: "/data"}}, {{Type: MountPodDir, Source: "data", Target: "/shared", ReadOnly: true}}}
+			for i, task := range tasks {
+				if !reflect.DeepEqual(task.Spec.Mounts, want[i]) {
+					t.Errorf("%s mounts %+v, want %+v", task.Metadata.Name, task.Spec.Mounts, want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestTaskMountPodDir: a Task cannot mount a pod's directory.
+func TestTaskMountPodDir(t *testing.T) {
+	_, err := Parse("t.yaml", []byte("apiVersion: warren/v1\nkind: Task\nmetadata: {name: t}\nspec:\n  image: busybox:1\n  mounts: [{type: emptyDir, source: data, target: /data}]\n"))
+	if err == nil || !strings.Contains(err.Error(), "t.yaml:6: spec.mounts[0].type: must be one of bind, volume, tmpfs") {
+		t.Errorf("got %v, want the mount type refused", err)
 	}
 }
 

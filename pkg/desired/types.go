@@ -88,6 +88,19 @@ type Spec struct {
 	// by the parser, not YAML; part of the hash (see [Spec.canonical]),
 	// so that the runtime can share the pod's namespaces by it.
 	Pod string `json:"-"`
+	// PodShared is what the containers of that pod share, set by the
+	// parser with Pod. The runtime gives the containers of one PodShared
+	// (and one Pod and Network) one IPC namespace and, on the bridge, one
+	// network and UTS namespace: one address, the ports of every
+	// container published, the pod's host name. Part of the hash: a
+	// change of it replaces every container of the pod.
+	PodShared *PodShared `json:"-"`
+}
+
+// PodShared is what the containers of a pod share.
+type PodShared struct {
+	Hostname string `json:"hostname,omitempty"` // the host name of the pod's UTS namespace (bridge)
+	Ports    []Port `json:"ports,omitempty"`    // every container's ports, published for the pod's namespace (bridge)
 }
 
 // Dependency is a task this one waits for before it starts.
@@ -180,6 +193,11 @@ const (
 	MountBind   MountType = "bind"   // a host path (absolute, clean; allowed by node policy)
 	MountVolume MountType = "volume" // a named directory under the state dir that outlives containers
 	MountTmpfs  MountType = "tmpfs"  // memory-backed, optionally sized
+	// MountPodDir is a Kubernetes emptyDir on disk: a directory of the
+	// pod's (Source names it), shared by its containers and removed with
+	// the pod. Only a Pod's containers have it; a Task's mount of this
+	// type is refused.
+	MountPodDir MountType = "emptyDir"
 )
 
 // Mount is one filesystem mount of the task.
@@ -514,6 +532,9 @@ func (s Spec) clone() Spec {
 	}
 	s.Secrets = slices.Clone(s.Secrets)
 	s.Ports = slices.Clone(s.Ports)
+	if ps := s.PodShared; ps != nil {
+		s.PodShared = &PodShared{Hostname: ps.Hostname, Ports: slices.Clone(ps.Ports)}
+	}
 	if c := s.SecurityContext; c != nil {
 		cc := *c
 		if c.Capabilities != nil {

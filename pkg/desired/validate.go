@@ -61,7 +61,7 @@ func validateBody(t *Task) []fieldError {
 	v.workingDir("spec.workingDir", s.WorkingDir)
 	v.user("spec.user", s.User)
 	v.resources("spec.resources", s.Resources)
-	v.mounts("spec.mounts", s.Mounts)
+	v.mounts("spec.mounts", s.Mounts, s.Pod != "")
 	v.secrets("spec.secrets", s.Secrets)
 	enum(&v, "spec.network", s.Network)
 	v.ports("spec.ports", *s)
@@ -292,13 +292,18 @@ func under(p, dir string) bool {
 	return p == dir || strings.HasPrefix(p, dir+"/")
 }
 
-func (v *validator) mounts(field string, mounts []Mount) {
+func (v *validator) mounts(field string, mounts []Mount, pod bool) {
 	targets := map[string]int{}
 	for i, m := range mounts {
 		f := fmt.Sprintf("%s[%d]", field, i)
-		if m.Type == "" {
+		switch {
+		case m.Type == "":
 			v.add(f+".type", "required, must be one of %s", strings.Join(enums[reflect.TypeFor[MountType]()], ", "))
-		} else {
+		case m.Type == MountPodDir && pod:
+			if m.Source == "" {
+				v.add(f+".source", "required: the emptyDir volume's name")
+			}
+		default:
 			enum(v, f+".type", m.Type)
 		}
 		if v.absClean(f+".target", m.Target) {
