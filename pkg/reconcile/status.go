@@ -67,6 +67,21 @@ type TaskStatus struct {
 	// prove itself: the last good container runs (ContainerID), that spec
 	// (SpecHash) is not tried again until the manifest changes.
 	RolledBack RollbackStatus `json:"rolledBack,omitzero"`
+	// Pod is the Kubernetes Pod this task is a container of (the task is
+	// named POD-CONTAINER), "" for a Task. It comes from the desired spec;
+	// a task no longer desired keeps the pod of its last status (its
+	// containers do not carry it), until a restart of the daemon.
+	Pod string `json:"pod,omitempty"`
+	// InitContainer is set on the task of a pod's init container: one that
+	// another task of the pod waits for to complete (see desired's pod
+	// mapping: each init container waits for the one before it, every
+	// container for the last one).
+	InitContainer bool `json:"initContainer,omitempty"`
+	// podAfter is the task of the same pod this one waits for to complete
+	// (an init container), from which the board derives InitContainer.
+	podAfter string
+	// undesired is set on the status of a task no longer desired.
+	undesired bool
 }
 
 // RolloutStatus is a rollout under way: the new container (the status's
@@ -86,10 +101,11 @@ type RollbackStatus struct {
 }
 
 // same reports whether two statuses say the same, the time of the last
-// transition aside.
+// transition and InitContainer (derived by the board when read) aside.
 func (st TaskStatus) same(o TaskStatus) bool {
 	a, b := st, o
 	a.LastTransition, b.LastTransition = time.Time{}, time.Time{}
+	a.InitContainer, b.InitContainer = false, false
 	if (a.ExitCode == nil) != (b.ExitCode == nil) || (a.ExitCode != nil && *a.ExitCode != *b.ExitCode) {
 		return false
 	}
@@ -119,6 +135,11 @@ func (b *statusBoard) set(st TaskStatus, now time.Time) (prev TaskStatus, transi
 	} else {
 		st.LastTransition = old.LastTransition
 	}
+	if st.undesired && st.Pod == "" && ok {
+		// Only the desired spec names the pod: a task being removed
+		// stays under the pod it was of.
+		st.Pod, st.podAfter = old.Pod, old.podAfter
+	}
 	if ok && old.same(st) {
 		return old, false
 	}
@@ -132,6 +153,14 @@ func (b *statusBoard) get(name string) (TaskStatus, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st, ok := b.tasks[name]
+	if ok && st.Pod != "" {
+		for _, o := range b.tasks {
+			if o.Pod == st.Pod && o.podAfter == name {
+				st.InitContainer = true
+				break
+			}
+		}
+	}
 	return st, ok
 }
 
@@ -151,7 +180,14 @@ func (b *statusBoard) list() []TaskStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	out := make([]TaskStatus, 0, len(b.tasks))
+	awaited := map[[2]string]bool{} // pod, task: an init container
 	for _, st := range b.tasks {
+		if st.podAfter != "" {
+			awaited[[2]string{st.Pod, st.podAfter}] = true
+		}
+	}
+	for _, st := range b.tasks {
+		st.InitContainer = st.Pod != "" && awaited[[2]string{st.Pod, st.Name}]
 		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -207,6 +243,7 @@ func taskStatus(in statusInput, p progress) TaskStatus {
 		st.Image, st.Source, st.Revision, st.SpecHash, st.ContainerID = t.Spec.Image, t.Source, t.Revision, in.hash, id
 		st.Message = "waiting to be created"
 		st.Ports = publishedPorts(t.Spec.Ports)
+		st.Pod, st.podAfter = t.Spec.Pod, podAfter(t)
 	}
 	var c *observed.Container
 	if t != nil {
@@ -263,7 +300,7 @@ func taskStatus(in statusInput, p progress) TaskStatus {
 		st.Message += "; the change to spec " + rb.Hash + " was rolled back: " + rb.Reason
 	}
 	if t == nil {
-		st.Phase, st.Message = PhaseStopping, "no longer desired"
+		st.Phase, st.Message, st.undesired = PhaseStopping, "no longer desired", true
 	}
 	if err, ok := in.broken[st.Source]; ok && st.Source != "" {
 		st.Phase, st.Message = PhaseInvalid, "manifest invalid, last good spec kept ("+st.Message+"): "+firstLine(err.Error())
@@ -294,6 +331,20 @@ func taskStatus(in statusInput, p progress) TaskStatus {
 		}
 	}
 	return st
+}
+
+// podAfter is the task of t's pod that t waits for to complete: the init
+// container before it, "" for a task of no pod or the first task to run.
+func podAfter(t *desired.Task) string {
+	if t.Spec.Pod == "" {
+		return ""
+	}
+	for _, d := range t.Spec.DependsOn {
+		if d.Condition == desired.DependCompleted && strings.HasPrefix(d.Task, t.Spec.Pod+"-") {
+			return d.Task
+		}
+	}
+	return ""
 }
 
 func firstLine(s string) string {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren/reconciler/pkg/desired"
 	"github.com/warren/reconciler/pkg/observed"
 )
 
@@ -86,5 +87,79 @@ func TestTaskStatusPhases(t *testing.T) {
 		if !seen[p] {
 			t.Errorf("no case shows phase %s", p)
 		}
+	}
+}
+
+// TestTaskStatusPod: each task of a pod names the pod, its init
+// containers are marked as such when the board is read (by list and by
+// get), and a task of a pod that is no longer desired keeps its pod.
+func TestTaskStatusPod(t *testing.T) {
+	const pod = `apiVersion: v1
+kind: Pod
+metadata: {name: pair}
+spec:
+  hostNetwork: true
+  initContainers:
+    - {name: setup, image: busybox}
+    - {name: migrate, image: busybox}
+  containers:
+    - {name: front, image: nginx}
+    - {name: back, image: nginx}
+`
+	tasks, err := desired.Parse("pair.yaml", []byte(pod))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := task("web", "nginx")
+	tasks = append(tasks, web)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b := newStatusBoard()
+	for i := range tasks {
+		tk := &tasks[i]
+		b.set(taskStatus(statusInput{name: tk.Metadata.Name, task: tk, hash: tk.Hash()}, progress{}), now)
+	}
+	type row struct {
+		pod  string
+		init bool
+	}
+	want := map[string]row{
+		"pair-setup": {"pair", true}, "pair-migrate": {"pair", true},
+		"pair-front": {"pair", false}, "pair-back": {"pair", false}, "web": {"", false},
+	}
+	list := b.list()
+	if len(list) != len(want) {
+		t.Fatalf("list has %d tasks, want %d", len(list), len(want))
+	}
+	for _, st := range list {
+		if got := (row{st.Pod, st.InitContainer}); got != want[st.Name] {
+			t.Errorf("list: %s: pod %q, init %v; want %+v", st.Name, st.Pod, st.InitContainer, want[st.Name])
+		}
+		got, _ := b.get(st.Name)
+		if (row{got.Pod, got.InitContainer}) != want[st.Name] {
+			t.Errorf("get(%s): pod %q, init %v; want %+v", st.Name, got.Pod, got.InitContainer, want[st.Name])
+		}
+		// The resync compares what it reads with a fresh status: the
+		// derived mark is no change.
+		var tk *desired.Task
+		for i := range tasks {
+			if tasks[i].Metadata.Name == st.Name {
+				tk = &tasks[i]
+			}
+		}
+		if fresh := taskStatus(statusInput{name: st.Name, task: tk, hash: tk.Hash()}, progress{}); !got.same(fresh) {
+			t.Errorf("%s: the status read from the board differs from a fresh one", st.Name)
+		}
+	}
+	// The pod is removed: its tasks stop, still under it.
+	setup := tasks[0]
+	b.set(taskStatus(statusInput{name: "pair-setup", have: []observed.Container{container(setup, observed.Running)}}, progress{}), now)
+	if st, _ := b.get("pair-setup"); st.Phase != PhaseStopping || st.Pod != "pair" || !st.InitContainer {
+		t.Errorf("pair-setup no longer desired: %s, pod %q, init %v; want Stopping under pair, init", st.Phase, st.Pod, st.InitContainer)
+	}
+	// A task of that name that is not a pod's is not under it.
+	other := task("pair-setup", "busybox")
+	b.set(taskStatus(statusInput{name: "pair-setup", task: &other, hash: other.Hash()}, progress{}), now)
+	if st, _ := b.get("pair-setup"); st.Pod != "" || st.InitContainer {
+		t.Errorf("pair-setup as a Task: pod %q, init %v; want none", st.Pod, st.InitContainer)
 	}
 }
