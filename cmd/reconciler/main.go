@@ -37,12 +37,12 @@ Usage:
   reconciler convert  PATH [-o yaml|json] [--kind Pod|Deployment]
                                        print the tasks as Kubernetes Pods or Deployments
   reconciler plan     [flags]          print what run would do now, without doing it
-  reconciler status   [TASK] [-o table|json|yaml] [--watch]
+  reconciler status   [TASK|POD] [-o table|wide|json|yaml] [--watch]
                                        show the tasks as the running daemon knows them
-  reconciler wait     TASK... --for=running|healthy|completed|deleted [--timeout 60s]
+  reconciler wait     TASK|POD... --for=running|healthy|completed|deleted [--timeout 60s]
                                        wait until the daemon reports the tasks so
   reconciler sync     [--timeout 3m]   make the daemon sync its git source now
-  reconciler logs     TASK [-f] [--tail N] [--state-dir DIR]
+  reconciler logs     TASK|POD [-c CONTAINER] [-f] [--tail N] [--state-dir DIR]
                                        print a task's stdout and stderr
   reconciler version                   print the version
 

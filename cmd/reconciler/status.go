@@ -37,7 +37,9 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("status", args, stdout, stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: reconciler status [TASK] [-o table|wide|json|yaml] [--watch]\n\nShows each task's phase, restarts, age, image and last message, as the running daemon knows them.")
+		fmt.Fprintln(fs.Output(), "Usage: reconciler status [TASK|POD] [-o table|wide|json|yaml] [--watch]\n\n"+
+			"Shows each task's phase, restarts, age, image and last message, as the running daemon knows them.\n"+
+			"The tasks of a Kubernetes Pod (POD-CONTAINER) show their pod in the POD column; with POD, the pod's tasks.")
 		fs.PrintDefaults()
 	}
 	var cf clientFlags
@@ -66,15 +68,28 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		var tasks []reconcile.TaskStatus
 		if task != "" {
 			var st reconcile.TaskStatus
-			if err := client.get(ctx, "/status/"+task, &st); err != nil {
-				if errors.Is(err, errNoTask) {
-					fmt.Fprintf(stderr, "reconciler status: no task %q\n", task)
-				} else {
+			err := client.get(ctx, "/status/"+task, &st)
+			switch {
+			case err == nil:
+				v, tasks = st, []reconcile.TaskStatus{st}
+			case errors.Is(err, errNoTask):
+				// No task of that name: a pod's, then.
+				var resp statusResponse
+				if err := client.get(ctx, "/status", &resp); err != nil {
 					fmt.Fprintln(stderr, "reconciler status:", err)
+					return exitFailure
 				}
+				p, ok := podOf(resp.Tasks, task)
+				if !ok {
+					fmt.Fprintf(stderr, "reconciler status: no task or pod %q\n", task)
+					return exitFailure
+				}
+				tasks = p.tasks()
+				v = podStatusOutput{Pod: task, Tasks: tasks}
+			default:
+				fmt.Fprintln(stderr, "reconciler status:", err)
 				return exitFailure
 			}
-			v, tasks = st, []reconcile.TaskStatus{st}
 		} else {
 			var resp statusResponse
 			if err := client.get(ctx, "/status", &resp); err != nil {
@@ -120,10 +135,22 @@ func printStatus(w io.Writer, format string, v any, tasks []reconcile.TaskStatus
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 	wide := format == "wide"
+	// The POD column: always in wide, in the table when a task is a pod's.
+	pods := wide || anyPod(tasks)
+	pod := func(st reconcile.TaskStatus) string {
+		if pods {
+			return podColumn(st) + "\t"
+		}
+		return ""
+	}
+	header := "NAME\t"
+	if pods {
+		header += "POD\t"
+	}
 	if wide {
-		fmt.Fprintln(tw, "NAME\tPHASE\tHEALTH\tRESTARTS\tAGE\tIP\tPORTS\tCONTAINER\tCOMMIT\tIMAGE\tMESSAGE")
+		fmt.Fprintln(tw, header+"PHASE\tHEALTH\tRESTARTS\tAGE\tIP\tPORTS\tCONTAINER\tCOMMIT\tIMAGE\tMESSAGE")
 	} else {
-		fmt.Fprintln(tw, "NAME\tPHASE\tHEALTH\tRESTARTS\tAGE\tIMAGE\tMESSAGE")
+		fmt.Fprintln(tw, header+"PHASE\tHEALTH\tRESTARTS\tAGE\tIMAGE\tMESSAGE")
 	}
 	for _, st := range tasks {
 		age := "-"
@@ -131,11 +158,11 @@ func printStatus(w io.Writer, format string, v any, tasks []reconcile.TaskStatus
 			age = humanAge(now.Sub(st.StartedAt))
 		}
 		if wide {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, st.Phase, healthColumn(st.Health), st.Restarts, age,
+			fmt.Fprintf(tw, "%s\t%s%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, pod(st), st.Phase, healthColumn(st.Health), st.Restarts, age,
 				orDash(st.IP), orDash(st.Ports), st.ContainerID, orDash(shortHash(st.Revision)), st.Image, oneLine(st.Message))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", st.Name, st.Phase, healthColumn(st.Health), st.Restarts, age, st.Image, oneLine(st.Message))
+		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%d\t%s\t%s\t%s\n", st.Name, pod(st), st.Phase, healthColumn(st.Health), st.Restarts, age, st.Image, oneLine(st.Message))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -249,7 +276,9 @@ var waitConditions = map[string]func(st reconcile.TaskStatus, found bool) bool{
 func cmdWait(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("wait", args, stdout, stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: reconciler wait TASK... --for=running|healthy|completed|deleted [--timeout 60s]\n\nWaits until every TASK reaches the condition. Exit 0 when they all did; 1 with their last status when the timeout passed.")
+		fmt.Fprintln(fs.Output(), "Usage: reconciler wait TASK|POD... --for=running|healthy|completed|deleted [--timeout 60s]\n\n"+
+			"Waits until every TASK reaches the condition. Exit 0 when they all did; 1 with their last status when the timeout passed.\n"+
+			"A POD (a Kubernetes Pod's name) waits for each of its containers to reach it and for its init containers to complete.")
 		fs.PrintDefaults()
 	}
 	var cf clientFlags
@@ -277,10 +306,36 @@ func cmdWait(args []string, stdout, stderr io.Writer) int {
 	}
 	for {
 		var still []string
+		var all *statusResponse // GET /status, once a round, for the pods
 		for i, name := range pending {
 			var st reconcile.TaskStatus
 			err := client.get(ctx, "/status/"+name, &st)
 			found := err == nil
+			if errors.Is(err, errNoTask) {
+				// No task of that name: a pod's, then.
+				if all == nil {
+					all = &statusResponse{}
+					if lerr := client.get(ctx, "/status", all); lerr != nil {
+						all, err = nil, lerr
+					}
+				}
+				if all != nil {
+					if p, ok := podOf(all.Tasks, name); ok {
+						w := checkPod(p, *forCond, cond)
+						switch {
+						case w.failed != "":
+							fmt.Fprintln(stderr, w.failed)
+							return exitFailure
+						case w.met:
+							fmt.Fprintf(stdout, "%s: %s (%s)\n", name, *forCond, w.done)
+						default:
+							still = append(still, name)
+							last[name] = "pod " + name + ": " + w.last
+						}
+						continue
+					}
+				}
+			}
 			if err != nil && !errors.Is(err, errNoTask) {
 				if ctx.Err() != nil {
 					// The timeout came during the request: this task and
@@ -293,8 +348,7 @@ func cmdWait(args []string, stdout, stderr io.Writer) int {
 			}
 			if rb := st.RolledBack; found && rb.RefusedHash != "" && (*forCond == "running" || *forCond == "healthy") {
 				// What the manifest asks for will not run: it was rolled back.
-				fmt.Fprintf(stderr, "%s: the change to spec %s was rolled back at %s: %s; %s runs the last good spec\n",
-					name, rb.RefusedHash, rb.At.UTC().Format(time.RFC3339), rb.Reason, st.ContainerID)
+				fmt.Fprintln(stderr, rolledBackLine(st))
 				return exitFailure
 			}
 			if cond(st, found) {
@@ -321,6 +375,14 @@ func cmdWait(args []string, stdout, stderr io.Writer) int {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// rolledBackLine says why a task whose change was rolled back will not
+// run what its manifest asks for.
+func rolledBackLine(st reconcile.TaskStatus) string {
+	rb := st.RolledBack
+	return fmt.Sprintf("%s: the change to spec %s was rolled back at %s: %s; %s runs the last good spec",
+		st.Name, rb.RefusedHash, rb.At.UTC().Format(time.RFC3339), rb.Reason, st.ContainerID)
 }
 
 // parseArgs parses flags that may come before, between or after the

@@ -80,11 +80,40 @@ db     Running            healthy (1 failing)   0          1h0m    postgres     
 	if err := printStatus(&b, "wide", nil, tasks[:1], now); err != nil {
 		t.Fatal(err)
 	}
-	want = `NAME   PHASE     HEALTH   RESTARTS   AGE     IP          PORTS                    CONTAINER          COMMIT         IMAGE        MESSAGE
-web    Running   -        2          1m30s   10.47.0.2   127.0.0.1:8080->80/TCP   web-0123456789ab   3f2a9c1b7d4e   nginx:1.27   running
+	want = `NAME   POD   PHASE     HEALTH   RESTARTS   AGE     IP          PORTS                    CONTAINER          COMMIT         IMAGE        MESSAGE
+web    -     Running   -        2          1m30s   10.47.0.2   127.0.0.1:8080->80/TCP   web-0123456789ab   3f2a9c1b7d4e   nginx:1.27   running
 `
 	if b.String() != want {
 		t.Errorf("wide:\n%s\nwant:\n%s", b.String(), want)
+	}
+	// The tasks of a pod: the POD column, in the table too; "(init)"
+	// after an init container's pod.
+	pod := []reconcile.TaskStatus{
+		{Name: "pair-front", Pod: "pair", Phase: reconcile.PhaseWaiting, Image: "testapp:v1", Message: "waiting for pair-setup to be completed"},
+		{Name: "pair-setup", Pod: "pair", InitContainer: true, Phase: reconcile.PhaseRunning, StartedAt: now.Add(-time.Second), Image: "testapp:v1", Message: "running"},
+		tasks[0],
+	}
+	b.Reset()
+	if err := printStatus(&b, "table", nil, pod, now); err != nil {
+		t.Fatal(err)
+	}
+	want = `NAME         POD           PHASE     HEALTH   RESTARTS   AGE     IMAGE        MESSAGE
+pair-front   pair          Waiting   -        0          -       testapp:v1   waiting for pair-setup to be completed
+pair-setup   pair (init)   Running   -        0          1s      testapp:v1   running
+web          -             Running   -        2          1m30s   nginx:1.27   running
+`
+	if b.String() != want {
+		t.Errorf("table with a pod:\n%s\nwant:\n%s", b.String(), want)
+	}
+	b.Reset()
+	if err := printStatus(&b, "wide", nil, pod[:1], now); err != nil {
+		t.Fatal(err)
+	}
+	want = `NAME         POD    PHASE     HEALTH   RESTARTS   AGE   IP   PORTS   CONTAINER   COMMIT   IMAGE        MESSAGE
+pair-front   pair   Waiting   -        0          -     -    -                   -        testapp:v1   waiting for pair-setup to be completed
+`
+	if b.String() != want {
+		t.Errorf("wide with a pod:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
 
