@@ -176,6 +176,13 @@ func networkOf(t *testing.T, ns, runDir, task string) (pins, leases, rules int) 
 	if strings.Count(task, "-") > 0 && len(task) > 13 && task[len(task)-13] == '-' {
 		prefix = task // a container ID: that container alone
 	}
+	return networkByPrefix(t, ns, runDir, prefix)
+}
+
+// networkByPrefix counts what the network holds for the IDs that start
+// with prefix (containers, or a pod's sandboxes: pod_POD_).
+func networkByPrefix(t *testing.T, ns, runDir, prefix string) (pins, leases, rules int) {
+	t.Helper()
 	entries, _ := os.ReadDir(filepath.Join(runDir, "netns"))
 	for _, p := range entries {
 		if strings.HasPrefix(p.Name(), prefix) {

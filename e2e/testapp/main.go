@@ -38,6 +38,7 @@ func main() {
 	writeBytes := fs.Int("write-bytes", 0, "with -write-file: write this many zero bytes instead of -write-content")
 	inspect := fs.String("inspect", "", "comma-separated paths: print each one's mode, owner and (files) content")
 	connect := fs.String("connect", "", "try a TCP connection to this host:port at start (2s timeout)")
+	connectRetry := fs.Duration("connect-retry", 0, "with -connect: try again every 100ms for this long until it connects")
 	tickPad := fs.Int("tick-pad", 0, "pad each tick line with this many characters")
 	healthFile := fs.String("health-file", "", "with -listen: /healthz answers 200 while this file exists, 503 otherwise")
 	marker := fs.String("marker", "", "a file this process creates -marker-after its start and removes -marker-gone-after it (for probes: testapp probe -file)")
@@ -93,7 +94,12 @@ func main() {
 		}
 	}
 	if *connect != "" {
-		if c, err := net.DialTimeout("tcp", *connect, 2*time.Second); err != nil {
+		c, err := net.DialTimeout("tcp", *connect, 2*time.Second)
+		for end := time.Now().Add(*connectRetry); err != nil && time.Now().Before(end); {
+			time.Sleep(100 * time.Millisecond)
+			c, err = net.DialTimeout("tcp", *connect, 2*time.Second)
+		}
+		if err != nil {
 			fmt.Printf("testapp: connect %s: error: %v\n", *connect, err)
 		} else {
 			c.Close()

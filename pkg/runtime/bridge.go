@@ -33,7 +33,10 @@ func (r *Runtime) bridgeDir(id string) string { return filepath.Join(r.stateDir,
 // files (resolv.conf from the host's, hosts), then its namespace and
 // address (CNI). It returns what the spec points at and the labels to
 // record (address, port mappings).
-func (r *Runtime) setUpBridge(ctx context.Context, id string, t desired.Task) (bridgeFiles, map[string]string, error) {
+//
+// A pod's container (sb not nil) joins its sandbox's namespace and address
+// instead, and its /etc/hosts names it by the pod's host name too.
+func (r *Runtime) setUpBridge(ctx context.Context, id string, t desired.Task, sb *sandbox) (bridgeFiles, map[string]string, error) {
 	if r.net == nil {
 		return bridgeFiles{}, nil, errors.New("network: bridge: this daemon has no bridge network")
 	}
@@ -50,13 +53,21 @@ func (r *Runtime) setUpBridge(ctx context.Context, id string, t desired.Task) (b
 	if err := writeFileAtomic(files.resolv, resolv); err != nil {
 		return bridgeFiles{}, nil, fmt.Errorf("network: %w", err)
 	}
+	if sb != nil {
+		files.netns, files.hostname = r.net.nsPath(sb.id), ""
+		if err := writeFileAtomic(files.hosts, hostsFile(t.Metadata.Name, sb.ip, nil, sb.hostname)); err != nil {
+			os.RemoveAll(dir)
+			return bridgeFiles{}, nil, fmt.Errorf("network: %w", err)
+		}
+		return files, map[string]string{observed.LabelIP: sb.ip, labelHostname: sb.hostname}, nil
+	}
 	ports := portMappings(t.Spec.Ports)
 	ip, err := r.net.setUp(ctx, id, ports, false)
 	if err != nil {
 		os.RemoveAll(dir)
 		return bridgeFiles{}, nil, err
 	}
-	if err := writeFileAtomic(files.hosts, hostsFile(t.Metadata.Name, ip, nil)); err != nil {
+	if err := writeFileAtomic(files.hosts, hostsFile(t.Metadata.Name, ip, nil, "")); err != nil {
 		r.tearDownBridge(ctx, id)
 		return bridgeFiles{}, nil, fmt.Errorf("network: %w", err)
 	}
@@ -135,7 +146,7 @@ func (r *Runtime) refreshHosts(ctx context.Context) error {
 			continue
 		}
 		task := c.Labels[observed.LabelTask]
-		_, err = f.Write(hostsFile(task, c.Labels[observed.LabelIP], names))
+		_, err = f.Write(hostsFile(task, c.Labels[observed.LabelIP], names, c.Labels[labelHostname]))
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -146,12 +157,17 @@ func (r *Runtime) refreshHosts(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// hostsFile is the /etc/hosts of task at ip, with the other tasks by name.
-func hostsFile(task, ip string, others map[string]string) []byte {
+// hostsFile is the /etc/hosts of task at ip, with the other tasks by name;
+// a pod's container has its pod's host name too.
+func hostsFile(task, ip string, others map[string]string, hostname string) []byte {
 	var b bytes.Buffer
 	b.WriteString("# written by the reconciler: the tasks on its bridge, kept current\n")
 	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-	fmt.Fprintf(&b, "%s\t%s\n", ip, task)
+	if hostname != "" && hostname != task {
+		fmt.Fprintf(&b, "%s\t%s %s\n", ip, hostname, task)
+	} else {
+		fmt.Fprintf(&b, "%s\t%s\n", ip, task)
+	}
 	names := make([]string, 0, len(others))
 	for n := range others {
 		if n != task {
@@ -227,7 +243,7 @@ func (r *Runtime) sweepNetwork(ctx context.Context, exists func(id string) bool)
 	held := map[string]bool{}
 	for _, id := range pinned {
 		held[id] = true
-		if exists(id) || r.isBusy(id) {
+		if isSandboxID(id) || exists(id) || r.isBusy(id) {
 			continue
 		}
 		released, err := r.releaseOrphan(ctx, id)
@@ -244,8 +260,8 @@ func (r *Runtime) sweepNetwork(ctx context.Context, exists func(id string) bool)
 		return errors.Join(append(errs, fmt.Errorf("sweep the network: %w", err))...)
 	}
 	for ip, id := range leases {
-		if held[id] || exists(id) || r.isBusy(id) || r.containerExists(ctx, id) {
-			continue
+		if held[id] || isSandboxID(id) || exists(id) || r.isBusy(id) || r.containerExists(ctx, id) {
+			continue // a sandbox's lease goes with its pin (sweepSandboxes)
 		}
 		// No namespace to DEL with: the lease alone is left of it.
 		if err := os.Remove(filepath.Join(r.net.cfg.RunDir, "ipam", r.net.cfg.Name, ip)); err != nil && !os.IsNotExist(err) {
@@ -302,6 +318,12 @@ func (r *Runtime) netOrphans(ctx context.Context) bool {
 		return false
 	}
 	for _, id := range pinned {
+		if isSandboxID(id) {
+			if !r.sandboxInUse(ctx, id) {
+				return true
+			}
+			continue
+		}
 		if !r.isBusy(id) && !r.index.has(id) && !r.containerExists(ctx, id) {
 			return true
 		}

@@ -284,6 +284,9 @@ func (r *Runtime) collect(ctx context.Context) error {
 	if err := r.sweepNetwork(ctx, func(id string) bool { return ids[id] }); err != nil {
 		errs = append(errs, fmt.Errorf("collect: %w", err))
 	}
+	if err := r.sweepSandboxes(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("collect: %w", err))
+	}
 	for id := range logs {
 		if ids[id] || r.isBusy(id) {
 			continue

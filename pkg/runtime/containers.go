@@ -212,8 +212,30 @@ func (r *Runtime) create(ctx context.Context, id string, t desired.Task, labels 
 		}
 	}
 	var bridge bridgeFiles
+	var sb *sandbox
+	if sid := sandboxID(t.Spec); sid != "" {
+		// The pod's sandbox is made or found, and this container
+		// recorded in containerd, before another create or delete of
+		// the pod's can look at it.
+		r.podMu.Lock()
+		defer r.podMu.Unlock()
+		s, err := r.ensureSandbox(ctx, sid, t.Spec)
+		if err != nil {
+			return fmt.Errorf("create container %s: %w", id, err)
+		}
+		sb = &s
+		labels[labelSandbox] = sid
+		defer func() {
+			if retErr == nil {
+				return
+			}
+			if _, err := r.releaseSandboxLocked(context.WithoutCancel(ctx), sid); err != nil {
+				r.log.Error(err, "release the pod sandbox of a container not created", "container", id)
+			}
+		}()
+	}
 	if t.Spec.Network == desired.NetworkBridge {
-		files, netLabels, err := r.setUpBridge(ctx, id, t)
+		files, netLabels, err := r.setUpBridge(ctx, id, t, sb)
 		if err != nil {
 			return fmt.Errorf("create container %s: %w", id, err)
 		}
@@ -253,6 +275,7 @@ func (r *Runtime) create(ctx context.Context, id string, t desired.Task, labels 
 		user:        user,
 		remember:    r.users.rememberUser(userOf),
 		net:         bridge,
+		sandbox:     sb,
 	})
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", id, err)
@@ -370,6 +393,10 @@ func (r *Runtime) delete(ctx context.Context, id string) error {
 	}
 	_, statErr := os.Stat(r.bridgeDir(id))
 	bridged := statErr == nil
+	var sid string
+	if info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata); err == nil {
+		sid = info.Labels[labelSandbox]
+	}
 	// The network goes before the container: a DEL needs the namespace
 	// pinned, and what is on /run is found again by its ID.
 	if err := r.tearDownBridge(ctx, id); err != nil {
@@ -379,6 +406,12 @@ func (r *Runtime) delete(ctx context.Context, id string) error {
 		return fmt.Errorf("delete container %s: %w", id, err)
 	}
 	r.index.remove(id)
+	if sid != "" {
+		if _, err := r.releaseSandbox(ctx, sid); err != nil {
+			r.log.Error(err, "release a pod sandbox", "container", id)
+			r.needCollect()
+		}
+	}
 	if bridged {
 		if err := r.refreshHosts(ctx); err != nil {
 			r.log.Error(err, "update the tasks' /etc/hosts", "container", id)

@@ -56,7 +56,7 @@ func leftOf(t *testing.T, r *Runtime, id string) (pins, leases, rules int) {
 	if err != nil {
 		t.Fatalf("iptables-save: %v %s", err, out)
 	}
-	rules = strings.Count(string(out), `id: "`+id+`"`)
+	rules = strings.Count(string(out), `id: \"`+id+`\"`) // iptables-save escapes the comment's quotes
 	return pins, leases, rules
 }
 

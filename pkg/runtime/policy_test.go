@@ -185,10 +185,17 @@ func TestFilterResolvConf(t *testing.T) {
 }
 
 func TestHostsFile(t *testing.T) {
-	got := string(hostsFile("app", "10.47.0.3", map[string]string{"db": "10.47.0.2", "app": "10.47.0.3", "web": "10.47.0.4"}))
-	want := "# written by the reconciler: the tasks on its bridge, kept current\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.47.0.3\tapp\n10.47.0.2\tdb\n10.47.0.4\tweb\n"
-	if got != want {
-		t.Errorf("hostsFile:\n%s\nwant\n%s", got, want)
+	others := map[string]string{"db": "10.47.0.2", "app": "10.47.0.3", "web": "10.47.0.4"}
+	const head = "# written by the reconciler: the tasks on its bridge, kept current\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	for _, tc := range []struct{ hostname, own string }{
+		{"", "10.47.0.3\tapp\n"},
+		{"app", "10.47.0.3\tapp\n"},
+		{"shop", "10.47.0.3\tshop app\n"}, // a pod's container: the pod's host name first
+	} {
+		got := string(hostsFile("app", "10.47.0.3", others, tc.hostname))
+		if want := head + tc.own + "10.47.0.2\tdb\n10.47.0.4\tweb\n"; got != want {
+			t.Errorf("hostsFile with host name %q:\n%s\nwant\n%s", tc.hostname, got, want)
+		}
 	}
 }
 

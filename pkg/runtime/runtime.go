@@ -46,6 +46,7 @@ type Runtime struct {
 	metrics        *Metrics    // nil: none recorded
 	stats          *statsCache // per-task usage for the metrics, read at scrape time
 	net            *netState   // the bridge of network: bridge tasks; nil: none (network.go)
+	podMu          sync.Mutex  // pod sandboxes are made and released one at a time (sandbox.go)
 
 	importMu sync.Mutex
 	imported map[string]time.Time // archive path -> mtime when last looked at

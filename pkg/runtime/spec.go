@@ -54,7 +54,8 @@ type specInput struct {
 	user        *specs.User
 	remember    oci.SpecOpts
 
-	net bridgeFiles // network: bridge only
+	net     bridgeFiles // network: bridge only
+	sandbox *sandbox    // a pod's container: what it shares with the pod's others
 }
 
 // bridgeFiles are what a bridge task's spec points at: its pinned network
@@ -78,6 +79,11 @@ func specOpts(in specInput) ([]oci.SpecOpts, error) {
 		oci.WithProcessArgs(processArgs(in.entrypoint, in.cmd, s.Command, s.Args)...),
 	}
 	opts = append(opts, networkOpts(s.Network, in.net)...)
+	podDir := ""
+	if in.sandbox != nil {
+		opts = append(opts, sandboxOpts(*in.sandbox)...)
+		podDir = in.sandbox.dir
+	}
 	if len(s.Env) > 0 {
 		env := make([]string, 0, len(s.Env))
 		for _, e := range s.Env {
@@ -99,7 +105,7 @@ func specOpts(in specInput) ([]oci.SpecOpts, error) {
 		opts = append(opts, in.remember) // the user is final from here on
 	}
 	opts = append(opts, resourceOpts(s.Resources)...)
-	mounts, err := mountSpecs(s.Mounts, in.volumesDir)
+	mounts, err := mountSpecs(s.Mounts, in.volumesDir, podDir)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +284,7 @@ func resourceOpts(r *desired.Resources) []oci.SpecOpts {
 // the directory volumesDir/NAME, created on first use and kept when the
 // container goes. Bind sources must exist (the node policy has already
 // allowed them).
-func mountSpecs(ms []desired.Mount, volumesDir string) ([]specs.Mount, error) {
+func mountSpecs(ms []desired.Mount, volumesDir, podDir string) ([]specs.Mount, error) {
 	var out []specs.Mount
 	for i, m := range ms {
 		field := fmt.Sprintf("spec.mounts[%d]", i)
@@ -306,6 +312,24 @@ func mountSpecs(ms []desired.Mount, volumesDir string) ([]specs.Mount, error) {
 			dir := filepath.Join(volumesDir, m.Source)
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return nil, fmt.Errorf("%s: create volume %s: %w", field, m.Source, err)
+			}
+			out = append(out, specs.Mount{Type: "bind", Source: dir, Destination: m.Target,
+				Options: []string{"rbind", "rprivate", rw}})
+		case desired.MountPodDir:
+			if !validVolumeName(m.Source) {
+				return nil, &FieldError{Field: field + ".source", Reason: fmt.Sprintf("invalid volume name %q", m.Source)}
+			}
+			if podDir == "" {
+				return nil, &FieldError{Field: field + ".type", Reason: "an emptyDir is a pod's container's only"}
+			}
+			// Kubernetes' emptyDir: a directory of the pod's, writable by
+			// every user of its containers, gone with the pod.
+			dir := filepath.Join(podDir, "volumes", m.Source)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, fmt.Errorf("%s: create emptyDir %s: %w", field, m.Source, err)
+			}
+			if err := os.Chmod(dir, 0o777); err != nil {
+				return nil, fmt.Errorf("%s: emptyDir %s: %w", field, m.Source, err)
 			}
 			out = append(out, specs.Mount{Type: "bind", Source: dir, Destination: m.Target,
 				Options: []string{"rbind", "rprivate", rw}})

@@ -83,11 +83,13 @@ func TestTmpfsOptions(t *testing.T) {
 func TestMountSpecs(t *testing.T) {
 	vols := t.TempDir()
 	src := t.TempDir()
+	pod := t.TempDir()
 	ms, err := mountSpecs([]desired.Mount{
 		{Type: desired.MountBind, Source: src, Target: "/b", ReadOnly: true},
 		{Type: desired.MountVolume, Source: "cache", Target: "/v"},
 		{Type: desired.MountTmpfs, Target: "/t"},
-	}, vols)
+		{Type: desired.MountPodDir, Source: "data", Target: "/e", ReadOnly: true},
+	}, vols, pod)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +105,12 @@ func TestMountSpecs(t *testing.T) {
 	if ms[2].Type != "tmpfs" || ms[2].Destination != "/t" {
 		t.Errorf("tmpfs mount = %+v", ms[2])
 	}
+	if ms[3].Source != filepath.Join(pod, "volumes", "data") || ms[3].Options[2] != "ro" {
+		t.Errorf("emptyDir mount = %+v", ms[3])
+	}
+	if fi, err := os.Stat(filepath.Join(pod, "volumes", "data")); err != nil || fi.Mode().Perm() != 0o777 {
+		t.Errorf("emptyDir directory not made writable by all: %v %v", fi, err)
+	}
 
 	for _, tc := range []struct {
 		name    string
@@ -115,9 +123,10 @@ func TestMountSpecs(t *testing.T) {
 		{"volume name with slash", desired.Mount{Type: desired.MountVolume, Source: "../etc", Target: "/v"}, vols, `invalid volume name "../etc"`},
 		{"volume without state dir", desired.Mount{Type: desired.MountVolume, Source: "v", Target: "/v"}, "", "named volumes need a state directory"},
 		{"unknown type", desired.Mount{Type: "nfs", Target: "/n"}, vols, `unknown mount type "nfs"`},
+		{"emptyDir of no pod", desired.Mount{Type: desired.MountPodDir, Source: "data", Target: "/e"}, vols, "spec.mounts[0].type: an emptyDir is a pod's container's only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := mountSpecs([]desired.Mount{tc.m}, tc.vols); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			if _, err := mountSpecs([]desired.Mount{tc.m}, tc.vols, ""); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("mountSpecs = %v, want error containing %q", err, tc.wantErr)
 			}
 		})

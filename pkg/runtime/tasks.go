@@ -82,7 +82,11 @@ func (r *Runtime) startExisting(ctx context.Context, id string) error {
 // reconciler never sets one.)
 func (r *Runtime) startNew(ctx context.Context, rec containers.Container) error {
 	id := rec.ID
-	if err := r.restoreBridge(ctx, rec); err != nil {
+	if rec.Labels[labelSandbox] != "" {
+		if err := r.restoreSandbox(ctx, rec); err != nil {
+			return fmt.Errorf("start container %s: %w", id, err)
+		}
+	} else if err := r.restoreBridge(ctx, rec); err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
 	ioc := cio.NullIO
