@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -271,5 +272,42 @@ func TestHealthAcrossReconcilerRestart(t *testing.T) {
 	after, ok := n.running("web")
 	if !ok || after.Pid != before.Pid || after.Labels[observed.LabelRestarts] != "0" {
 		t.Errorf("after the reconciler's restart: %+v, want the same process (%d), never restarted", after, before.Pid)
+	}
+}
+
+// TestHealthOnUnhealthyNone: a check with onUnhealthy: none (a readiness
+// check) stops nothing: the task turns unhealthy on the status and keeps
+// its process through further probes and resyncs, while the same check
+// with the default restarts its task.
+func TestHealthOnUnhealthyNone(t *testing.T) {
+	n := newNode(t, "e2e-health-none")
+	dir := t.TempDir()
+	d := startReconciler(t, n.ns, dir, "--resync", "1s", "-v", "1")
+	check := "healthCheck: {exec: {command: [/testapp, probe, -exit, '1']}, interval: 300ms, retries: 1%s}"
+	testenv.WriteFile(t, dir, "ready.yaml", testenv.Manifest("ready", "stopGracePeriod: 1s", fmt.Sprintf(check, ", onUnhealthy: none")))
+	testenv.WriteFile(t, dir, "live.yaml", testenv.Manifest("live", "stopGracePeriod: 1s", "restartBackoff: {initial: 100ms}", fmt.Sprintf(check, "")))
+	var ready, live ctr
+	testenv.WaitFor(t, converge, "both running", func() bool {
+		var ok1, ok2 bool
+		ready, ok1 = n.running("ready")
+		live, ok2 = n.running("live")
+		return ok1 && ok2
+	})
+	testenv.WaitFor(t, converge, "ready unhealthy on the status", func() bool { return taskStatus(t, n.ns, "ready").Health.State == "unhealthy" })
+	// The same verdict restarts live: the control that the check fails.
+	testenv.WaitFor(t, 30*time.Second, "live restarted for its health", func() bool {
+		c, ok := n.running("live")
+		return ok && c.Pid != live.Pid
+	})
+	d.WaitResyncs(3, 30*time.Second)
+	c, ok := n.running("ready")
+	if !ok || c.Pid != ready.Pid || c.ID != ready.ID {
+		t.Errorf("ready was stopped or replaced for its health: %+v (was %+v)", c, ready)
+	}
+	if _, marked := c.Labels[observed.LabelUnhealthy]; marked {
+		t.Error("ready carries the unhealthy mark of a stopped container")
+	}
+	if st := taskStatus(t, n.ns, "ready"); st.Restarts != 0 || st.Phase != "Running" {
+		t.Errorf("ready's status: phase %s, %d restarts", st.Phase, st.Restarts)
 	}
 }

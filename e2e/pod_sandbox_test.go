@@ -25,7 +25,15 @@ func TestPodSandbox(t *testing.T) {
 	dir := t.TempDir()
 	runDir := t.TempDir()
 	bridge, subnet := bridgeOf(t.Name())
-	startReconciler(t, n.ns, dir, "--bridge", bridge, "--bridge-subnet", subnet, "--network-run-dir", runDir)
+	secrets := t.TempDir()
+	if err := os.Mkdir(filepath.Join(secrets, "db.creds"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(secrets, "db.creds", "user"), []byte("app-user"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startReconciler(t, n.ns, dir, "--bridge", bridge, "--bridge-subnet", subnet, "--network-run-dir", runDir,
+		"--allowed-secret-sources", secrets)
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "delete", bridge).Run() })
 	t.Cleanup(func() { testenv.UnpinAll(runDir); unpinPods(stateDir(n.ns)) })
 	port := freePort(t)
@@ -45,9 +53,10 @@ spec:
     - name: side
       image: %[1]s
       args: [-connect, "localhost:8080", -connect-retry, 20s, -print-hostname, -message, %[3]s]
-      volumeMounts: [{name: data, mountPath: /shared, readOnly: true}]
+      volumeMounts: [{name: data, mountPath: /shared, readOnly: true}, {name: creds, mountPath: /etc/creds}]
   volumes:
     - {name: data, emptyDir: {}}
+    - {name: creds, secret: {secretName: db.creds}}
 `, imagebuild.DefaultRef, port, sideMessage)
 	}
 	testenv.WriteFile(t, dir, "duo.yaml", pod("side-v1"))
@@ -84,9 +93,13 @@ spec:
 	})
 	// The emptyDir: what web wrote, side reads, through containerd.
 	out, err := exec.Command("ctr", "--address", env.address, "-n", n.ns, "tasks", "exec", "--exec-id", "check-shared",
-		side.ID, "/testapp", "-inspect", "/shared/from-web", "-exit-after", "1ms").CombinedOutput()
+		side.ID, "/testapp", "-inspect", "/shared/from-web,/etc/creds/user", "-exit-after", "1ms").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "written by testapp") {
 		t.Errorf("side does not see web's file in the shared emptyDir: %v\n%s", err, out)
+	}
+	// The secret volume: the secret directory's file, 0400.
+	if !strings.Contains(string(out), "app-user") || !strings.Contains(string(out), "/etc/creds/user: mode=0400") {
+		t.Errorf("side's secret volume: %v\n%s", err, out)
 	}
 	sandboxes, _ := filepath.Glob(filepath.Join(stateDir(n.ns), "pods", "pod_duo_*"))
 	if len(sandboxes) != 1 {

@@ -129,6 +129,9 @@ func (s Spec) canonical() canonicalSpec {
 		if h.HTTP != nil && h.HTTP.Path == DefaultHTTPPath {
 			h.HTTP.Path = ""
 		}
+		if h.OnUnhealthy == DefaultOnUnhealthy {
+			h.OnUnhealthy = ""
+		}
 	}
 	return canonicalSpec{Spec: s, Pod: s.Pod, PodShared: s.PodShared}
 }

@@ -251,6 +251,7 @@ var specMutations = map[string]func(*Spec){
 	"spec.healthCheck.timeout":     func(s *Spec) { s.HealthCheck.Timeout = &Duration{time.Second} },
 	"spec.healthCheck.retries":     func(s *Spec) { s.HealthCheck.Retries = 4 },
 	"spec.healthCheck.startPeriod": func(s *Spec) { s.HealthCheck.StartPeriod = &Duration{time.Second} },
+	"spec.healthCheck.onUnhealthy": func(s *Spec) { s.HealthCheck.OnUnhealthy = OnUnhealthyNone },
 	// Changes of form, not of a field.
 	"command split": func(s *Spec) { s.Command = nil; s.Args = []string{"nginx", "-g", "daemon off;"} },
 	"env order":     func(s *Spec) { s.Env = append(s.Env, EnvVar{"B", "b"}); s.Env[0], s.Env[1] = s.Env[1], s.Env[0] },

@@ -196,6 +196,7 @@ var fieldDocs = map[string]fieldDoc{
 	"HealthCheck.timeout":     {desc: "Time a probe may take.", def: "2s"},
 	"HealthCheck.retries":     {desc: "Failed probes in a row that make the task unhealthy.", def: DefaultHealthRetries, min: 1},
 	"HealthCheck.startPeriod": {desc: "Time after start during which failed probes do not count.", def: "0s"},
+	"HealthCheck.onUnhealthy": {desc: "What an unhealthy verdict does: restart stops the container (its restart policy decides); none only gates rollouts and dependsOn: healthy, and shows on the status.", def: string(DefaultOnUnhealthy)},
 
 	"ExecProbe.command": {desc: "Command and arguments.", required: true, example: []string{"/bin/check"}},
 	"HTTPProbe.port":    {desc: "TCP port.", required: true, min: 1, max: 65535, example: 8080},

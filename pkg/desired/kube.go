@@ -195,12 +195,13 @@ type KubeCapabilities struct {
 
 // KubeProbe is a liveness, readiness or startup probe.
 type KubeProbe struct {
-	Exec             *KubeExecAction      `json:"exec,omitempty"`
-	HTTPGet          *KubeHTTPGetAction   `json:"httpGet,omitempty"`
-	TCPSocket        *KubeTCPSocketAction `json:"tcpSocket,omitempty"`
-	PeriodSeconds    int64                `json:"periodSeconds"`
-	TimeoutSeconds   int64                `json:"timeoutSeconds"`
-	FailureThreshold int                  `json:"failureThreshold"`
+	Exec                *KubeExecAction      `json:"exec,omitempty"`
+	HTTPGet             *KubeHTTPGetAction   `json:"httpGet,omitempty"`
+	TCPSocket           *KubeTCPSocketAction `json:"tcpSocket,omitempty"`
+	InitialDelaySeconds int64                `json:"initialDelaySeconds,omitempty"`
+	PeriodSeconds       int64                `json:"periodSeconds"`
+	TimeoutSeconds      int64                `json:"timeoutSeconds"`
+	FailureThreshold    int                  `json:"failureThreshold"`
 }
 
 // KubeExecAction runs a command in the container.
@@ -438,7 +439,15 @@ func (c *kubeConverter) podSpec(deployment bool) KubePodSpec {
 
 	ctr.SecurityContext = c.securityContext()
 
-	if h := s.HealthCheck; h != nil && !h.Disabled {
+	if h := s.HealthCheck; h != nil && !h.Disabled && h.OnUnhealthy == OnUnhealthyNone {
+		// A check that restarts nothing is a readiness probe, its start
+		// period the delay before its first probe.
+		_, ready := c.probes(h)
+		if sp := h.StartPeriod.Duration; sp > 0 && ready != nil {
+			ready.InitialDelaySeconds = c.seconds("spec.healthCheck.startPeriod", sp, "initialDelaySeconds")
+		}
+		ctr.ReadinessProbe = ready
+	} else if h != nil && !h.Disabled {
 		ctr.StartupProbe, ctr.LivenessProbe = c.probes(h)
 		if deployment {
 			ready := *ctr.LivenessProbe

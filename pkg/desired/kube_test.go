@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	yaml3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
@@ -228,6 +229,26 @@ func TestKubeMapping(t *testing.T) {
 		// 25s: the probe at 30s is outside it.
 		if c := ctr("  healthCheck: {tcp: {port: 80}, startPeriod: 25s}\n"); c.StartupProbe.FailureThreshold != 6 {
 			t.Errorf("failureThreshold %d", c.StartupProbe.FailureThreshold)
+		}
+	})
+	t.Run("onUnhealthy: none is a readiness probe", func(t *testing.T) {
+		c := ctr("  healthCheck: {tcp: {port: 80}, startPeriod: 30s, onUnhealthy: none}\n")
+		want := &KubeProbe{TCPSocket: &KubeTCPSocketAction{Port: 80}, InitialDelaySeconds: 30, PeriodSeconds: 10, TimeoutSeconds: 2, FailureThreshold: 3}
+		if c.LivenessProbe != nil || c.StartupProbe != nil || !reflect.DeepEqual(c.ReadinessProbe, want) {
+			t.Errorf("liveness %s startup %s readiness %s", kubeJSON(t, c.LivenessProbe), kubeJSON(t, c.StartupProbe), kubeJSON(t, c.ReadinessProbe))
+		}
+		// And back: the readiness probe alone is the same check.
+		p, _ := ToPod(parseKubeBase(t, "", "  healthCheck: {tcp: {port: 80}, startPeriod: 30s, onUnhealthy: none}\n"))
+		b, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Parse("web.yaml", b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := back[0].Spec.HealthCheck; h.OnUnhealthy != OnUnhealthyNone || h.TCP == nil || h.StartPeriod.Duration != 30*time.Second {
+			t.Errorf("back: %+v", h)
 		}
 	})
 	t.Run("probes of a host task dial the loopback", func(t *testing.T) {

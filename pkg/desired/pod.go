@@ -123,11 +123,19 @@ type PodVolumeMount struct {
 	ReadOnly  bool   `json:"readOnly,omitempty"`
 }
 
-// PodVolume is a volume of the pod: a host path, or a memory emptyDir.
+// PodVolume is a volume of the pod: a host path, an emptyDir or a secret.
 type PodVolume struct {
-	Name     string       `json:"name"`
-	HostPath *PodHostPath `json:"hostPath,omitempty"`
-	EmptyDir *PodEmptyDir `json:"emptyDir,omitempty"`
+	Name     string           `json:"name"`
+	HostPath *PodHostPath     `json:"hostPath,omitempty"`
+	EmptyDir *PodEmptyDir     `json:"emptyDir,omitempty"`
+	Secret   *PodSecretVolume `json:"secret,omitempty"`
+}
+
+// PodSecretVolume is a secret volume: with no API server on the node, the
+// Secret secretName is a directory of that name in one of the node's
+// allowed secret sources, each regular file of it a key.
+type PodSecretVolume struct {
+	SecretName string `json:"secretName"`
 }
 
 // PodHostPath is a path of the node.
@@ -224,8 +232,6 @@ const (
 // podNotYet says why a Kubernetes field that the pod types leave out is
 // refused, where more than notHere helps; by path with indices as "[]".
 var podNotYet = map[string]string{
-	"spec.volumes[].secret": "a secret volume needs a Secret object, and a node without an API server has none " +
-		"(a kubelet static pod refuses it too); use a hostPath volume of a directory under --allowed-bind-sources, or a Task's spec.secrets",
 	"spec.volumes[].configMap": "a configMap volume needs a ConfigMap object, and a node without an API server has none " +
 		"(a kubelet static pod refuses it too); use a hostPath volume",
 	"spec.volumes[].persistentVolumeClaim": "a claim needs an API server (a kubelet static pod refuses it too); use a hostPath volume",
@@ -436,7 +442,10 @@ func (m *podMapper) metadata() {
 
 var (
 	podLabelNameRE   = regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
-	podLabelPrefixRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	podLabelPrefixRE = dns1123SubdomainRE
+	// dns1123SubdomainRE is a DNS-1123 subdomain: a label key's prefix, a
+	// secret's name.
+	dns1123SubdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 )
 
 // podLabelProblem says why k: v is not a Kubernetes label, or "".
@@ -529,13 +538,31 @@ func (m *podMapper) checkVolumes() {
 		default:
 			seen[vol.Name] = vp + ".name"
 		}
-		if m.hasOtherKeys(vp, "name", "hostPath", "emptyDir") {
+		if m.hasOtherKeys(vp, "name", "hostPath", "emptyDir", "secret") {
 			continue // a source of Kubernetes' that is refused already
 		}
+		var sources []string
+		for _, src := range []struct {
+			name string
+			set  bool
+		}{{"hostPath", vol.HostPath != nil}, {"emptyDir", vol.EmptyDir != nil}, {"secret", vol.Secret != nil}} {
+			if src.set {
+				sources = append(sources, src.name)
+			}
+		}
 		switch {
-		case vol.HostPath != nil && vol.EmptyDir != nil:
-			m.errorf(vp, "may not specify more than one volume source, got hostPath and emptyDir")
+		case len(sources) > 1:
+			m.errorf(vp, "may not specify more than one volume source, got %s", strings.Join(sources, " and "))
 			ok = false
+		case vol.Secret != nil:
+			switch sn := vol.Secret.SecretName; {
+			case sn == "":
+				m.errorf(vp+".secret.secretName", "required: the name of the secret (here, a directory of that name in an allowed secret source)")
+				ok = false
+			case len(sn) > 253 || !dns1123SubdomainRE.MatchString(sn):
+				m.errorf(vp+".secret.secretName", "must be a DNS-1123 subdomain (lower-case letters, digits, '-' and '.'), got %q", sn)
+				ok = false
+			}
 		case vol.HostPath != nil:
 			var v validator
 			v.absClean(vp+".hostPath.path", vol.HostPath.Path)
@@ -904,6 +931,10 @@ func (m *podMapper) mounts(c *PodContainer, cp string, s *Spec, tr *podPaths) {
 		tr.to[tp+".target"] = mp + ".mountPath"
 		mt := Mount{Target: vm.MountPath, ReadOnly: vm.ReadOnly}
 		switch {
+		case vol.Secret != nil:
+			// Read-only whatever readOnly says, as in Kubernetes.
+			mt.Type, mt.Source, mt.ReadOnly = MountPodSecret, vol.Secret.SecretName, true
+			tr.to[tp+".source"] = vp + ".secret.secretName"
 		case vol.HostPath != nil:
 			mt.Type, mt.Source = MountBind, vol.HostPath.Path
 			tr.to[tp+".source"] = vp + ".hostPath.path"
@@ -1060,10 +1091,22 @@ func (m *podMapper) probes(c *PodContainer, cp string, init bool, tr *podPaths) 
 		if c.StartupProbe != nil {
 			m.errorf(sp, "%s: a startupProbe without a livenessProbe (here a startup probe is the start period of the liveness probe)", notYet)
 		}
-		if c.ReadinessProbe != nil {
-			m.errorf(rp, "%s: a readinessProbe without the same livenessProbe (a probe that gates without restarting is not built yet)", notYet)
+		rd := c.ReadinessProbe
+		if rd == nil {
+			return &HealthCheck{Disabled: true}
 		}
-		return &HealthCheck{Disabled: true}
+		// A readiness probe alone: a health check that restarts
+		// nothing, gating rollouts and dependsOn: healthy.
+		h, ok := m.probe(c, rp, rd)
+		if !ok {
+			return &HealthCheck{Disabled: true} // refused: the task is not used
+		}
+		h.OnUnhealthy = OnUnhealthyNone
+		for _, f := range [][2]string{{"exec", ".exec"}, {"http", ".httpGet"}, {"tcp", ".tcpSocket"}, {"interval", ".periodSeconds"},
+			{"timeout", ".timeoutSeconds"}, {"retries", ".failureThreshold"}, {"startPeriod", ".initialDelaySeconds"}} {
+			tr.to["spec.healthCheck."+f[0]] = rp + f[1]
+		}
+		return h
 	}
 	h, ok := m.probe(c, lp, live)
 	if !ok {
@@ -1091,7 +1134,7 @@ func (m *podMapper) probes(c *PodContainer, cp string, init bool, tr *podPaths) 
 		}
 	}
 	if rd := c.ReadinessProbe; rd != nil && !sameProbe(c, live, rd) {
-		m.errorf(rp, "%s: a readinessProbe other than the livenessProbe (a probe that gates without restarting is not built yet; the livenessProbe gates rollouts and dependsOn here)", notYet)
+		m.errorf(rp, "%s: a readinessProbe other than the livenessProbe (a container has one health check here: a livenessProbe, which also gates rollouts and dependsOn, or a readinessProbe alone, which restarts nothing)", notYet)
 	}
 	return h
 }

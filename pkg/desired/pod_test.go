@@ -194,6 +194,9 @@ func TestPodFields(t *testing.T) {
 			tsk: []edit{{"startPeriod: 3s", "startPeriod: 32s"}}}, // 2s, then 10-4 more failures of 5s
 		{name: "a readinessProbe the same as the livenessProbe",
 			pod: []edit{{"        initialDelaySeconds: 3\n", "        initialDelaySeconds: 3\n      readinessProbe:\n        httpGet: {port: 80, path: /healthz, scheme: HTTP}\n        periodSeconds: 5\n        timeoutSeconds: 2\n        failureThreshold: 4\n        initialDelaySeconds: 3\n        successThreshold: 1\n"}}},
+		{name: "a readinessProbe alone: a health check that restarts nothing",
+			pod: []edit{{"      livenessProbe:\n", "      readinessProbe:\n"}},
+			tsk: []edit{{"    startPeriod: 3s\n", "    startPeriod: 3s\n    onUnhealthy: none\n"}}},
 		{name: "runAsUser alone",
 			pod: []edit{{"        runAsGroup: 102\n", ""}},
 			tsk: []edit{{`user: "101:102"`, `user: "101"`}}},
@@ -287,8 +290,14 @@ func TestPodErrors(t *testing.T) {
 			[]string{`web.yaml:8: spec.hostname: must be a DNS-1123 label (at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit), got "Web_1"`}},
 		{"a hostname with hostNetwork", []edit{{"  restartPolicy: OnFailure\n", "  restartPolicy: OnFailure\n  hostname: web\n  hostNetwork: true\n"}, {"hostPort: 8080, hostIP: 127.0.0.1", "hostPort: 80"}},
 			[]string{`web.yaml:8: spec.hostname: has no effect with hostNetwork: true (the containers have the host's name): remove it`}},
-		{"a secret volume", []edit{{"hostPath: {path: /srv/site}", "secret: {secretName: site}"}},
-			[]string{`web.yaml:12: spec.volumes[0].secret: ` + notYet + `a secret volume needs a Secret object, and a node without an API server has none (a kubelet static pod refuses it too); use a hostPath volume of a directory under --allowed-bind-sources, or a Task's spec.secrets`}},
+		{"a secret volume without secretName", []edit{{"hostPath: {path: /srv/site}", "secret: {}"}},
+			[]string{`web.yaml:12: spec.volumes[0].secret.secretName: required: the name of the secret (here, a directory of that name in an allowed secret source)`}},
+		{"a secret volume of a bad name", []edit{{"hostPath: {path: /srv/site}", "secret: {secretName: ../etc}"}},
+			[]string{`web.yaml:12: spec.volumes[0].secret.secretName: must be a DNS-1123 subdomain (lower-case letters, digits, '-' and '.'), got "../etc"`}},
+		{"a secret volume's items", []edit{{"hostPath: {path: /srv/site}", "secret: {secretName: site, items: [{key: a, path: b}]}"}},
+			[]string{`web.yaml:12: spec.volumes[0].secret.items: ` + notHere}},
+		{"a secret volume and a hostPath", []edit{{"hostPath: {path: /srv/site}", "hostPath: {path: /srv/site}\n      secret: {secretName: site}"}},
+			[]string{`web.yaml:11: spec.volumes[0]: may not specify more than one volume source, got hostPath and secret`}},
 		{"a sizeLimit of an emptyDir on disk", []edit{{"emptyDir: {medium: Memory, sizeLimit: 16Mi}", "emptyDir: {sizeLimit: 16Mi}"}},
 			[]string{`web.yaml:14: spec.volumes[1].emptyDir.sizeLimit: ` + notYet + `a sizeLimit of an emptyDir on disk (the kubelet evicts the pod past it; nothing here would): leave it out, or use medium: Memory, whose sizeLimit is the tmpfs's size`}},
 		{"a memory emptyDir mounted twice", []edit{{"        - {name: scratch, mountPath: /tmp}\n", "        - {name: scratch, mountPath: /tmp}\n        - {name: scratch, mountPath: /var/tmp}\n"}},
@@ -309,7 +318,7 @@ func TestPodErrors(t *testing.T) {
 		{"a memory emptyDir's size", []edit{{"sizeLimit: 16Mi", "sizeLimit: 0"}},
 			[]string{`web.yaml:14: spec.volumes[1].emptyDir.sizeLimit: quantities must be positive, got "0"`}},
 		{"a readinessProbe of its own", []edit{{"        initialDelaySeconds: 3\n", "        initialDelaySeconds: 3\n      readinessProbe:\n        tcpSocket: {port: 80}\n"}},
-			[]string{`web.yaml:39: spec.containers[0].readinessProbe: ` + notYet + `a readinessProbe other than the livenessProbe (a probe that gates without restarting is not built yet; the livenessProbe gates rollouts and dependsOn here)`}},
+			[]string{`web.yaml:39: spec.containers[0].readinessProbe: ` + notYet + `a readinessProbe other than the livenessProbe (a container has one health check here: a livenessProbe, which also gates rollouts and dependsOn, or a readinessProbe alone, which restarts nothing)`}},
 		{"a startupProbe of another check", []edit{{"        initialDelaySeconds: 3\n", "      startupProbe:\n        tcpSocket: {port: 80}\n"}},
 			[]string{`web.yaml:38: spec.containers[0].startupProbe: ` + notYet + `its handler differs from the livenessProbe's (a startup probe here is the start period of the livenessProbe: the same handler, periodSeconds and timeoutSeconds, a failureThreshold at least the livenessProbe's, and no initialDelaySeconds on the livenessProbe)`}},
 		{"a startupProbe beside a livenessProbe with initialDelaySeconds", []edit{{"        initialDelaySeconds: 3\n", "        initialDelaySeconds: 3\n      startupProbe:\n        httpGet: {port: http, path: /healthz}\n        periodSeconds: 5\n        timeoutSeconds: 2\n        failureThreshold: 4\n"}},
@@ -663,11 +672,37 @@ spec:
 	}
 }
 
-// TestTaskMountPodDir: a Task cannot mount a pod's directory.
+// TestPodSecretVolume: a secret volume is a read-only mount of type
+// secret (readOnly: false or not), its source the secret's name.
+func TestPodSecretVolume(t *testing.T) {
+	const pod = `apiVersion: v1
+kind: Pod
+metadata: {name: app}
+spec:
+  containers:
+    - name: main
+      image: busybox:1
+      volumeMounts: [{name: creds, mountPath: /etc/creds}]
+  volumes:
+    - {name: creds, secret: {secretName: db.credentials}}
+`
+	tasks, err := Parse("app.yaml", []byte(pod))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Mount{{Type: MountPodSecret, Source: "db.credentials", Target: "/etc/creds", ReadOnly: true}}
+	if len(tasks) != 1 || !reflect.DeepEqual(tasks[0].Spec.Mounts, want) {
+		t.Errorf("mounts %+v, want %+v", tasks, want)
+	}
+}
+
+// TestTaskMountPodDir: a Task cannot mount a pod's directory or secret.
 func TestTaskMountPodDir(t *testing.T) {
-	_, err := Parse("t.yaml", []byte("apiVersion: warren/v1\nkind: Task\nmetadata: {name: t}\nspec:\n  image: busybox:1\n  mounts: [{type: emptyDir, source: data, target: /data}]\n"))
-	if err == nil || !strings.Contains(err.Error(), "t.yaml:6: spec.mounts[0].type: must be one of bind, volume, tmpfs") {
-		t.Errorf("got %v, want the mount type refused", err)
+	for _, typ := range []MountType{MountPodDir, MountPodSecret} {
+		_, err := Parse("t.yaml", []byte("apiVersion: warren/v1\nkind: Task\nmetadata: {name: t}\nspec:\n  image: busybox:1\n  mounts: [{type: "+string(typ)+", source: data, target: /data}]\n"))
+		if err == nil || !strings.Contains(err.Error(), "t.yaml:6: spec.mounts[0].type: must be one of bind, volume, tmpfs") {
+			t.Errorf("%s: got %v, want the mount type refused", typ, err)
+		}
 	}
 }
 

@@ -62,7 +62,7 @@ func TestParseSpecFields(t *testing.T) {
 		StopGracePeriod: d(30 * time.Second),
 		MinReady:        d(DefaultMinReady), ProgressDeadline: d(DefaultProgressDeadline),
 		HealthCheck: &HealthCheck{TCP: &TCPProbe{Port: 5432}, Interval: d(10 * time.Second), Timeout: d(2 * time.Second),
-			Retries: 3, StartPeriod: d(time.Minute)},
+			Retries: 3, StartPeriod: d(time.Minute), OnUnhealthy: OnUnhealthyRestart},
 	}
 	got := tasks[0].Spec
 	if !reflect.DeepEqual(got, want) {

@@ -198,6 +198,11 @@ const (
 	// the pod. Only a Pod's containers have it; a Task's mount of this
 	// type is refused.
 	MountPodDir MountType = "emptyDir"
+	// MountPodSecret is a Kubernetes secret volume: the regular files of
+	// the directory Source in one of the node's allowed secret sources,
+	// staged as a task's secrets are (owned by its user, mode 0400) and
+	// mounted read-only. A Pod's only, as MountPodDir.
+	MountPodSecret MountType = "secret"
 )
 
 // Mount is one filesystem mount of the task.
@@ -263,7 +268,24 @@ type HealthCheck struct {
 	Timeout     *Duration  `json:"timeout,omitempty"`     // default 2s
 	Retries     int        `json:"retries,omitempty"`     // default 3
 	StartPeriod *Duration  `json:"startPeriod,omitempty"` // default 0
+	// OnUnhealthy is what an unhealthy verdict does: restart (stop the
+	// container; its restart policy decides), or none: the verdict only
+	// gates rollouts and dependsOn: healthy and shows on the status, as a
+	// Kubernetes readinessProbe (and Docker's HEALTHCHECK) does.
+	OnUnhealthy OnUnhealthy `json:"onUnhealthy,omitempty"` // default restart
 }
+
+// OnUnhealthy is what an unhealthy verdict does to the container.
+type OnUnhealthy string
+
+// What an unhealthy verdict does.
+const (
+	OnUnhealthyRestart OnUnhealthy = "restart" // stop the container; the restart policy decides
+	OnUnhealthyNone    OnUnhealthy = "none"    // nothing: it gates rollouts and dependsOn, and shows
+)
+
+// DefaultOnUnhealthy is what a health check does without onUnhealthy.
+const DefaultOnUnhealthy = OnUnhealthyRestart
 
 // ExecProbe runs a command in the container; exit 0 is healthy.
 type ExecProbe struct {
@@ -498,6 +520,9 @@ func (s Spec) withDefaults() Spec {
 		}
 		if h.HTTP != nil && h.HTTP.Path == "" {
 			h.HTTP.Path = DefaultHTTPPath
+		}
+		if h.OnUnhealthy == "" {
+			h.OnUnhealthy = DefaultOnUnhealthy
 		}
 	}
 	return s

@@ -139,6 +139,7 @@ var enums = map[reflect.Type][]string{
 	reflect.TypeFor[UpdateStrategy]():  {string(UpdateStopFirst), string(UpdateStartFirst)},
 	reflect.TypeFor[MountType]():       {string(MountBind), string(MountVolume), string(MountTmpfs)},
 	reflect.TypeFor[DependCondition](): {string(DependRunning), string(DependHealthy), string(DependCompleted)},
+	reflect.TypeFor[OnUnhealthy]():     {string(OnUnhealthyRestart), string(OnUnhealthyNone)},
 }
 
 // enum checks a value of one of the types in enums; "" means the default.
@@ -299,9 +300,9 @@ func (v *validator) mounts(field string, mounts []Mount, pod bool) {
 		switch {
 		case m.Type == "":
 			v.add(f+".type", "required, must be one of %s", strings.Join(enums[reflect.TypeFor[MountType]()], ", "))
-		case m.Type == MountPodDir && pod:
+		case (m.Type == MountPodDir || m.Type == MountPodSecret) && pod:
 			if m.Source == "" {
-				v.add(f+".source", "required: the emptyDir volume's name")
+				v.add(f+".source", "required: the volume's name")
 			}
 		default:
 			enum(v, f+".type", m.Type)
@@ -452,11 +453,12 @@ func (v *validator) healthCheck(field string, h *HealthCheck) {
 		return
 	}
 	if h.Disabled {
-		if h.Exec != nil || h.HTTP != nil || h.TCP != nil || h.Interval != nil || h.Timeout != nil || h.Retries != 0 || h.StartPeriod != nil {
+		if h.Exec != nil || h.HTTP != nil || h.TCP != nil || h.Interval != nil || h.Timeout != nil || h.Retries != 0 || h.StartPeriod != nil || h.OnUnhealthy != "" {
 			v.add(field+".disabled", "true turns health checking off: it takes no probe and no timing")
 		}
 		return
 	}
+	enum(v, field+".onUnhealthy", h.OnUnhealthy)
 	var kinds []string
 	if h.Exec != nil {
 		kinds = append(kinds, "exec")

@@ -19,6 +19,8 @@ func TestPlanHealth(t *testing.T) {
 	job.Spec.RestartPolicy = desired.RestartOnFailure
 	once := task("once", "busybox:1")
 	once.Spec.RestartPolicy = desired.RestartNever
+	ready := task("ready", "nginx:1.27") // a readiness check: it restarts nothing
+	ready.Spec.HealthCheck = &desired.HealthCheck{TCP: &desired.TCPProbe{Port: 80}, OnUnhealthy: desired.OnUnhealthyNone}
 	why := `3 probes failed: exec exit 1: "refused"`
 	stoppedUnhealthy := func(tk desired.Task, code uint32, at time.Time) observed.Container {
 		c := exited(tk, code, at)
@@ -38,6 +40,7 @@ func TestPlanHealth(t *testing.T) {
 		{"running and unhealthy: stopped, marked", web, container(web, observed.Running), true,
 			[]step{{OpStop, idOf(web)}}, "unhealthy: " + why, map[string]string{observed.LabelUnhealthy: why}},
 		{"running and healthy: left alone", web, container(web, observed.Running), false, nil, "", nil},
+		{"onUnhealthy: none, running and unhealthy: left alone", ready, container(ready, observed.Running), true, nil, "", nil},
 		{"paused and unhealthy: left alone (not probed)", web, container(web, observed.Paused), true, nil, "", nil},
 		{"stopped for its health, exit 0, OnFailure: restarted", job, stoppedUnhealthy(job, 0, now.Add(-time.Hour)), false,
 			[]step{{OpStart, idOf(job)}}, "unhealthy: " + why + "; restart 1", map[string]string{observed.LabelUnhealthy: ""}},

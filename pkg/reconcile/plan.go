@@ -327,6 +327,13 @@ func await(name, id string, t *desired.Task, peers map[string]observed.Peer) []A
 	return []Action{{Op: OpAwait, Task: name, ContainerID: id, Reason: "waiting for " + strings.Join(unmet, ", ")}}
 }
 
+// restartsWhenUnhealthy reports whether an unhealthy verdict stops t's
+// container: not with onUnhealthy: none (a readiness check: the verdict
+// only gates rollouts and dependsOn, and shows).
+func restartsWhenUnhealthy(t *desired.Task) bool {
+	return t == nil || t.Spec.HealthCheck == nil || t.Spec.HealthCheck.OnUnhealthy != desired.OnUnhealthyNone
+}
+
 // ensureRunning plans what makes the container id of t run (or stay exited,
 // as its restart policy says).
 func ensureRunning(name, id string, t *desired.Task, current *observed.Container, f facts, now time.Time) []Action {
@@ -339,7 +346,7 @@ func ensureRunning(name, id string, t *desired.Task, current *observed.Container
 	}
 	switch current.Status {
 	case observed.Running, observed.Paused:
-		if why, ok := f.unhealthy[id]; ok && current.Status == observed.Running {
+		if why, ok := f.unhealthy[id]; ok && current.Status == observed.Running && restartsWhenUnhealthy(t) {
 			// As a liveness failure: stopped as for a delete, its exit a
 			// failure; the restart policy and the backoff decide the rest.
 			return []Action{{Op: OpStop, Task: name, ContainerID: id, Reason: "unhealthy: " + why,

@@ -261,15 +261,16 @@ func (r *Runtime) create(ctx context.Context, id string, t desired.Task, labels 
 		user = &u
 	}
 	sopts, err := specOpts(specInput{
-		img:         img,
-		entrypoint:  imgSpec.Config.Entrypoint,
-		cmd:         imgSpec.Config.Cmd,
-		spec:        t.Spec,
-		volumesDir:  r.volumesDir(),
-		secretsDir:  r.secretsDir(id),
-		secretFiles: r.secrets,
-		imageArch:   imgSpec.Architecture,
-		compatABIs:  r.policy.AllowCompatSyscalls,
+		img:           img,
+		entrypoint:    imgSpec.Config.Entrypoint,
+		cmd:           imgSpec.Config.Cmd,
+		spec:          t.Spec,
+		volumesDir:    r.volumesDir(),
+		secretsDir:    r.secretsDir(id),
+		secretFiles:   r.secrets,
+		secretSources: r.policy.AllowedSecretSources,
+		imageArch:     imgSpec.Architecture,
+		compatABIs:    r.policy.AllowCompatSyscalls,
 
 		imageConfig: imgSpec.Config,
 		user:        user,

@@ -124,6 +124,9 @@ func (p Policy) Check(s desired.Spec) error {
 		return &PolicyError{Field: fmt.Sprintf("spec.ports[%d].hostPort", i), Flag: fmt.Sprintf("--allowed-host-ports including %d", pt.HostPort)}
 	}
 	for i, m := range s.Mounts {
+		if m.Type == desired.MountPodSecret && len(p.AllowedSecretSources) == 0 {
+			return &PolicyError{Field: fmt.Sprintf("spec.mounts[%d].source", i), Flag: "--allowed-secret-sources=DIR (a directory holding the directory " + m.Source + ")"}
+		}
 		if m.Type != desired.MountBind {
 			continue
 		}

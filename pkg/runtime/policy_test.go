@@ -143,6 +143,16 @@ func TestPolicySecretSources(t *testing.T) {
 	if err := (Policy{}).Check(desired.Spec{Secrets: []desired.Secret{{Name: "k", File: "/etc/reconciler/secrets/x"}}}); err == nil {
 		t.Error("the zero policy allowed a secret")
 	}
+	// A pod's secret volume needs a secret source; which one has it is
+	// found when it is staged (TestSecretVolumes).
+	vol := desired.Spec{Mounts: []desired.Mount{{Type: desired.MountPodSecret, Source: "db", Target: "/etc/db"}}}
+	var pe *PolicyError
+	if err := (Policy{}).Check(vol); !errors.As(err, &pe) || pe.Field != "spec.mounts[0].source" || !strings.Contains(err.Error(), "--allowed-secret-sources=") {
+		t.Errorf("a secret volume with no secret source: %v", err)
+	}
+	if err := p.Check(vol); err != nil {
+		t.Errorf("a secret volume with a secret source: %v", err)
+	}
 	// A file of the manifests directory is allowed by any policy: the
 	// directory is an allowed source of such names (checked when staged).
 	if err := (Policy{}).Check(desired.Spec{Secrets: []desired.Secret{{Name: "k", File: "db.age"}}}); err != nil {

@@ -44,8 +44,9 @@ type specInput struct {
 	volumesDir      string // named volumes live in volumesDir/NAME
 	secretsDir      string // this container's staged secrets
 	secretFiles     secretFiles
-	imageArch       string // the image config's architecture (GOARCH names)
-	compatABIs      bool   // the node allows its 32-bit syscall ABIs to every task
+	secretSources   []string // the node's allowed secret sources: where a pod's secret volumes are
+	imageArch       string   // the image config's architecture (GOARCH names)
+	compatABIs      bool     // the node allows its 32-bit syscall ABIs to every task
 
 	// The user of the process, when known for this image and spec.user
 	// (see users): the image's files are not read for it. Else remember,
@@ -120,6 +121,9 @@ func specOpts(in specInput) ([]oci.SpecOpts, error) {
 	if len(s.Secrets) > 0 {
 		// Last but seccomp: it reads the final user to own the files.
 		opts = append(opts, withSecrets(in.secretsDir, s.Secrets, in.secretFiles))
+	}
+	if slices.ContainsFunc(s.Mounts, func(m desired.Mount) bool { return m.Type == desired.MountPodSecret }) {
+		opts = append(opts, withSecretVolumes(in.secretsDir, s.Mounts, in.secretSources))
 	}
 	// The default seccomp profile depends on the capabilities: it comes last.
 	opts = append(opts, withSeccomp(goruntime.GOARCH, in.imageArch, in.compatABIs))
@@ -333,6 +337,8 @@ func mountSpecs(ms []desired.Mount, volumesDir, podDir string) ([]specs.Mount, e
 			}
 			out = append(out, specs.Mount{Type: "bind", Source: dir, Destination: m.Target,
 				Options: []string{"rbind", "rprivate", rw}})
+		case desired.MountPodSecret:
+			continue // staged with the user known (withSecretVolumes)
 		case desired.MountTmpfs:
 			out = append(out, specs.Mount{Type: "tmpfs", Source: "tmpfs", Destination: m.Target,
 				Options: tmpfsOptions(m.Size, m.ReadOnly)})
@@ -448,6 +454,108 @@ func withSecrets(dir string, secrets []desired.Secret, files secretFiles) oci.Sp
 		}
 		return nil
 	}
+}
+
+// secretVolumesDir is where a container's secret volumes are staged,
+// under its secrets' directory: a name no secret can have.
+const secretVolumesDir = "@volumes"
+
+// withSecretVolumes stages each secret volume of mounts (a Kubernetes
+// secret volume of a pod) as withSecrets stages a secret: every regular
+// file of the directory of the secret's name in an allowed secret source,
+// owned by the process's user with mode 0400, in a directory of the
+// container's own, mounted read-only at the mount's target. The files are
+// read when the container is created, as a secret's are.
+func withSecretVolumes(dir string, mounts []desired.Mount, sources []string) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if dir == "" {
+			return fmt.Errorf("spec.mounts: secret volumes need a state directory")
+		}
+		uid, gid := 0, 0
+		if s.Process != nil {
+			uid, gid = int(s.Process.User.UID), int(s.Process.User.GID)
+		}
+		for i, m := range mounts {
+			if m.Type != desired.MountPodSecret {
+				continue
+			}
+			field := fmt.Sprintf("spec.mounts[%d]", i)
+			src, err := secretVolumeSource(m.Source, sources)
+			if err != nil {
+				return fmt.Errorf("%s.source: %w", field, err)
+			}
+			dst := filepath.Join(dir, secretVolumesDir, strconv.Itoa(i))
+			if err := os.RemoveAll(dst); err != nil {
+				return fmt.Errorf("%s: %w", field, err)
+			}
+			if err := os.MkdirAll(dst, 0o700); err != nil {
+				return fmt.Errorf("%s: %w", field, err)
+			}
+			entries, err := os.ReadDir(src)
+			if err != nil {
+				return fmt.Errorf("%s.source: secret %q: %w", field, m.Source, err)
+			}
+			for _, e := range entries {
+				path := filepath.Join(src, e.Name())
+				if real, err := filepath.EvalSymlinks(path); err != nil || !under(real, src) {
+					continue // a dangling link, or one out of the secret
+				}
+				fi, err := os.Stat(path)
+				if err != nil || !fi.Mode().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+					continue // keys are the secret's regular files
+				}
+				content, err := openSecret(path)
+				if err != nil {
+					return fmt.Errorf("%s.source: secret %q: %w", field, m.Source, err)
+				}
+				err = writeSecret(content, filepath.Join(dst, e.Name()), uid, gid)
+				content.Close()
+				if err != nil {
+					return fmt.Errorf("%s.source: secret %q: %w", field, m.Source, err)
+				}
+			}
+			if err := os.Chmod(dst, 0o500); err != nil {
+				return fmt.Errorf("%s: %w", field, err)
+			}
+			if err := os.Chown(dst, uid, gid); err != nil {
+				return fmt.Errorf("%s: %w", field, err)
+			}
+			s.Mounts = append(s.Mounts, specs.Mount{Type: "bind", Source: dst, Destination: m.Target,
+				Options: []string{"rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"}})
+		}
+		return nil
+	}
+}
+
+// secretVolumeSource is the directory of secret name: name in the first
+// allowed secret source that has it, symlinks resolved, and still in that
+// source.
+func secretVolumeSource(name string, sources []string) (string, error) {
+	if !validVolumeName(name) {
+		return "", fmt.Errorf("invalid secret name %q", name)
+	}
+	if len(sources) == 0 {
+		return "", fmt.Errorf("secret %q: the node allows no secret source (--allowed-secret-sources)", name)
+	}
+	for _, src := range sources {
+		root, err := filepath.EvalSymlinks(src)
+		if err != nil {
+			continue
+		}
+		dir, err := filepath.EvalSymlinks(filepath.Join(src, name))
+		if err != nil {
+			continue
+		}
+		if fi, err := os.Stat(dir); err == nil && fi.IsDir() && under(dir, root) {
+			return dir, nil
+		}
+	}
+	return "", fmt.Errorf("secret %q: no directory %s in the allowed secret sources (%s)", name, name, strings.Join(sources, ", "))
+}
+
+// under reports whether path is dir or inside it.
+func under(path, dir string) bool {
+	return path == dir || strings.HasPrefix(path, strings.TrimSuffix(dir, "/")+"/")
 }
 
 // SecretsDir is where secrets appear in the container.

@@ -1,11 +1,13 @@
 package runtime
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -282,5 +284,62 @@ func TestJustPulled(t *testing.T) {
 	}
 	if r.justPulled("old") || r.justPulled("never") {
 		t.Error("an old pull or none must not count")
+	}
+}
+
+// TestSecretVolumes: a pod's secret volume stages the regular files of the
+// secret's directory in the first allowed source that has it (not its dot
+// files, directories or links out of it), each 0400 and owned by the
+// process's user, mounted read-only; a secret in no source is an error
+// that says where it was looked for.
+func TestSecretVolumes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown needs root")
+	}
+	empty, src := t.TempDir(), t.TempDir()
+	outside := filepath.Join(t.TempDir(), "outside")
+	if err := os.WriteFile(outside, []byte("not the secret's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(src, "db")
+	for _, p := range []string{dir, filepath.Join(dir, "sub")} {
+		if err := os.Mkdir(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, content := range map[string]string{"user": "app", "password": "s3cret", ".hidden": "x"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	staging := t.TempDir()
+	mounts := []desired.Mount{{Type: desired.MountTmpfs, Target: "/t"}, {Type: desired.MountPodSecret, Source: "db", Target: "/etc/db", ReadOnly: true}}
+	s := &oci.Spec{Process: &specs.Process{User: specs.User{UID: 1000, GID: 1001}}}
+	if err := withSecretVolumes(staging, mounts, []string{empty, src})(context.Background(), nil, nil, s); err != nil {
+		t.Fatal(err)
+	}
+	staged := filepath.Join(staging, secretVolumesDir, "1")
+	if len(s.Mounts) != 1 || s.Mounts[0].Source != staged || s.Mounts[0].Destination != "/etc/db" || !slices.Contains(s.Mounts[0].Options, "ro") {
+		t.Fatalf("mounts %+v", s.Mounts)
+	}
+	es, _ := os.ReadDir(staged)
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+		fi, _ := os.Stat(filepath.Join(staged, e.Name()))
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode().Perm() != 0o400 || st.Uid != 1000 || st.Gid != 1001 {
+			t.Errorf("%s: mode %v, owner %d:%d", e.Name(), fi.Mode(), st.Uid, st.Gid)
+		}
+	}
+	if !slices.Equal(names, []string{"password", "user"}) {
+		t.Errorf("staged %v, want [password user]", names)
+	}
+	err := withSecretVolumes(staging, []desired.Mount{{Type: desired.MountPodSecret, Source: "nope", Target: "/x"}}, []string{empty, src})(context.Background(), nil, nil, &oci.Spec{})
+	if err == nil || !strings.Contains(err.Error(), `spec.mounts[0].source: secret "nope": no directory nope in the allowed secret sources (`+empty+", "+src+")") {
+		t.Errorf("a missing secret: %v", err)
 	}
 }
