@@ -40,6 +40,7 @@ type apiServer struct {
 	log  logr.Logger
 	// source is the git source, nil without --git.
 	source *source.Source
+	web    webPage // the web page at / (web.go)
 }
 
 func (a *apiServer) handler() http.Handler {
@@ -77,6 +78,7 @@ func (a *apiServer) handler() http.Handler {
 		writeJSON(w, http.StatusOK, st)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{ErrorLog: nil}))
+	mux.Handle("/", a.webUI()) // every path above wins over it
 	return mux
 }
 
@@ -115,6 +117,7 @@ func (a *apiServer) serve(ctx context.Context, socket, listen string) error {
 		a.log.Info("serving the local API", "address", l.Addr().String())
 		go func() { errc <- srv.Serve(l) }()
 	}
+	go a.runWeb(ctx, socket)
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
