@@ -22,7 +22,7 @@ CHAOS_REPORT     ?= build/chaos.md
 
 PREFIX    ?= /usr/local
 
-.PHONY: help build image deps run test unit e2e lint clean install fuzz fuzz-short schema bench bench-smoke chaos chaos-short
+.PHONY: help build image deps run test unit e2e lint clean install fuzz fuzz-short schema bench bench-smoke chaos chaos-short kubecompat
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -60,7 +60,7 @@ run: build image deps ## run the reconciler on manifests/ (a private containerd 
 	@echo "state in $(STATE_DIR); try: curl 127.0.0.1:8080  or  ctr --address $(STATE_DIR)/containerd/containerd.sock -n warren tasks ls"
 	$(BIN) run --manifests manifests --images $(IMAGES) --state-dir $(STATE_DIR) --insecure-manifests-dir
 
-test: deps lint unit fuzz-short e2e bench-smoke chaos-short ## lint, unit tests, a brief fuzz run, e2e tests against a private containerd, a benchmark smoke run, one fault of each chaos kind
+test: deps lint unit kubecompat fuzz-short e2e bench-smoke chaos-short ## lint, unit tests, the Kubernetes compatibility oracle, a brief fuzz run, e2e tests against a private containerd, a benchmark smoke run, one fault of each chaos kind
 
 unit: ## unit tests (with the race detector)
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
@@ -85,6 +85,11 @@ chaos: deps ## the chaos suite, long (as root): CHAOS_ITERATIONS faults of each 
 
 chaos-short: ## one fault of each chaos kind and the invariant checker's own test, a few minutes (part of make test)
 	$(GO) test -count=1 -timeout 10m ./e2e/chaos/ -args -chaos.iterations=1 -chaos.seed=$(CHAOS_SEED)
+
+# kubecompat is a module of its own (e2e/kubecompat/go.mod): k8s.io/kubernetes
+# never enters the product's go.mod, and go vet ./... does not descend into it.
+kubecompat: ## the compatibility oracle: Kubernetes 1.37's own validation and kubelet file source over every Pod the node accepts, every convert output and a table of mistakes
+	cd e2e/kubecompat && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 fuzz: ## fuzz the manifest parser for FUZZTIME (default 300000x: executions, about a minute)
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/desired/
