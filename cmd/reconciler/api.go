@@ -41,6 +41,8 @@ type apiServer struct {
 	// source is the git source, nil without --git.
 	source *source.Source
 	web    webPage // the web page at / (web.go)
+	// tokenFile is --api-token-file: the --listen listener's bearer token (auth.go).
+	tokenFile string
 }
 
 func (a *apiServer) handler() http.Handler {
@@ -112,10 +114,16 @@ func (a *apiServer) serve(ctx context.Context, socket, listen string) error {
 		listeners = append(listeners, tl)
 	}
 	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 5 * time.Second}
+	// The socket's file mode guards it; --listen's requests carry the token.
+	tcp := &http.Server{Handler: requireToken(a.tokenFile, a.log, srv.Handler), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, len(listeners))
-	for _, l := range listeners {
+	for i, l := range listeners {
 		a.log.Info("serving the local API", "address", l.Addr().String())
-		go func() { errc <- srv.Serve(l) }()
+		s := srv
+		if i > 0 {
+			s = tcp
+		}
+		go func() { errc <- s.Serve(l) }()
 	}
 	go a.runWeb(ctx, socket)
 	select {
@@ -128,6 +136,7 @@ func (a *apiServer) serve(ctx context.Context, socket, listen string) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
+	_ = tcp.Shutdown(sctx)
 	_ = os.Remove(socket)
 	return nil
 }
@@ -168,6 +177,9 @@ func (c *apiClient) get(ctx context.Context, path string, v any) error {
 	if resp.StatusCode == http.StatusNotFound {
 		return errNoTask
 	}
+	if err := unauthorized(http.MethodGet, path, resp); err != nil {
+		return err
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
@@ -186,6 +198,9 @@ func (c *apiClient) post(ctx context.Context, path string, v any) (int, error) {
 		return 0, fmt.Errorf("reach the reconciler daemon (is `reconciler run` running with this --state-dir?): %w", err)
 	}
 	defer resp.Body.Close()
+	if err := unauthorized(http.MethodPost, path, resp); err != nil {
+		return resp.StatusCode, err
+	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		return resp.StatusCode, fmt.Errorf("POST %s: %s", path, resp.Status)
 	}

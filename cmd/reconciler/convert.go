@@ -10,12 +10,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/warren/reconciler/pkg/desired"
 )
 
-const convertUsage = `Usage: reconciler convert PATH [-o yaml|json] [--kind Pod|Deployment]
-
-Prints the Kubernetes equivalent of every task of PATH (a manifests
+const convertUsage = `Prints the Kubernetes equivalent of every task of PATH (a manifests
 directory, read as the daemon reads it, or one file), sorted by name: a v1
 Pod by default, or an apps/v1 Deployment of one replica wrapping it. Each
 field with no Kubernetes equivalent, or whose equivalent needs something
@@ -45,37 +45,29 @@ type kubeList struct {
 	Items      []any  `json:"items"`
 }
 
-func cmdConvert(args []string, stdout, stderr io.Writer) int {
-	flags := newFlagSet("convert", args, stdout, stderr)
-	flags.Usage = func() { fmt.Fprint(flags.Output(), convertUsage) }
-	output := flags.String("o", "yaml", "output format: yaml or json")
-	kind := flags.String("kind", desired.KubeKindPod, "what each task becomes: Pod or Deployment")
-	// Flags may come after the path: `reconciler convert dir -o json`.
-	var paths []string
-	for {
-		if err := flags.Parse(args); err != nil {
-			return parseFailed(err, exitUsage)
-		}
-		if flags.NArg() == 0 {
-			break
-		}
-		paths = append(paths, flags.Arg(0))
-		args = flags.Args()[1:]
+func (a *cli) convertCommand() *cobra.Command {
+	var output, kind string
+	cmd := a.command("convert PATH [-o yaml|json] [--kind Pod|Deployment]", "print the tasks as Kubernetes Pods or Deployments", convertUsage,
+		oneArg("PATH"), func(cmd *cobra.Command, args []string) int { return a.convert(cmd, args[0], output, kind) })
+	cmd.ValidArgsFunction = nil // files and directories
+	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
+	cmd.Flags().StringVar(&kind, "kind", desired.KubeKindPod, "what each task becomes: Pod or Deployment")
+	completeWords(cmd, "output", "yaml", "json")
+	completeWords(cmd, "kind", desired.KubeKindPod, desired.KubeKindDeployment)
+	return cmd
+}
+
+// convert is `convert PATH` once its flags are parsed.
+func (a *cli) convert(cmd *cobra.Command, path, output, kind string) int {
+	stdout, stderr := a.stdout, a.stderr
+	if err := oneOf("-o", output, "yaml", "json"); err != nil {
+		return a.usageError(cmd, err)
 	}
-	if *output != "yaml" && *output != "json" {
-		fmt.Fprintf(stderr, "reconciler convert: -o must be yaml or json, got %q\n", *output)
-		return exitUsage
-	}
-	if !strings.EqualFold(*kind, desired.KubeKindPod) && !strings.EqualFold(*kind, desired.KubeKindDeployment) {
-		fmt.Fprintf(stderr, "reconciler convert: --kind must be Pod or Deployment, got %q\n", *kind)
-		return exitUsage
-	}
-	if len(paths) != 1 {
-		flags.Usage()
-		return exitUsage
+	if !strings.EqualFold(kind, desired.KubeKindPod) && !strings.EqualFold(kind, desired.KubeKindDeployment) {
+		return a.usageError(cmd, fmt.Errorf("--kind must be Pod or Deployment, got %q", kind))
 	}
 
-	tasks, ok := convertLoad(paths[0], stderr)
+	tasks, ok := convertLoad(path, stderr)
 	if !ok {
 		return exitFailure
 	}
@@ -89,7 +81,7 @@ func cmdConvert(args []string, stdout, stderr io.Writer) int {
 			}
 			continue
 		}
-		obj, warnings, err := desired.ToKubernetes(t, *kind)
+		obj, warnings, err := desired.ToKubernetes(t, kind)
 		if err != nil { // the kind was checked above
 			fmt.Fprintln(stderr, "reconciler convert:", err)
 			return exitFailure
@@ -100,7 +92,7 @@ func cmdConvert(args []string, stdout, stderr io.Writer) int {
 		objs = append(objs, obj)
 	}
 
-	if *output == "json" {
+	if output == "json" {
 		if objs == nil {
 			objs = []any{}
 		}

@@ -169,7 +169,7 @@ func TestConvert(t *testing.T) {
 		{name: "no tasks, json", args: []string{"convert", empty, "-o", "json"}, code: exitOK, stdout: []string{`"items": []`}},
 		{name: "bad output format", args: []string{"convert", good, "-o", "xml"}, code: exitUsage, stderr: []string{`-o must be yaml or json, got "xml"`}},
 		{name: "bad kind", args: []string{"convert", "--kind", "Job", good}, code: exitUsage, stderr: []string{`--kind must be Pod or Deployment, got "Job"`}},
-		{name: "unknown flag", args: []string{"convert", good, "--replicas", "3"}, code: exitUsage, stderr: []string{"flag provided but not defined: -replicas"}},
+		{name: "unknown flag", args: []string{"convert", good, "--replicas", "3"}, code: exitUsage, stderr: []string{"unknown flag: --replicas"}},
 		{name: "no path", args: []string{"convert"}, code: exitUsage, stderr: []string{"Usage: reconciler convert PATH"}},
 		{name: "two paths", args: []string{"convert", good, empty}, code: exitUsage, stderr: []string{"Usage: reconciler convert PATH"}},
 		{name: "help", args: []string{"convert", "-h"}, code: exitOK, stdout: []string{"Usage: reconciler convert PATH", "--kind Deployment"}},

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/signal"
@@ -14,6 +12,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/warren/reconciler/pkg/source"
@@ -34,7 +34,7 @@ type gitFlags struct {
 	verify      listFlag
 }
 
-func (g *gitFlags) register(fs *flag.FlagSet) {
+func (g *gitFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&g.url, "git", "", "sync the manifests from this git repository (https://, http://, git://, file://, ssh:// or USER@HOST:PATH) instead of --manifests; see docs/gitops.md")
 	fs.StringVar(&g.ref, "git-ref", "", "branch, tag or full commit hash to apply (default: the remote's HEAD, its default branch)")
 	fs.Var(&g.paths, "git-path", "directories inside the repository whose top-level manifests are applied, flattened into one (comma-separated or repeated; {{hostname}} is this node's host name; default: the root)")
@@ -121,13 +121,6 @@ func absPath(p string) (string, error) {
 	return filepath.Abs(p)
 }
 
-// explicitly reports whether the flag name was given on the command line.
-func explicitly(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
-}
-
 // sighupSyncs makes SIGHUP ask src to sync now, until ctx is done.
 func sighupSyncs(ctx context.Context, src *source.Source, log logr.Logger) {
 	hup := make(chan os.Signal, 1)
@@ -160,26 +153,27 @@ func (a *apiServer) handleSync(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"source": st})
 }
 
-func cmdSync(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("sync", args, stdout, stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: reconciler sync [--timeout 2m]\n\nAsks the running daemon to sync its git source now (as SIGHUP does) and prints the applied commit, or the error (exit 1).")
-		fs.PrintDefaults()
-	}
+func (a *cli) syncCommand() *cobra.Command {
 	var cf clientFlags
-	cf.register(fs)
-	timeout := fs.Duration("timeout", 3*time.Minute, "how long to wait for the sync")
-	if err := fs.Parse(args); err != nil {
-		return parseFailed(err, exitUsage)
+	var timeout time.Duration
+	cmd := a.command("sync [--timeout 3m]", "make the daemon sync its git source now",
+		"Asks the running daemon to sync its git source now (as SIGHUP does) and prints the applied commit, or the error (exit 1).",
+		noArgs, func(cmd *cobra.Command, _ []string) int { return a.sync(cmd, &cf, timeout) })
+	cf.register(cmd.Flags())
+	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Minute, "how long to wait for the sync")
+	return cmd
+}
+
+// sync is `sync` once its flags are parsed.
+func (a *cli) sync(cmd *cobra.Command, cf *clientFlags, timeout time.Duration) int {
+	stdout, stderr := a.stdout, a.stderr
+	client, err := cf.client(cmd)
+	if err != nil {
+		return a.usageError(cmd, err)
 	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return exitUsage
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	client := newAPIClient(cf.stateDir, cf.api)
-	client.http.Timeout = *timeout
+	client.http.Timeout = timeout
 	var resp struct {
 		Error  string        `json:"error"`
 		Source source.Status `json:"source"`

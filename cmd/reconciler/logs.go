@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,51 +12,59 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/warren/reconciler/pkg/reconcile"
 	"github.com/warren/reconciler/pkg/runtime/logdriver"
 	"github.com/warren/reconciler/pkg/runtime/logfile"
 )
 
-// cmdLogs prints a task's stdout and stderr from the rotated files under
-// the state directory. It needs neither containerd nor the daemon for a
-// task; a pod's containers are found through the daemon's status (see
-// logsTask).
-func cmdLogs(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("logs", args, stdout, stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: reconciler logs TASK|POD [-c CONTAINER] [-f] [--tail N] [--state-dir DIR]\n\n"+
-			"Prints the task's stdout and stderr (of its newest container), oldest line first.\n"+
-			"For a Kubernetes Pod, -c CONTAINER prints task POD-CONTAINER's; without -c, a pod of one container (init containers aside) prints that one's.")
-		fs.PrintDefaults()
-	}
-	follow := fs.Bool("f", false, "follow: keep printing new lines (across rotations and container replacements) until interrupted")
-	tail := fs.Int("tail", -1, "print only the last N lines (-1: all)")
-	stateDir := fs.String("state-dir", "/var/lib/reconciler", "state directory of the daemon (logs are in STATE_DIR/logs, its API socket is STATE_DIR/reconciler.sock)")
-	container := fs.String("c", "", "a container of the pod POD: print the logs of task POD-CONTAINER")
-	api := fs.String("api", "", "the daemon's TCP API address (host:port), instead of the unix socket; asked only to find a pod's containers")
-	name, err := parseInterspersed(fs, args)
+// logsCommand prints a task's stdout and stderr from the rotated files
+// under the state directory. It needs neither containerd nor the daemon
+// for a task; a pod's containers are found through the daemon's status
+// (see logsTask).
+func (a *cli) logsCommand() *cobra.Command {
+	var follow bool
+	var tail int
+	var container string
+	var cf clientFlags
+	cmd := a.command("logs TASK|POD [-c CONTAINER] [-f] [--tail N] [--state-dir DIR]", "print a task's stdout and stderr",
+		"Prints the task's stdout and stderr (of its newest container), oldest line first.\n"+
+			"For a Kubernetes Pod, -c CONTAINER prints task POD-CONTAINER's; without -c, a pod of one container (init containers aside) prints that one's.",
+		oneArg("TASK|POD"), func(cmd *cobra.Command, args []string) int { return a.logs(cmd, args[0], container, follow, tail, &cf) })
+	fs := cmd.Flags()
+	fs.BoolVarP(&follow, "follow", "f", false, "follow: keep printing new lines (across rotations and container replacements) until interrupted")
+	fs.IntVar(&tail, "tail", -1, "print only the last N lines (-1: all)")
+	fs.StringVar(&cf.stateDir, "state-dir", "/var/lib/reconciler", "state directory of the daemon (logs are in STATE_DIR/logs, its API socket is STATE_DIR/reconciler.sock)")
+	fs.StringVarP(&container, "container", "c", "", "a container of the pod POD: print the logs of task POD-CONTAINER")
+	fs.StringVar(&cf.api, "api", "", "the daemon's TCP API address (host:port), instead of the unix socket; asked only to find a pod's containers")
+	registerTokenFile(fs, &cf.tokenFile)
+	cmd.ValidArgsFunction = completeTasks(&cf, 1)
+	return cmd
+}
+
+// logs is `logs NAME` once its flags are parsed.
+func (a *cli) logs(cmd *cobra.Command, name, container string, follow bool, tail int, cf *clientFlags) int {
+	stdout, stderr := a.stdout, a.stderr
+	client, err := cf.client(cmd)
 	if err != nil {
-		return parseFailed(err, exitUsage)
-	}
-	if name == "" {
-		fs.Usage()
-		return exitUsage
+		return a.usageError(cmd, err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	dir := filepath.Join(*stateDir, "logs")
-	task, id, code := logsTask(ctx, newAPIClient(*stateDir, *api), dir, name, *container, stderr)
+	dir := filepath.Join(cf.stateDir, "logs")
+	task, id, code := logsTask(ctx, client, dir, name, container, stderr)
 	if code != exitOK {
 		return code
 	}
-	if !*follow {
-		if err := logfile.Read(dir, id, *tail, stdout); err != nil {
+	if !follow {
+		if err := logfile.Read(dir, id, tail, stdout); err != nil {
 			fmt.Fprintln(stderr, "reconciler logs:", err)
 			return exitFailure
 		}
 		return exitOK
 	}
-	if err := logfile.Follow(ctx, dir, task, id, *tail, stdout, 200*time.Millisecond); err != nil {
+	if err := logfile.Follow(ctx, dir, task, id, tail, stdout, 200*time.Millisecond); err != nil {
 		fmt.Fprintln(stderr, "reconciler logs:", err)
 		return exitFailure
 	}
@@ -126,27 +133,6 @@ func logsTask(ctx context.Context, client *apiClient, dir, name, container strin
 		return fail(exitFailure, "%v", err)
 	}
 	return task, id, exitOK
-}
-
-// parseInterspersed parses flags before and after one positional argument
-// (`logs web -f` and `logs -f web` both work) and returns it.
-func parseInterspersed(fs *flag.FlagSet, args []string) (string, error) {
-	if err := fs.Parse(args); err != nil {
-		return "", err
-	}
-	if fs.NArg() == 0 {
-		return "", nil
-	}
-	pos := fs.Arg(0)
-	if err := fs.Parse(fs.Args()[1:]); err != nil {
-		return "", err
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return "", errors.New("too many arguments")
-	}
-	return pos, nil
 }
 
 // isLogDriverCall reports whether a containerd shim started this binary as

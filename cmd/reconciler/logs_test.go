@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/warren/reconciler/pkg/runtime/logfile"
 )
@@ -40,7 +41,7 @@ func TestCmdLogs(t *testing.T) {
 		{name: "flags after the task", args: []string{"web", "--tail", "2", "--state-dir", state}, stdout: "two\nthree\n"},
 		{name: "no task", args: []string{"--state-dir", state}, code: exitUsage, stderrIn: "Usage: reconciler logs TASK"},
 		{name: "two tasks", args: []string{"web", "db", "--state-dir", state}, code: exitUsage, stderrIn: `unexpected argument "db"`},
-		{name: "bad flag", args: []string{"web", "--nope"}, code: exitUsage, stderrIn: "flag provided but not defined"},
+		{name: "bad flag", args: []string{"web", "--nope"}, code: exitUsage, stderrIn: "unknown flag: --nope"},
 		{name: "unknown task", args: []string{"db", "--state-dir", state}, code: exitFailure, stderrIn: `no logs for task "db"`},
 		{name: "no log directory", args: []string{"web", "--state-dir", filepath.Join(state, "nope")}, code: exitFailure, stderrIn: `no logs for task "web"`},
 	}
@@ -101,7 +102,7 @@ func TestCmdLogDriverErrors(t *testing.T) {
 func TestNodeFlags(t *testing.T) {
 	parse := func(args ...string) (*nodeFlags, error) {
 		var n nodeFlags
-		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
 		fs.SetOutput(&bytes.Buffer{})
 		n.register(fs)
 		if err := fs.Parse(args); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/go-logr/logr"
+	"github.com/spf13/pflag"
 
 	"github.com/warren/reconciler/pkg/desired"
 	"github.com/warren/reconciler/pkg/runtime"
@@ -31,7 +31,7 @@ const usage = `reconciler keeps the containers on this node equal to the manifes
 
 Usage:
   reconciler run      [flags]          run the daemon
-  reconciler validate PATH... [-o json]
+  reconciler validate PATH... [-o text|json]
                                        check manifest files or directories; exit 1 on errors
   reconciler schema                    print the JSON Schema of a manifest
   reconciler convert  PATH [-o yaml|json] [--kind Pod|Deployment]
@@ -44,7 +44,10 @@ Usage:
   reconciler sync     [--timeout 3m]   make the daemon sync its git source now
   reconciler logs     TASK|POD [-c CONTAINER] [-f] [--tail N] [--state-dir DIR]
                                        print a task's stdout and stderr
-  reconciler version                   print the version
+  reconciler version  [-o text|json|yaml]
+                                       print the version
+  reconciler completion bash|zsh|fish|powershell
+                                       print the shell's completion script
 
 Run 'reconciler COMMAND -h' for the flags of a command.
 `
@@ -53,48 +56,25 @@ func main() {
 	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// runMain runs the command line args and returns the exit code.
 func runMain(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
+	// What other programs start this binary as, with argument lists of
+	// their own: never through the command line's parser.
 	if isLogDriverCall(args) { // started by a containerd shim as a task's log driver
 		return cmdLogDriver(args, stderr)
 	}
 	switch args[0] {
 	case source.HelperArg: // started by the daemon for one git fetch
 		return source.HelperMain(os.Stdin, stdout, stderr)
-	case "run":
-		return cmdRun(args[1:], stdout, stderr)
-	case "status":
-		return cmdStatus(args[1:], stdout, stderr)
-	case "wait":
-		return cmdWait(args[1:], stdout, stderr)
-	case "validate":
-		return cmdValidate(args[1:], stdout, stderr)
-	case "convert":
-		return cmdConvert(args[1:], stdout, stderr)
-	case "schema":
-		return cmdSchema(args[1:], stdout, stderr)
-	case "plan":
-		return cmdPlan(args[1:], stdout, stderr)
-	case "sync":
-		return cmdSync(args[1:], stdout, stderr)
-	case "logs":
-		return cmdLogs(args[1:], stdout, stderr)
 	case "log-driver": // hidden: what the shim runs (see logs.go)
 		return cmdLogDriver(args[1:], stderr)
-	case "version":
-		return cmdVersion(args[1:], stdout, stderr)
-	case "--version":
-		fmt.Fprintln(stdout, "reconciler", version)
-		return exitOK
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return exitOK
 	}
-	fmt.Fprintf(stderr, "reconciler: unknown command %q\n\n%s", args[0], usage)
-	return exitUsage
+	a := &cli{stdout: stdout, stderr: stderr}
+	return a.execute(args)
 }
 
 // common holds the flags that run and plan share.
@@ -113,7 +93,7 @@ type common struct {
 	node       nodeFlags // node policy, registry credentials, log rotation
 }
 
-func (c *common) register(fs *flag.FlagSet) {
+func (c *common) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.manifests, "manifests", "/etc/reconciler/manifests", "directory of *.yaml/*.yml task manifests")
 	fs.StringVar(&c.images, "images", "", "directory of image archives (*.tar) imported when an image is missing (default: MANIFESTS/images)")
 	fs.StringVar(&c.address, "address", "/run/containerd/containerd.sock", "containerd socket")
@@ -124,7 +104,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.runcRoot, "runc-root", "", "runc state directory for new containers (default: the shim's, /run/containerd/runc; the private containerd's own under the state dir); set it when several containerd daemons on one host use the same namespace")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&c.insecure, "insecure-manifests-dir", false, "apply manifests even if the directory or a file is writable by group or others or owned by another user than root or this one (development only)")
-	fs.IntVar(&c.verbosity, "v", 0, "log verbosity: 0 transitions and errors; 1 adds each reconcile and resync; 2 adds debug detail")
+	fs.IntVarP(&c.verbosity, "v", "v", 0, "log verbosity: 0 transitions and errors; 1 adds each reconcile and resync; 2 adds debug detail")
 	c.node.register(fs)
 }
 

@@ -41,7 +41,7 @@ func TestCommands(t *testing.T) {
 		{name: "validate no args", args: []string{"validate"}, code: exitUsage, stderr: "Usage: reconciler validate"},
 		{name: "run bad managed", args: []string{"run", "--containerd", "sometimes"}, code: exitUsage, stderr: "--containerd must be auto, external or managed"},
 		{name: "run bad log format", args: []string{"run", "--log-format", "xml"}, code: exitUsage, stderr: "--log-format must be text or json"},
-		{name: "run unknown flag", args: []string{"run", "--frob"}, code: exitUsage, stderr: "flag provided but not defined"},
+		{name: "run unknown flag", args: []string{"run", "--frob"}, code: exitUsage, stderr: "unknown flag: --frob"},
 		{name: "plan bad managed", args: []string{"plan", "--containerd", "x"}, code: exitFailure, stderr: "--containerd must be"},
 		{name: "plan bad output", args: []string{"plan", "-o", "xml"}, code: exitFailure, stderr: "-o must be text or json"},
 		{
@@ -80,7 +80,7 @@ func TestCommands(t *testing.T) {
 		if cmd == "plan" {
 			bad = exitFailure
 		}
-		tests = append(tests, cmdCase{name: cmd + " wrong flag", args: []string{cmd, "--frobnicate"}, code: bad, stderr: "flag provided but not defined: -frobnicate"})
+		tests = append(tests, cmdCase{name: cmd + " wrong flag", args: []string{cmd, "--frobnicate"}, code: bad, stderr: "unknown flag: --frobnicate"})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

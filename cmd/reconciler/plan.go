@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
 
 	"github.com/warren/reconciler/pkg/desired"
 	"github.com/warren/reconciler/pkg/observed"
@@ -37,27 +37,32 @@ type planAction struct {
 	HealthCheck string       `json:"healthCheck,omitempty"` // create: which check the new container gets
 }
 
-// cmdPlan prints what `run` would do now. Exit 0: in sync; 2: changes
+// planCommand prints what `run` would do now. Exit 0: in sync; 2: changes
 // pending; 1: error (bad flags included, so that 2 means one thing).
-func cmdPlan(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("plan", args, stdout, stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: reconciler plan [flags]\n\nPrints what run would do now, without doing it. Exit 0: in sync; 2: changes pending; 1: error. Flags:")
-		fs.PrintDefaults()
-	}
+func (a *cli) planCommand() *cobra.Command {
 	var c common
-	c.register(fs)
-	output := fs.String("o", "text", "output format: text or json")
-	if err := fs.Parse(args); err != nil {
-		return parseFailed(err, exitFailure)
-	}
+	var output string
+	cmd := a.command("plan [flags] [-o text|json]", "print what run would do now, without doing it",
+		"Prints what run would do now, without doing it. Exit 0: in sync; 2: changes pending; 1: error, bad flags or arguments included.\n"+
+			"It takes the flags of run that say where things are, and never starts a containerd.",
+		noArgs, func(cmd *cobra.Command, _ []string) int { return a.plan(cmd, &c, output) })
+	cmd.Annotations = map[string]string{usageExit: "1"} // 2 means "changes pending"
+	c.register(cmd.Flags())
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	completeWords(cmd, "output", "text", "json")
+	completeWords(cmd, "containerd", "auto", "external", "managed")
+	completeWords(cmd, "log-format", "text", "json")
+	return cmd
+}
+
+// plan is `plan` once its flags are parsed.
+func (a *cli) plan(cmd *cobra.Command, c *common, output string) int {
+	stdout, stderr := a.stdout, a.stderr
 	if err := c.check(); err != nil {
-		fmt.Fprintln(stderr, "reconciler plan:", err)
-		return exitFailure
+		return a.usageError(cmd, err)
 	}
-	if *output != "text" && *output != "json" {
-		fmt.Fprintf(stderr, "reconciler plan: -o must be text or json, got %q\n", *output)
-		return exitFailure
+	if err := oneOf("-o", output, "text", "json"); err != nil {
+		return a.usageError(cmd, err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -107,7 +112,7 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	}
 	out.Unmanaged = append(out.Unmanaged, have.Unmanaged...)
 
-	if *output == "json" {
+	if output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {

@@ -218,7 +218,7 @@ func TestStatusPod(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
-			code := cmdStatus(append(tc.args, "--api", addr), &out, &errb)
+			code := runMain(append(append([]string{"status"}, tc.args...), "--api", addr), &out, &errb)
 			lines := strings.Split(out.String(), "\n")
 			ok := code == tc.code && strings.Contains(errb.String(), tc.stderrIn) && len(lines) >= len(tc.stdout)
 			for i, want := range tc.stdout {
@@ -232,7 +232,7 @@ func TestStatusPod(t *testing.T) {
 
 	// -o json: the pod, and its tasks with their pod.
 	var out, errb bytes.Buffer
-	if code := cmdStatus([]string{"pair", "-o", "json", "--api", addr}, &out, &errb); code != exitOK {
+	if code := runMain([]string{"status", "pair", "-o", "json", "--api", addr}, &out, &errb); code != exitOK {
 		t.Fatalf("status pair -o json = %d, %s", code, errb.String())
 	}
 	var got struct {
@@ -252,7 +252,7 @@ func TestStatusPod(t *testing.T) {
 	}
 	// A task of a pod names its pod in its JSON.
 	out.Reset()
-	if code := cmdStatus([]string{"pair-back", "-o", "json", "--api", addr}, &out, &errb); code != exitOK || !strings.Contains(out.String(), `"pod": "pair"`) {
+	if code := runMain([]string{"status", "pair-back", "-o", "json", "--api", addr}, &out, &errb); code != exitOK || !strings.Contains(out.String(), `"pod": "pair"`) {
 		t.Errorf("status pair-back -o json = %d:\n%s", code, out.String())
 	}
 }
@@ -376,7 +376,7 @@ func TestWaitPod(t *testing.T) {
 			if !strings.Contains(strings.Join(args, " "), "--timeout") {
 				args = append(args, "--timeout", "10s")
 			}
-			code := cmdWait(args, &out, &errb)
+			code := runMain(append([]string{"wait"}, args...), &out, &errb)
 			if code != tc.code || out.String() != tc.stdout || !strings.Contains(errb.String(), tc.stderrIn) {
 				t.Errorf("wait %v = %d, stdout %q, stderr %q; want %d, %q, stderr with %q", tc.args, code, out.String(), errb.String(), tc.code, tc.stdout, tc.stderrIn)
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
 
 	"github.com/warren/reconciler/pkg/clock"
 	"github.com/warren/reconciler/pkg/desired"
@@ -34,30 +34,40 @@ type runFlags struct {
 	resync    time.Duration
 	debounce  time.Duration
 	listen    string
+	tokenFile string // --api-token-file: the bearer token of the --listen listener
 	statusDir string
 	repull    time.Duration
 	git       gitFlags
-	source    *source.Config // set by cmdRun when --git is given
+	source    *source.Config // set by runCommand when --git is given
 }
 
-func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("run", args, stdout, stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: reconciler run [flags]\n\nRuns the daemon: keeps the containers of the namespace equal to the manifests. Flags:")
-		fs.PrintDefaults()
-	}
+func (a *cli) runCommand() *cobra.Command {
 	var c common
-	c.register(fs)
 	var rf runFlags
+	cmd := a.command("run [flags]", "run the daemon",
+		"Runs the daemon: keeps the containers of the namespace equal to the manifests.",
+		noArgs, func(cmd *cobra.Command, _ []string) int { return a.runDaemon(cmd, &c, &rf) })
+	fs := cmd.Flags()
+	c.register(fs)
 	fs.IntVar(&rf.workers, "workers", 4, "tasks worked on at once")
 	fs.DurationVar(&rf.resync, "resync", 30*time.Second, "period of the full re-read of the directory and re-list of containerd")
 	fs.DurationVar(&rf.debounce, "debounce", desired.DefaultDebounce, "quiet time after a file event before the directory is read")
-	fs.StringVar(&rf.listen, "listen", "", "also serve the local API on this TCP address (e.g. 127.0.0.1:9090); off by default")
+	fs.StringVar(&rf.listen, "listen", "", "also serve the local API on this TCP address (e.g. 127.0.0.1:9090); off by default; an address off loopback needs --api-token-file")
+	fs.StringVar(&rf.tokenFile, "api-token-file", "", "file whose content (surrounding white space trimmed) is the bearer token every request on --listen must carry, read at each request; the unix socket needs none")
 	fs.StringVar(&rf.statusDir, "status-dir", "", "write each task's status as DIR/TASK.json (atomically); off by default")
 	fs.DurationVar(&rf.repull, "repull-interval", 0, "re-pull the images of imagePullPolicy: Always tasks this often and replace a container whose tag moved (auto-update); 0: off")
 	rf.git.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return parseFailed(err, exitUsage)
+	completeWords(cmd, "containerd", "auto", "external", "managed")
+	completeWords(cmd, "log-format", "text", "json")
+	return cmd
+}
+
+// runDaemon is `run` once its flags are parsed.
+func (a *cli) runDaemon(cmd *cobra.Command, c *common, rf *runFlags) int {
+	stderr := a.stderr
+	if err := checkListen(rf.listen, rf.tokenFile); err != nil {
+		fmt.Fprintln(stderr, "reconciler run:", err)
+		return exitUsage
 	}
 	cfg, git, err := rf.git.config(c.stateDir, os.Hostname)
 	if err != nil {
@@ -67,7 +77,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if git {
 		// The loader reads the link the source swaps; a directory of
 		// one's own beside it would be a second desired state.
-		if explicitly(fs, "manifests") {
+		if cmd.Flags().Changed("manifests") {
 			fmt.Fprintln(stderr, "reconciler run: --git and --manifests exclude each other: with --git the manifests come from the repository (see docs/gitops.md)")
 			return exitUsage
 		}
@@ -87,7 +97,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	setGCPercent(os.Getenv)
 	setMaxProcs(os.Getenv)
 
-	if err := run(ctx, &c, rf, log); err != nil {
+	if err := run(ctx, c, *rf, log); err != nil {
 		log.Error(err, "reconciler stopped")
 		return exitFailure
 	}
@@ -248,7 +258,7 @@ func run(ctx context.Context, c *common, rf runFlags, log logr.Logger) error {
 		case <-ctx.Done():
 		}
 	}()
-	api := &apiServer{ctrl: ctrl, ping: rt.Ping, reg: reg, log: log.WithName("api"), source: src}
+	api := &apiServer{ctrl: ctrl, ping: rt.Ping, reg: reg, log: log.WithName("api"), source: src, tokenFile: rf.tokenFile}
 	const background = 4
 	errc := make(chan error, background)
 	go func() { errc <- api.serve(ctx, apiSocket(c.stateDir), rf.listen) }()

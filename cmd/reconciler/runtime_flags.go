@@ -1,13 +1,13 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/go-logr/logr"
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/warren/reconciler/pkg/runtime"
@@ -40,7 +40,7 @@ type nodeFlags struct {
 	ports   []runtime.PortRange // parsed hostPorts
 }
 
-func (n *nodeFlags) register(fs *flag.FlagSet) {
+func (n *nodeFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&n.allowPrivileged, "allow-privileged", false, "node policy: allow manifests with securityContext.privileged")
 	fs.BoolVar(&n.allowCompat, "allow-compat-syscalls", false, "node policy: keep the node's 32-bit syscall ABIs (x86 and x32 on amd64, arm on arm64) in every task's seccomp profile, for 64-bit images that run 32-bit programs (by default a task gets its image's ABI only)")
 	fs.Var(&n.allowCaps, "allow-capabilities", "node policy: capabilities manifests may add (comma-separated or repeated, e.g. NET_ADMIN,SYS_TIME; ALL for any)")
@@ -138,6 +138,9 @@ func (n *nodeFlags) options(stateDir, namespace string, withLogDriver bool, log 
 type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+// Type is the value's name in the usage (pflag.Value).
+func (l *listFlag) Type() string { return "list" }
 
 func (l *listFlag) Set(v string) error {
 	for _, s := range strings.Split(v, ",") {

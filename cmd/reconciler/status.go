@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -16,6 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
 
 	"github.com/warren/reconciler/pkg/health"
@@ -25,34 +26,48 @@ import (
 
 // clientFlags are the flags of the commands that talk to a running daemon.
 type clientFlags struct {
-	stateDir string
-	api      string
+	stateDir  string
+	api       string
+	tokenFile string
 }
 
-func (c *clientFlags) register(fs *flag.FlagSet) {
+func (c *clientFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/reconciler", "the daemon's state directory (its API socket is STATE_DIR/reconciler.sock)")
 	fs.StringVar(&c.api, "api", "", "the daemon's TCP API address (host:port), instead of the unix socket")
+	registerTokenFile(fs, &c.tokenFile)
 }
 
-func cmdStatus(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("status", args, stdout, stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: reconciler status [TASK|POD] [-o table|wide|json|yaml] [--watch]\n\n"+
-			"Shows each task's phase, restarts, age, image and last message, as the running daemon knows them.\n"+
-			"The tasks of a Kubernetes Pod (POD-CONTAINER) show their pod in the POD column; with POD, the pod's tasks.")
-		fs.PrintDefaults()
-	}
+// client returns the client of the daemon's API these flags name.
+func (c *clientFlags) client(cmd *cobra.Command) (*apiClient, error) {
+	return newClient(cmd, c.stateDir, c.api, c.tokenFile)
+}
+
+func (a *cli) statusCommand() *cobra.Command {
 	var cf clientFlags
-	cf.register(fs)
-	output := fs.String("o", "table", "output format: table, wide (with the address, published ports and container), json or yaml")
-	watch := fs.Bool("watch", false, "print again at every change until interrupted")
-	names, err := parseArgs(fs, args)
-	if err != nil {
-		return parseFailed(err, exitUsage)
+	var output string
+	var watch bool
+	cmd := a.command("status [TASK|POD] [-o table|wide|json|yaml] [--watch]", "show the tasks as the running daemon knows them",
+		"Shows each task's phase, health, restarts, age, image and last message, as the running daemon knows them.\n"+
+			"-o wide adds each task's address, published ports, container and the git commit its spec came from.\n"+
+			"The tasks of a Kubernetes Pod (POD-CONTAINER) show their pod in the POD column; with POD, the pod's tasks.",
+		maxOneArg, func(cmd *cobra.Command, args []string) int { return a.status(cmd, args, &cf, output, watch) })
+	cf.register(cmd.Flags())
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, wide (with the address, published ports, container and commit), json or yaml")
+	cmd.Flags().BoolVar(&watch, "watch", false, "print again at every change until interrupted")
+	completeWords(cmd, "output", "table", "wide", "json", "yaml")
+	cmd.ValidArgsFunction = completeTasks(&cf, 1)
+	return cmd
+}
+
+// status is `status` once its flags are parsed.
+func (a *cli) status(cmd *cobra.Command, names []string, cf *clientFlags, output string, watch bool) int {
+	stdout, stderr := a.stdout, a.stderr
+	if err := oneOf("-o", output, "table", "wide", "json", "yaml"); err != nil {
+		return a.usageError(cmd, err)
 	}
-	if len(names) > 1 || (*output != "table" && *output != "wide" && *output != "json" && *output != "yaml") {
-		fs.Usage()
-		return exitUsage
+	client, err := cf.client(cmd)
+	if err != nil {
+		return a.usageError(cmd, err)
 	}
 	task := ""
 	if len(names) == 1 {
@@ -60,7 +75,6 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	client := newAPIClient(cf.stateDir, cf.api)
 
 	var last any
 	for {
@@ -102,13 +116,13 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 			if last != nil {
 				fmt.Fprintln(stdout)
 			}
-			if err := printStatus(stdout, *output, v, tasks, time.Now()); err != nil {
+			if err := printStatus(stdout, output, v, tasks, time.Now()); err != nil {
 				fmt.Fprintln(stderr, "reconciler status:", err)
 				return exitFailure
 			}
 			last = v
 		}
-		if !*watch {
+		if !watch {
 			return exitOK
 		}
 		select {
@@ -273,32 +287,37 @@ var waitConditions = map[string]func(st reconcile.TaskStatus, found bool) bool{
 	},
 }
 
-func cmdWait(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("wait", args, stdout, stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: reconciler wait TASK|POD... --for=running|healthy|completed|deleted [--timeout 60s]\n\n"+
-			"Waits until every TASK reaches the condition. Exit 0 when they all did; 1 with their last status when the timeout passed.\n"+
-			"A POD (a Kubernetes Pod's name) waits for each of its containers to reach it and for its init containers to complete.")
-		fs.PrintDefaults()
-	}
+func (a *cli) waitCommand() *cobra.Command {
 	var cf clientFlags
-	cf.register(fs)
-	forCond := fs.String("for", "running", "condition: running, healthy (running and its health check passed; running, without one), completed or deleted")
-	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
-	pending, err := parseArgs(fs, args)
-	if err != nil {
-		return parseFailed(err, exitUsage)
+	var forCond string
+	var timeout time.Duration
+	cmd := a.command("wait TASK|POD... --for=running|healthy|completed|deleted [--timeout 60s]", "wait until the daemon reports the tasks so",
+		"Waits until every TASK reaches the condition. Exit 0 when they all did; 1 with their last status when the timeout passed.\n"+
+			"A POD (a Kubernetes Pod's name) waits for each of its containers to reach it and for its init containers to complete.",
+		someArgs("TASK|POD"), func(cmd *cobra.Command, args []string) int { return a.wait(cmd, args, &cf, forCond, timeout) })
+	cf.register(cmd.Flags())
+	cmd.Flags().StringVar(&forCond, "for", "running", "condition: running, healthy (running and its health check passed; running, without one), completed or deleted")
+	cmd.Flags().DurationVar(&timeout, "timeout", 60*time.Second, "give up after this long")
+	completeWords(cmd, "for", "running", "healthy", "completed", "deleted")
+	cmd.ValidArgsFunction = completeTasks(&cf, -1)
+	return cmd
+}
+
+// wait is `wait` once its flags are parsed.
+func (a *cli) wait(cmd *cobra.Command, pending []string, cf *clientFlags, forCond string, timeout time.Duration) int {
+	stdout, stderr := a.stdout, a.stderr
+	cond, ok := waitConditions[forCond]
+	if !ok {
+		return a.usageError(cmd, oneOf("--for", forCond, "running", "healthy", "completed", "deleted"))
 	}
-	cond, ok := waitConditions[*forCond]
-	if len(pending) == 0 || !ok {
-		fs.Usage()
-		return exitUsage
+	client, err := cf.client(cmd)
+	if err != nil {
+		return a.usageError(cmd, err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	client := newAPIClient(cf.stateDir, cf.api)
 
 	last := map[string]string{}
 	for _, name := range pending {
@@ -321,13 +340,13 @@ func cmdWait(args []string, stdout, stderr io.Writer) int {
 				}
 				if all != nil {
 					if p, ok := podOf(all.Tasks, name); ok {
-						w := checkPod(p, *forCond, cond)
+						w := checkPod(p, forCond, cond)
 						switch {
 						case w.failed != "":
 							fmt.Fprintln(stderr, w.failed)
 							return exitFailure
 						case w.met:
-							fmt.Fprintf(stdout, "%s: %s (%s)\n", name, *forCond, w.done)
+							fmt.Fprintf(stdout, "%s: %s (%s)\n", name, forCond, w.done)
 						default:
 							still = append(still, name)
 							last[name] = "pod " + name + ": " + w.last
@@ -346,13 +365,13 @@ func cmdWait(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintln(stderr, "reconciler wait:", err)
 				return exitFailure
 			}
-			if rb := st.RolledBack; found && rb.RefusedHash != "" && (*forCond == "running" || *forCond == "healthy") {
+			if rb := st.RolledBack; found && rb.RefusedHash != "" && (forCond == "running" || forCond == "healthy") {
 				// What the manifest asks for will not run: it was rolled back.
 				fmt.Fprintln(stderr, rolledBackLine(st))
 				return exitFailure
 			}
 			if cond(st, found) {
-				fmt.Fprintf(stdout, "%s: %s\n", name, *forCond)
+				fmt.Fprintf(stdout, "%s: %s\n", name, forCond)
 				continue
 			}
 			still = append(still, name)
@@ -369,7 +388,7 @@ func cmdWait(args []string, stdout, stderr io.Writer) int {
 		select {
 		case <-ctx.Done():
 			for _, name := range pending {
-				fmt.Fprintf(stderr, "timed out waiting for %s to be %s; last status %s\n", name, *forCond, last[name])
+				fmt.Fprintf(stderr, "timed out waiting for %s to be %s; last status %s\n", name, forCond, last[name])
 			}
 			return exitFailure
 		case <-time.After(200 * time.Millisecond):
@@ -383,27 +402,6 @@ func rolledBackLine(st reconcile.TaskStatus) string {
 	rb := st.RolledBack
 	return fmt.Sprintf("%s: the change to spec %s was rolled back at %s: %s; %s runs the last good spec",
 		st.Name, rb.RefusedHash, rb.At.UTC().Format(time.RFC3339), rb.Reason, st.ContainerID)
-}
-
-// parseArgs parses flags that may come before, between or after the
-// positional arguments (`wait web --for=running`), and returns the
-// positional ones. "--" ends the flags.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return positional, nil
-		}
-		if len(args) > 0 && len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
-			return append(positional, rest...), nil
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
-	}
 }
 
 // shortHash is the first 12 digits of a commit hash, as git shows it.

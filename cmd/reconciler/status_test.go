@@ -3,45 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/warren/reconciler/pkg/reconcile"
 )
-
-func TestParseArgs(t *testing.T) {
-	tests := []struct {
-		args []string
-		pos  []string
-		forV string
-	}{
-		{[]string{"web"}, []string{"web"}, "running"},
-		{[]string{"web", "--for=deleted"}, []string{"web"}, "deleted"},
-		{[]string{"--for", "completed", "a", "b"}, []string{"a", "b"}, "completed"},
-		{[]string{"a", "--for=deleted", "b"}, []string{"a", "b"}, "deleted"},
-		{[]string{"a", "--", "--for=x"}, []string{"a", "--for=x"}, "running"},
-	}
-	for _, tc := range tests {
-		fs := flag.NewFlagSet("t", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		forV := fs.String("for", "running", "")
-		pos, err := parseArgs(fs, tc.args)
-		if err != nil || !reflect.DeepEqual(pos, tc.pos) || *forV != tc.forV {
-			t.Errorf("parseArgs(%q) = %q, for=%q, %v; want %q, for=%q", tc.args, pos, *forV, err, tc.pos, tc.forV)
-		}
-	}
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	if _, err := parseArgs(fs, []string{"a", "--nope"}); err == nil {
-		t.Error("an unknown flag after a positional argument was accepted")
-	}
-}
 
 func TestHumanAge(t *testing.T) {
 	for d, want := range map[time.Duration]string{
@@ -181,7 +150,7 @@ func TestWaitRolledBack(t *testing.T) {
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	for _, cond := range []string{"running", "healthy"} {
 		var stdout, stderr strings.Builder
-		code := cmdWait([]string{"web", "--for=" + cond, "--api", addr, "--timeout", "10s"}, &stdout, &stderr)
+		code := runMain([]string{"wait", "web", "--for=" + cond, "--api", addr, "--timeout", "10s"}, &stdout, &stderr)
 		want := "web: the change to spec bbbbbbbbbbbb was rolled back at 2026-12-05T10:00:00Z: exited with code 1, 3 times in 7s; web-aaaaaaaaaaaa runs the last good spec\n"
 		if code != exitFailure || stderr.String() != want {
 			t.Errorf("wait --for=%s: exit %d, stderr %q; want %d, %q", cond, code, stderr.String(), exitFailure, want)
@@ -202,7 +171,7 @@ func TestWaitTimesOutDuringARequest(t *testing.T) {
 	defer srv.Close()
 	defer close(release)
 	var stdout, stderr strings.Builder
-	code := cmdWait([]string{"web", "--api", strings.TrimPrefix(srv.URL, "http://"), "--timeout", "200ms"}, &stdout, &stderr)
+	code := runMain([]string{"wait", "web", "--api", strings.TrimPrefix(srv.URL, "http://"), "--timeout", "200ms"}, &stdout, &stderr)
 	if want := "timed out waiting for web to be running; last status web: no answer from the daemon\n"; code != exitFailure || stderr.String() != want {
 		t.Errorf("exit %d, stderr %q; want %d, %q", code, stderr.String(), exitFailure, want)
 	}

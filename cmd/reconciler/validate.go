@@ -9,12 +9,12 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/spf13/cobra"
+
 	"github.com/warren/reconciler/pkg/desired"
 )
 
-const validateUsage = `Usage: reconciler validate PATH... [-o text|json]
-
-Checks manifest files and directories without containerd: every error of
+const validateUsage = `Checks manifest files and directories without containerd: every error of
 every file, with file, line and field. A directory is read as the daemon
 reads it (*.yaml and *.yml directly in it; task names unique across its
 files). Warnings (what a valid file asks for that has no effect here, such
@@ -52,29 +52,21 @@ type validateSummary struct {
 	Valid    bool `json:"valid"`
 }
 
-func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	flags := newFlagSet("validate", args, stdout, stderr)
-	flags.Usage = func() { fmt.Fprint(flags.Output(), validateUsage) }
-	output := flags.String("o", "text", "output format: text or json")
-	// Flags may come after the paths: `reconciler validate dir -o json`.
-	var paths []string
-	for {
-		if err := flags.Parse(args); err != nil {
-			return parseFailed(err, exitUsage)
-		}
-		if flags.NArg() == 0 {
-			break
-		}
-		paths = append(paths, flags.Arg(0))
-		args = flags.Args()[1:]
-	}
-	if *output != "text" && *output != "json" {
-		fmt.Fprintf(stderr, "reconciler validate: -o must be text or json, got %q\n", *output)
-		return exitUsage
-	}
-	if len(paths) == 0 {
-		flags.Usage()
-		return exitUsage
+func (a *cli) validateCommand() *cobra.Command {
+	var output string
+	cmd := a.command("validate PATH... [-o text|json]", "check manifest files or directories; exit 1 on errors", validateUsage,
+		someArgs("PATH"), func(cmd *cobra.Command, paths []string) int { return a.validate(cmd, paths, output) })
+	cmd.ValidArgsFunction = nil // files and directories
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	completeWords(cmd, "output", "text", "json")
+	return cmd
+}
+
+// validate is `validate PATH...` once its flags are parsed.
+func (a *cli) validate(cmd *cobra.Command, paths []string, output string) int {
+	stdout, stderr := a.stdout, a.stderr
+	if err := oneOf("-o", output, "text", "json"); err != nil {
+		return a.usageError(cmd, err)
 	}
 
 	var r validateReport
@@ -85,7 +77,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	r.Summary.Warnings = len(r.Warnings)
 	r.Summary.Valid = len(r.Errors) == 0
 
-	if *output == "json" {
+	if output == "json" {
 		if r.Errors == nil {
 			r.Errors = []validateError{}
 		}
