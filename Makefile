@@ -43,16 +43,16 @@ build: ## build the binary into build/reconciler, the log driver embedded
 image: ## build the example image archive (from e2e/testapp) into build/images
 	$(GO) run ./e2e/mkimage -o $(IMAGES)/testapp.tar
 
-deps: ## install containerd, runc, the CNI plugins, iptables, git and OpenSSH (the e2e git servers, SSH signing) when missing (as root, with apt-get)
+deps: ## install containerd, runc, the CNI plugins, iptables, git, OpenSSH (the e2e git servers, SSH signing) and chromium (the web page's e2e test) when missing (as root, with apt-get)
 	@if command -v containerd >/dev/null && command -v runc >/dev/null && command -v containerd-shim-runc-v2 >/dev/null \
 		&& [ -x /usr/lib/cni/bridge -o -x /opt/cni/bin/bridge ] && command -v iptables >/dev/null && command -v git >/dev/null \
-		&& [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null; then \
+		&& [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null && command -v chromium >/dev/null; then \
 		exit 0; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing containerd, runc, containernetworking-plugins, iptables, git and openssh with apt-get"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd runc containernetworking-plugins iptables git openssh-client openssh-server >/dev/null; \
+		echo "installing containerd, runc, containernetworking-plugins, iptables, git, openssh and chromium with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd runc containernetworking-plugins iptables git openssh-client openssh-server chromium >/dev/null; \
 	else \
-		echo "containerd, runc, the CNI plugins, iptables, git and openssh are needed: as root run 'apt-get install -y containerd runc containernetworking-plugins iptables git openssh-client openssh-server' (Debian/Ubuntu)"; \
+		echo "containerd, runc, the CNI plugins, iptables, git, openssh and chromium are needed: as root run 'apt-get install -y containerd runc containernetworking-plugins iptables git openssh-client openssh-server chromium' (Debian/Ubuntu)"; \
 		[ "$$CI" != true ] || exit 1; \
 	fi
 

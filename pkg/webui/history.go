@@ -64,9 +64,9 @@ type spark struct {
 
 const sparkW, sparkH = 100, 20
 
-// view returns the usage of task over the window ending at now; running
-// says whether the task runs (a task that does not shows no value now).
-func (h *history) view(task string, now time.Time, running bool) usageView {
+// view returns the usage of task over the samples kept; running says
+// whether the task runs (a task that does not shows no value now).
+func (h *history) view(task string, running bool) usageView {
 	h.mu.Lock()
 	s := append([]sample(nil), h.tasks[task]...)
 	h.mu.Unlock()
@@ -75,9 +75,13 @@ func (h *history) view(task string, now time.Time, running bool) usageView {
 	if len(s) == 0 {
 		return v
 	}
-	start := now.Add(-h.window)
+	// The line spans the box from the first sample kept to the last.
+	first, span := s[0].at, s[len(s)-1].at.Sub(s[0].at)
 	x := func(t time.Time) float64 {
-		return float64(sparkW) * float64(t.Sub(start)) / float64(h.window)
+		if span <= 0 {
+			return 0
+		}
+		return float64(sparkW) * float64(t.Sub(first)) / float64(span)
 	}
 	// CPU: the rate between two samples, as a share of one core; a
 	// counter that went back (a new container) starts again from 0.
@@ -139,8 +143,8 @@ func percent(cores float64) string {
 	return strconv.FormatFloat(p, 'f', 0, 64) + "%"
 }
 
-// bytesIEC shows a size as `reconciler status` does quantities: "512 KiB",
-// "24.1 MiB".
+// bytesIEC shows a size in binary units, with three digits at most:
+// "512 B", "2.0 KiB", "24 MiB".
 func bytesIEC(b float64) string {
 	const unit = 1024
 	if b < unit {

@@ -39,6 +39,12 @@ func (h *hub) unsubscribe(c *client) {
 	h.mu.Unlock()
 }
 
+func (h *hub) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients)
+}
+
 func (h *hub) watched() []*client {
 	h.mu.Lock()
 	defer h.mu.Unlock()

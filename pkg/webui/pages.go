@@ -39,11 +39,24 @@ type staticFile struct {
 
 func pathEscape(s string) string { return url.PathEscape(s) }
 
+// wbr is s, escaped, where a line may break after each slash, colon and
+// at sign: an image reference wraps where it reads best.
+func wbr(s string) template.HTML {
+	var b strings.Builder
+	for _, r := range s {
+		b.WriteString(template.HTMLEscapeString(string(r)))
+		if r == '/' || r == ':' || r == '@' {
+			b.WriteString("<wbr>")
+		}
+	}
+	return template.HTML(b.String())
+}
+
 // short is a commit's first 12 digits.
 func short(commit string) string { return commit[:min(12, len(commit))] }
 
 func mustPages() *pages {
-	tmpl := template.Must(template.New("").Funcs(template.FuncMap{"path": pathEscape, "short": short}).ParseFS(assets, "assets/*.html"))
+	tmpl := template.Must(template.New("").Funcs(template.FuncMap{"path": pathEscape, "short": short, "wbr": wbr}).ParseFS(assets, "assets/*.html"))
 	p := &pages{tmpl: tmpl, static: map[string]staticFile{}}
 	entries, err := fs.ReadDir(assets, "assets")
 	if err != nil {

@@ -162,7 +162,7 @@ func (h *Handler) row(t reconcile.TaskStatus, now time.Time) row {
 	if !t.StartedAt.IsZero() {
 		r.Age = humanAge(now.Sub(t.StartedAt))
 	}
-	r.Usage = h.usage.view(t.Name, now, t.Phase == reconcile.PhaseRunning)
+	r.Usage = h.usage.view(t.Name, t.Phase == reconcile.PhaseRunning)
 	return r
 }
 

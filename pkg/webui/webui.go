@@ -3,6 +3,7 @@ package webui
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -81,11 +82,14 @@ type Config struct {
 	Title string
 	Clock clock.Clock // default clock.Real
 	Log   logr.Logger
-	// SampleEvery is how often Run records the usage of each task;
-	// default 10s. Samples is how many it keeps per task; default 30
-	// (the sparklines then span 5 minutes).
+	// SampleEvery is how often Run records the usage of each task while
+	// the page is looked at (a request, or a live viewer, in the last
+	// ActiveFor); default 5s, the age of the runtime's figures. Samples is
+	// how many it keeps per task; default 60 (the sparklines then span 5
+	// minutes). Nobody looking, nothing is asked of the daemon.
 	SampleEvery time.Duration
 	Samples     int
+	ActiveFor   time.Duration // default 15m
 	// MaxClients bounds the live viewers (event streams) at once; one
 	// more is answered 503 and still has the page without updates.
 	// Default 16.
@@ -103,10 +107,13 @@ func (c *Config) defaults() {
 		c.Clock = clock.Real{}
 	}
 	if c.SampleEvery <= 0 {
-		c.SampleEvery = 10 * time.Second
+		c.SampleEvery = 5 * time.Second
 	}
 	if c.Samples <= 1 {
-		c.Samples = 30
+		c.Samples = 60
+	}
+	if c.ActiveFor <= 0 {
+		c.ActiveFor = 15 * time.Minute
 	}
 	if c.MaxClients <= 0 {
 		c.MaxClients = 16
@@ -131,7 +138,11 @@ type Handler struct {
 	hub     *hub
 	slots   chan struct{} // one per live viewer
 	sampled chan struct{} // Run's sampler tells its hub a sample was taken
+	wake    chan struct{} // a request tells an idle sampler to sample now
 	done    chan struct{} // closed when Run returns: the streams end
+
+	mu       sync.Mutex
+	lastSeen time.Time // of the last request
 }
 
 // New returns the page's handler; it starts nothing (see Run).
@@ -144,6 +155,7 @@ func New(cfg Config) *Handler {
 		hub:     newHub(),
 		slots:   make(chan struct{}, cfg.MaxClients),
 		sampled: make(chan struct{}, 1),
+		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
 	mux := http.NewServeMux()
@@ -176,11 +188,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("X-Frame-Options", "DENY")
+	h.seen()
 	h.mux.ServeHTTP(w, r)
 }
 
 // Run keeps the page live until ctx is done: it samples the usage of each
-// task every SampleEvery and, at each change of the status or new sample,
+// task every SampleEvery while the page is looked at and, at each change of
+// the status or new sample,
 // renders the views that live viewers watch, once each, and hands them
 // over. Call it once.
 func (h *Handler) Run(ctx context.Context) error {
@@ -203,8 +217,32 @@ func (h *Handler) Run(ctx context.Context) error {
 	}
 }
 
-// sample records the usage of each task now and then every SampleEvery
-// until ctx is done, and tells the hub after each.
+// seen records a request, and wakes the sampler if it was idle.
+func (h *Handler) seen() {
+	now := h.cfg.Clock.Now()
+	h.mu.Lock()
+	idle := now.Sub(h.lastSeen) >= h.cfg.ActiveFor
+	h.lastSeen = now
+	h.mu.Unlock()
+	if idle {
+		select {
+		case h.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// active says whether the page was looked at in the last ActiveFor, or is
+// looked at now.
+func (h *Handler) active(now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return now.Sub(h.lastSeen) < h.cfg.ActiveFor || h.hub.count() > 0
+}
+
+// sample records the usage of each task every SampleEvery while the page
+// is looked at, until ctx is done, and tells the hub after each; a request
+// after a quiet time has a sample taken at once.
 func (h *Handler) sample(ctx context.Context) {
 	if h.cfg.Usage == nil {
 		return
@@ -216,15 +254,18 @@ func (h *Handler) sample(ctx context.Context) {
 		// long the figures take to come.
 		now := h.cfg.Clock.Now()
 		alarm.Reset(h.cfg.SampleEvery)
-		h.usage.record(now, h.cfg.Usage.Usage())
-		select {
-		case h.sampled <- struct{}{}:
-		default:
+		if h.active(now) {
+			h.usage.record(now, h.cfg.Usage.Usage())
+			select {
+			case h.sampled <- struct{}{}:
+			default:
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-alarm.C():
+		case <-h.wake:
 		}
 	}
 }

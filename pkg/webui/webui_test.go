@@ -53,7 +53,7 @@ func TestListShowsEveryColumn(t *testing.T) {
 	mustContain(t, w.Body.String(),
 		"<h1>edge-1</h1>", "4 tasks: 3 fine, 1 failing",
 		`href="tasks/web"`, ">web</a>", `class="phase ok">Running`, "<td data-label=\"Health\">healthy</td>",
-		"<td data-label=\"Restarts\">2</td>", "<td data-label=\"Age\">3m0s</td>", "localhost/reconciler/testapp:v1",
+		"<td class=\"nw\" data-label=\"Restarts\">2</td>", "<td class=\"nw\" data-label=\"Age\">3m0s</td>", "localhost/<wbr>reconciler/<wbr>testapp:<wbr>v1",
 		"<polyline points=", `<span class="v">50%</span>`, `<span class="v">24 MiB</span>`, // 5 s of CPU in 10 s; memory now
 		`class="phase bad">CrashLoopBackOff`, "back-off 20s restarting failed container",
 		"pod duo", ">setup</a> <span class=\"tag\">init</span>", ">server</a>",
@@ -324,7 +324,7 @@ func TestSlowViewerNeverBlocks(t *testing.T) {
 		h.broadcast()
 	}
 	b := string(<-c.mail)
-	if !strings.Contains(b, `<td data-label="Restarts">99</td>`) {
+	if !strings.Contains(b, `<td class="nw" data-label="Restarts">99</td>`) {
 		t.Errorf("the mailbox does not hold the newest view:\n%s", b)
 	}
 	select {
@@ -363,6 +363,8 @@ func TestSamplesBounded(t *testing.T) {
 	src := newFakeStatus(node())
 	u := &fakeUsage{u: map[string]Usage{"web": {CPUSeconds: 1, MemoryBytes: 1}, "job": {CPUSeconds: 1, MemoryBytes: 1}}}
 	h, clk := newTestHandler(src, func(c *Config) { c.Usage = u; c.Samples = 5; c.SampleEvery = time.Second })
+	h.seen() // someone looks (its wake is taken here: the sampler starts active)
+	<-h.wake
 	runHandler(t, h)
 	waitFor(t, func() bool { return h.samplesOf("web") == 1 })
 	for i := 2; i <= 8; i++ {
@@ -380,6 +382,39 @@ func TestSamplesBounded(t *testing.T) {
 	if n := h.samplesOf("job"); n != 0 {
 		t.Errorf("a task gone for the whole window keeps %d samples", n)
 	}
+}
+
+// TestSamplesOnlyWhileLookedAt: nobody looking, the sampler asks nothing.
+func TestSamplesOnlyWhileLookedAt(t *testing.T) {
+	h, clk := newTestHandler(newFakeStatus(node()), func(c *Config) { c.ActiveFor = time.Minute })
+	if h.active(clk.Now()) {
+		t.Error("active before any request")
+	}
+	get(t, h, http.MethodGet, "/")
+	select {
+	case <-h.wake:
+	default:
+		t.Error("the first request did not wake the sampler")
+	}
+	clk.Step(59 * time.Second)
+	if !h.active(clk.Now()) {
+		t.Error("not active 59s after a request")
+	}
+	get(t, h, http.MethodGet, "/")
+	select {
+	case <-h.wake:
+		t.Error("a request while active woke the sampler")
+	default:
+	}
+	clk.Step(time.Minute)
+	if h.active(clk.Now()) {
+		t.Error("active a minute after the last request")
+	}
+	c := h.hub.subscribe("")
+	if !h.active(clk.Now()) {
+		t.Error("not active with a live viewer")
+	}
+	h.hub.unsubscribe(c)
 }
 
 func (h *Handler) samplesOf(task string) int {
@@ -415,14 +450,14 @@ func TestSparkline(t *testing.T) {
 	for i, s := range []Usage{{0, 10 << 20}, {5, 20 << 20}, {15, 30 << 20}, {10, 40 << 20}} { // a new container at the end
 		hist.record(t0.Add(time.Duration(i)*10*time.Second), map[string]Usage{"web": s})
 	}
-	v := hist.view("web", t0.Add(30*time.Second), true)
-	if v.CPU.Points != "50.0,10.0 75.0,1.0" || v.CPU.Value != "100%" {
+	v := hist.view("web", true)
+	if v.CPU.Points != "33.3,10.0 66.7,1.0" || v.CPU.Value != "100%" {
 		t.Errorf("CPU %+v", v.CPU)
 	}
-	if v.Mem.Points != "25.0,14.5 50.0,10.0 75.0,5.5 100.0,1.0" || v.Mem.Value != "40 MiB" {
+	if v.Mem.Points != "0.0,14.5 33.3,10.0 66.7,5.5 100.0,1.0" || v.Mem.Value != "40 MiB" {
 		t.Errorf("memory %+v", v.Mem)
 	}
-	if v := hist.view("web", t0.Add(30*time.Second), false); v.CPU.Value != "-" || v.Mem.Value != "-" {
+	if v := hist.view("web", false); v.CPU.Value != "-" || v.Mem.Value != "-" {
 		t.Errorf("a task that does not run shows %q %q", v.CPU.Value, v.Mem.Value)
 	}
 	for in, want := range map[float64]string{0.004: "0.4%", 0.12: "12%", 1.8: "180%"} {
