@@ -129,7 +129,7 @@ func polyline(xs, ys []float64) string {
 		}
 		b.WriteString(strconv.FormatFloat(max(0, xs[i]), 'f', 1, 64))
 		b.WriteByte(',')
-		b.WriteString(strconv.FormatFloat(y, 'f', 1, 64))
+		b.WriteString(strconv.FormatFloat(y, 'f', 0, 64)) // a twentieth of the height is as fine as a line drawn 1rem high shows
 	}
 	return b.String()
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -451,10 +452,10 @@ func TestSparkline(t *testing.T) {
 		hist.record(t0.Add(time.Duration(i)*10*time.Second), map[string]Usage{"web": s})
 	}
 	v := hist.view("web", true)
-	if v.CPU.Points != "33.3,10.0 66.7,1.0" || v.CPU.Value != "100%" {
+	if v.CPU.Points != "33.3,10 66.7,1" || v.CPU.Value != "100%" {
 		t.Errorf("CPU %+v", v.CPU)
 	}
-	if v.Mem.Points != "0.0,14.5 33.3,10.0 66.7,5.5 100.0,1.0" || v.Mem.Value != "40 MiB" {
+	if v.Mem.Points != "0.0,14 33.3,10 66.7,6 100.0,1" || v.Mem.Value != "40 MiB" {
 		t.Errorf("memory %+v", v.Mem)
 	}
 	if v := hist.view("web", false); v.CPU.Value != "-" || v.Mem.Value != "-" {
@@ -502,4 +503,34 @@ func TestAssetsRevalidate(t *testing.T) {
 		t.Errorf("revalidation = %d, want 304", w2.Code)
 	}
 	_, _ = io.Copy(io.Discard, w.Body)
+}
+
+// TestPageWeight: the list of 20 running tasks with full sparklines, its
+// style sheet, script and icon stay small (docs/api.md says the figure).
+func TestPageWeight(t *testing.T) {
+	st := Status{}
+	for i := range 20 {
+		st.Tasks = append(st.Tasks, reconcile.TaskStatus{Name: fmt.Sprintf("task-%02d", i), Phase: reconcile.PhaseRunning, Message: "running",
+			Image: "registry.example.com/team/app:v1.2.3", StartedAt: t0.Add(-time.Hour), Restarts: i})
+	}
+	h, _ := newTestHandler(newFakeStatus(st), func(c *Config) { c.Usage = &fakeUsage{} })
+	for s := range h.cfg.Samples {
+		u := map[string]Usage{}
+		for i, task := range st.Tasks {
+			u[task.Name] = Usage{CPUSeconds: float64(s*s*(i+1)) / 7, MemoryBytes: float64((20 + s%7 + i) << 20)}
+		}
+		h.usage.record(t0.Add(time.Duration(s-h.cfg.Samples)*h.cfg.SampleEvery), u)
+	}
+	page := get(t, h, http.MethodGet, "/").Body.Len()
+	if n := strings.Count(get(t, h, http.MethodGet, "/").Body.String(), "<polyline"); n != 40 {
+		t.Fatalf("%d sparklines, want 40", n)
+	}
+	total := page
+	for _, a := range []string{"style.css", "live.js", "icon.svg"} {
+		total += get(t, h, http.MethodGet, "/assets/"+a).Body.Len()
+	}
+	t.Logf("20 tasks: / is %d bytes, %d with its assets", page, total)
+	if total > 64<<10 {
+		t.Errorf("20 tasks weigh %d bytes, over 64 KiB", total)
+	}
 }
